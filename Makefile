@@ -1,0 +1,28 @@
+# Two entry points for a fresh clone: `make tour` (the main job) and `make test`.
+# Each creates .venv and installs jaxgen with its test extras on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: install tour test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+tour: $(VENV)/.installed
+	$(BIN)/jaxgen tour --out runs/tour
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed
+	$(BIN)/python scripts/bench_gmm.py
+	$(BIN)/python scripts/bench_ppca.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,1 @@
+"""Pure-function generative models: one module per family (parameters are explicit pytrees)."""

@@ -1,0 +1,127 @@
+"""Input checks shared by every model: one place that turns bad input into a clear ``ValueError``.
+
+Every public entry point (pure functions that take user data, and the estimators) calls these
+before touching JAX, so that a wrong shape, a NaN or a bad hyperparameter fails early with a
+message that says what is wrong and how to fix it, instead of deep inside a jitted function.
+"""
+from __future__ import annotations
+
+import numbers
+
+import jax
+import numpy as np
+
+__all__ = ["check_data", "check_positive_int", "check_positive_float", "check_choice", "float_dtype"]
+
+
+def float_dtype(dtype=None) -> np.dtype:
+    """The floating dtype to compute in: float64 only when JAX runs with ``jax_enable_x64``.
+
+    Integer or bool input is promoted to the default float; float64 input falls back to float32
+    when x64 is off (JAX would silently do the same; we make it explicit).
+    """
+    x64 = bool(jax.config.jax_enable_x64)
+    if dtype is not None and np.issubdtype(np.dtype(dtype), np.floating):
+        dtype = np.dtype(dtype)
+        if dtype == np.float64 and not x64:
+            return np.dtype(np.float32)
+        if dtype in (np.dtype(np.float16),):
+            return np.dtype(np.float32)
+        return dtype
+    return np.dtype(np.float64 if x64 else np.float32)
+
+
+def check_data(
+    X,
+    *,
+    name: str = "X",
+    ndim: int = 2,
+    allow_nan: bool = False,
+    min_samples: int = 1,
+    n_features: int | None = None,
+    dtype=None,
+) -> np.ndarray:
+    """Validate user data and return it as a NumPy float array.
+
+    Args:
+      X: array-like of shape (N, D) (or (N,) when ``ndim == 1``).
+      name: how the array is called in error messages.
+      ndim: required number of dimensions. A 1-D array passed where 2-D is required is rejected
+        (scikit-learn's convention) with a hint to reshape.
+      allow_nan: accept NaN as "missing" (inf is never accepted).
+      min_samples: the least number of rows.
+      n_features: when given, the required number of columns (e.g. the count seen at fit time).
+      dtype: computation dtype; default from :func:`float_dtype` of the input.
+
+    Returns:
+      ``np.ndarray`` of shape (N, D) and a float dtype.
+
+    Raises:
+      ValueError: non-numeric data, wrong rank, too few rows, NaN/inf, wrong feature count.
+    """
+    if isinstance(X, jax.Array):
+        X = np.asarray(X)
+    try:
+        arr = np.asarray(X)
+    except Exception as e:  # ragged lists and the like
+        raise ValueError(f"{name} could not be converted to a numeric array: {e}") from e
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(
+            f"{name} must be numeric, got dtype {arr.dtype}. Convert it with np.asarray({name}, dtype=float) "
+            "after encoding any non-numeric columns."
+        )
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be real-valued, got complex dtype {arr.dtype}.")
+    if arr.ndim != ndim:
+        hint = ""
+        if ndim == 2 and arr.ndim == 1:
+            hint = " Reshape with X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample."
+        raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}.{hint}")
+    if arr.shape[0] < min_samples:
+        raise ValueError(
+            f"{name} has {arr.shape[0]} sample(s), but at least {min_samples} are needed"
+            + (" (empty data)." if arr.shape[0] == 0 else ".")
+        )
+    if ndim == 2 and arr.shape[1] == 0:
+        raise ValueError(f"{name} has 0 features; it needs at least one column.")
+    if n_features is not None and ndim == 2 and arr.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {arr.shape[1]} features, but the model was fitted with {n_features} features."
+        )
+    out_dtype = float_dtype(dtype if dtype is not None else arr.dtype)
+    arr = arr.astype(out_dtype, copy=False)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        n_inf = int(np.isinf(arr).sum())
+        n_nan = int(np.isnan(arr).sum())
+        if n_inf or (n_nan and not allow_nan):
+            what = ", ".join(s for s in (f"{n_nan} NaN" if n_nan else "", f"{n_inf} inf" if n_inf else "") if s)
+            extra = "" if allow_nan else " Remove or impute them first (missing values are supported only where documented, e.g. PPCA's EM)."
+            raise ValueError(f"{name} contains {what} value(s); all entries must be finite.{extra}")
+    return arr
+
+
+def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int, or raise ``ValueError`` if it is not an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}.")
+    return int(value)
+
+
+def check_positive_float(value, name: str, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a float, or raise ``ValueError`` unless it is finite and > 0 (>= 0 if allowed)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value}.")
+    return float(value)
+
+
+def check_choice(value, name: str, choices) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` listing them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}.")
+    return value

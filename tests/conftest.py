@@ -1,0 +1,31 @@
+"""Test-suite set-up: four virtual CPU devices (for the sharding tests), fast compiles, data dir.
+
+Environment must be set before JAX initialises its backends, hence at import time here.
+"""
+import os
+from pathlib import Path
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+os.environ.setdefault("MPLBACKEND", "Agg")
+_shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+if "JAXGEN_DATA_DIR" not in os.environ and _shared.is_dir():
+    os.environ["JAXGEN_DATA_DIR"] = str(_shared)
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+# Tests are compile-bound: most XLA optimisations cost more compile time than they save.
+if os.environ.get("JAXGEN_TEST_OPTIMIZE", "0") != "1":
+    jax.config.update("jax_disable_most_optimizations", True)
+
+
+@pytest.fixture
+def x64():
+    """Run a test body with float64 enabled (``with jax.enable_x64(True)``)."""
+    with jax.enable_x64(True):
+        yield
+
+
+def shared_data_dir() -> Path | None:
+    d = os.environ.get("JAXGEN_DATA_DIR")
+    return Path(d) if d and Path(d).is_dir() else None
