@@ -1,10 +1,19 @@
 """jaxgen: generative modelling from first principles in JAX.
 
-Pure functions over explicit parameter pytrees live in :mod:`jaxgen.models`; scikit-learn-style
-estimators over them are re-exported here.
+Pure functions over explicit parameter pytrees live in :mod:`jaxgen.models` (one module per
+family); scikit-learn-style estimators over them live in :mod:`jaxgen.estimators` and are
+re-exported here lazily, so that ``import jaxgen.data`` does not pay for scikit-learn.
 """
+import importlib
+
 __version__ = "0.1.0"
 
-from jaxgen.estimators import GaussianMixture, PPCA  # noqa: E402
+_ESTIMATORS = {"GaussianMixture": "jaxgen.estimators.gmm", "PPCA": "jaxgen.estimators.ppca"}
 
-__all__ = ["GaussianMixture", "PPCA", "__version__"]
+__all__ = [*_ESTIMATORS, "__version__"]
+
+
+def __getattr__(name):
+    if name in _ESTIMATORS:
+        return getattr(importlib.import_module(_ESTIMATORS[name]), name)
+    raise AttributeError(f"module 'jaxgen' has no attribute {name!r}")

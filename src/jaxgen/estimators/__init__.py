@@ -1,5 +1,12 @@
 """scikit-learn-style estimators over the pure model functions (fit / predict / score_samples ...)."""
-from jaxgen.estimators.gmm import GaussianMixture
-from jaxgen.estimators.ppca import PPCA
+import importlib
 
-__all__ = ["GaussianMixture", "PPCA"]
+_NAMES = {"GaussianMixture": "jaxgen.estimators.gmm", "PPCA": "jaxgen.estimators.ppca"}
+
+__all__ = list(_NAMES)
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        return getattr(importlib.import_module(_NAMES[name]), name)
+    raise AttributeError(f"module 'jaxgen.estimators' has no attribute {name!r}")
