@@ -8,7 +8,12 @@ import importlib
 
 __version__ = "0.1.0"
 
-_ESTIMATORS = {"GaussianMixture": "jaxgen.estimators.gmm", "PPCA": "jaxgen.estimators.ppca"}
+_ESTIMATORS = {
+    "GaussianMixture": "jaxgen.estimators.gmm",
+    "PPCA": "jaxgen.estimators.ppca",
+    "StudentTPCA": "jaxgen.estimators.tpca",
+    "BayesianGaussianMixture": "jaxgen.estimators.bayes_gmm",
+}
 
 __all__ = [*_ESTIMATORS, "__version__"]
 

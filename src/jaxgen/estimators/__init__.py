@@ -1,7 +1,12 @@
 """scikit-learn-style estimators over the pure model functions (fit / predict / score_samples ...)."""
 import importlib
 
-_NAMES = {"GaussianMixture": "jaxgen.estimators.gmm", "PPCA": "jaxgen.estimators.ppca"}
+_NAMES = {
+    "GaussianMixture": "jaxgen.estimators.gmm",
+    "PPCA": "jaxgen.estimators.ppca",
+    "StudentTPCA": "jaxgen.estimators.tpca",
+    "BayesianGaussianMixture": "jaxgen.estimators.bayes_gmm",
+}
 
 __all__ = list(_NAMES)
 
