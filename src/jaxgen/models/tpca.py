@@ -285,6 +285,14 @@ def numpyro_model(X: jax.Array, n_components: int, *, subsample_size: int | None
         numpyro.factor("obs", log_prob(params, X[idx]))
 
 
+def _lower_triangular_form(W: jax.Array) -> jax.Array:
+    """The W' = W R (R orthogonal, same W W^T) that is lower-triangular with a positive diagonal:
+    from the QR decomposition W^T = Q R', W' = R'^T with column signs fixed. ``(D, q)`` -> ``(D, q)``."""
+    _, R = jnp.linalg.qr(W.T)  # (q, D) upper-trapezoidal
+    L = R.T
+    return L * jnp.where(jnp.diagonal(L) < 0, -1.0, 1.0).astype(W.dtype)
+
+
 def _posterior_params(samples: dict) -> TPCAParams:
     """Stack posterior draws into a TPCAParams with a leading sample axis ``(S, ...)``."""
     return TPCAParams(mu=samples["mu"], W=samples["W"], sigma2=samples["sigma"] ** 2, nu=samples["nu"])
@@ -306,12 +314,19 @@ def fit_nuts(
     leading axis of ``num_chains * num_samples`` draws; ``mcmc`` is the NumPyro MCMC object
     (for ``arviz.from_numpyro`` diagnostics).
     """
-    from numpyro.infer import MCMC, NUTS
+    from numpyro.infer import MCMC, NUTS, init_to_value
 
     X = jnp.asarray(check_data(X, min_samples=2))
     q = _check_q(n_components, X.shape[1])
+    # start the chain at the EM estimate (W in its lower-triangular form): warm-up then adapts
+    # around the mode instead of wandering in from the prior
+    em, _ = fit_em(X, q)
+    W_tri = _lower_triangular_form(em.W)
+    rows, cols = jnp.tril_indices(X.shape[1], -1, q)
+    init = {"mu": em.mu, "W_off": W_tri[rows, cols], "W_diag": jnp.diagonal(W_tri),
+            "sigma": jnp.sqrt(em.sigma2), "nu": jnp.clip(em.nu, 0.5, 200.0)}
     mcmc = MCMC(
-        NUTS(numpyro_model),
+        NUTS(numpyro_model, init_strategy=init_to_value(values=init)),
         num_warmup=check_positive_int(num_warmup, "num_warmup"),
         num_samples=check_positive_int(num_samples, "num_samples"),
         num_chains=check_positive_int(num_chains, "num_chains"),
