@@ -41,7 +41,7 @@ __all__ = [
     "NIWPrior", "VBPosterior", "VBInfo", "default_prior", "fit_vb", "vb_responsibilities",
     "predictive_log_prob", "expected_weights", "sample_predictive", "occupied_clusters_vb",
     "co_clustering", "numpyro_model", "fit_nuts", "MixtureDraws", "draws_responsibilities",
-    "draws_log_prob", "occupied_clusters_draws", "sample_draws",
+    "draws_log_prob", "occupied_clusters_draws", "sample_draws", "label_invariant_diagnostics",
 ]
 
 
@@ -474,3 +474,28 @@ def sample_draws(key: jax.Array, draws: MixtureDraws, n: int) -> tuple[jax.Array
         lambda L, e: jax.scipy.linalg.solve_triangular(L, e, lower=True, trans=1)
     )(L, eps)
     return x, z
+
+
+def label_invariant_diagnostics(mcmc, X: jax.Array):
+    """ArviZ R-hat and effective sample sizes of label-invariant quantities of a NUTS run.
+
+    Per-component parameters are not comparable across draws (labels switch), so the chains are
+    diagnosed on: the log-likelihood of the data, the weights sorted in decreasing order, and the
+    expected number of occupied clusters sum_k (1 - prod_n (1 - r_nk)).
+
+    Args: ``mcmc`` from :func:`fit_nuts`; ``X (N, D)`` the data it was run on.
+    Returns: a pandas DataFrame (``arviz.summary``) with ``r_hat``, ``ess_bulk``, ``ess_tail``.
+    """
+    import arviz as az
+
+    s = mcmc.get_samples(group_by_chain=True)
+    C, S = s["weights"].shape[:2]
+    flat = MixtureDraws(*(a.reshape((C * S,) + a.shape[2:]) for a in (s["weights"], s["means"], s["prec_chol"])))
+    f = lambda w, m, L: jnp.sum(logsumexp(_component_log_prob(X, m, L) + jnp.log(w), axis=-1))
+    loglik = jax.vmap(f)(flat.weights, flat.means, flat.prec_chol)
+    resp = draws_responsibilities(flat, X)
+    occupied = jnp.sum(1.0 - jnp.exp(jnp.sum(jnp.log1p(-jnp.clip(resp, 0.0, 1.0 - 1e-7)), axis=1)), axis=-1)
+    sorted_w = -jnp.sort(-flat.weights, axis=-1)
+    post = {"data_loglik": loglik.reshape(C, S), "expected_occupied": occupied.reshape(C, S),
+            "sorted_weights": sorted_w.reshape(C, S, -1)}
+    return az.summary(az.from_dict(posterior={k: np.asarray(v) for k, v in post.items()}), kind="diagnostics")

@@ -65,8 +65,8 @@ def _mahalanobis(params: TPCAParams, X: jax.Array) -> tuple[jax.Array, jax.Array
     Returns ``(delta (N,), logdet ())``.
     """
     D, q = params.W.shape
-    Xc = X - params.mu
-    M = params.W.T @ params.W + params.sigma2 * jnp.eye(q, dtype=X.dtype)  # (q, q)
+    Xc = jnp.asarray(X, params.W.dtype) - params.mu
+    M = params.W.T @ params.W + params.sigma2 * jnp.eye(q, dtype=params.W.dtype)  # (q, q)
     L = jnp.linalg.cholesky(M)
     proj = jax.scipy.linalg.solve_triangular(L, (Xc @ params.W).T, lower=True)  # (q, N)
     # C^{-1} = (I - W M^{-1} W^T) / sigma2
@@ -114,6 +114,7 @@ def encode(params: TPCAParams, X: jax.Array) -> tuple[jax.Array, jax.Array]:
     Returns ``(mean (N, q), cov (N, q, q))``.
     """
     q = params.W.shape[1]
+    X = jnp.asarray(X, params.W.dtype)
     M = params.W.T @ params.W + params.sigma2 * jnp.eye(q, dtype=X.dtype)
     Minv = jnp.linalg.inv(M)
     mean = (X - params.mu) @ params.W @ Minv.T
