@@ -37,7 +37,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     ``mean_precision_prior`` beta0 (None -> 1); ``mean_prior`` m0 (None -> data mean);
     ``degrees_of_freedom_prior`` nu0 > D - 1 (None -> D); ``covariance_prior`` W0^{-1} (D, D)
     positive definite (None -> data covariance); ``inference`` "vb" or "nuts"; ``max_iter``,
-    ``tol`` (VB, per-sample ELBO change); ``num_warmup``, ``num_samples``, ``num_chains`` (NUTS);
+    ``tol`` (VB: change of the ELBO *per sample*; scikit-learn's tol is on the total); ``num_warmup``, ``num_samples``, ``num_chains`` (NUTS);
     ``random_state``.
 
     Fitted attributes: ``weights_ (K,)`` posterior mean weights, ``means_ (K, D)``,
