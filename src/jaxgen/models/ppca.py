@@ -54,6 +54,8 @@ __all__ = [
     "log_prob",
     "log_prob_observed",
     "mahalanobis",
+    "mahalanobis_logdet",
+    "ml_from_scatter",
     "sample",
     "encode",
     "encode_observed",
@@ -130,20 +132,30 @@ def canonicalize(params: PPCAParams) -> PPCAParams:
 # closed-form maximum likelihood
 
 
+def ml_from_scatter(S: jax.Array, q: int) -> tuple[jax.Array, jax.Array]:
+    """Tipping & Bishop's closed form for a given (possibly weighted) covariance ``S (D, D)``.
+
+    Returns ``(W (D, q), sigma2 ())`` maximising ``-log|C| - tr(C^{-1} S)`` over
+    ``C = W W^T + sigma2 I``: the M-step of every model built on the PPCA covariance (here, and the
+    <u>-weighted scatter of Student-t PCA). ``sigma2`` is floored as described in the module docstring.
+    """
+    D = S.shape[0]
+    evals, evecs = jnp.linalg.eigh(S)  # ascending
+    evals = jnp.maximum(evals[::-1], 0.0)  # clip round-off negatives of a rank-deficient S
+    evecs = evecs[:, ::-1]
+    floor = SIGMA2_FLOOR * jnp.mean(evals) + jnp.finfo(S.dtype).tiny
+    sigma2 = jnp.mean(evals[q:]) if q < D else jnp.zeros((), S.dtype)
+    sigma2 = jnp.maximum(sigma2, floor)
+    U = _flip_sign(evecs[:, :q])
+    return U * jnp.sqrt(jnp.maximum(evals[:q] - sigma2, 0.0)), sigma2
+
+
 @functools.partial(jax.jit, static_argnames=("q", "ddof"))
 def _fit_ml(X: jax.Array, q: int, ddof: int) -> PPCAParams:
     N, D = X.shape
     mu = jnp.mean(X, axis=0)
     Xc = X - mu
-    S = (Xc.T @ Xc) / (N - ddof)
-    evals, evecs = jnp.linalg.eigh(S)  # ascending
-    evals = jnp.maximum(evals[::-1], 0.0)  # clip round-off negatives of a rank-deficient S
-    evecs = evecs[:, ::-1]
-    floor = SIGMA2_FLOOR * jnp.mean(evals) + jnp.finfo(X.dtype).tiny
-    sigma2 = jnp.mean(evals[q:]) if q < D else jnp.zeros((), X.dtype)
-    sigma2 = jnp.maximum(sigma2, floor)
-    U = _flip_sign(evecs[:, :q])
-    W = U * jnp.sqrt(jnp.maximum(evals[:q] - sigma2, 0.0))
+    W, sigma2 = ml_from_scatter((Xc.T @ Xc) / (N - ddof), q)
     return PPCAParams(mu=mu, W=W, sigma2=sigma2)
 
 
@@ -177,7 +189,12 @@ def _eig_parts(params: PPCAParams):
 
 
 @jax.jit
-def _mahalanobis(params: PPCAParams, X: jax.Array) -> tuple[jax.Array, jax.Array]:
+def mahalanobis_logdet(params, X: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(delta (N,), logdet ())``: Mahalanobis distances under ``C = W W^T + sigma2 I`` and ``log|C|``.
+
+    No input checks: for models built on the PPCA covariance (``params`` needs ``mu``, ``W``,
+    ``sigma2``; Student-t PCA uses it too) and for calls under ``jit``.
+    """
     # C = U diag(ev) U^T + sigma2 (I - U U^T): split x - mu into its coordinates in span(W) and the
     # residual off it. The residual is formed explicitly (not |r|^2 - |U^T r|^2) so that a tiny
     # sigma2 (q = D) does not amplify cancellation error; projecting X (not X - mu) avoids writing
@@ -193,7 +210,7 @@ def _mahalanobis(params: PPCAParams, X: jax.Array) -> tuple[jax.Array, jax.Array
 
 @jax.jit
 def _log_prob(params: PPCAParams, X: jax.Array) -> jax.Array:
-    maha, logdet = _mahalanobis(params, X)
+    maha, logdet = mahalanobis_logdet(params, X)
     return -0.5 * (X.shape[1] * _LOG_2PI + logdet + maha)
 
 
@@ -207,7 +224,7 @@ def log_prob(params: PPCAParams, X) -> jax.Array:
 
 def mahalanobis(params: PPCAParams, X) -> jax.Array:
     """Squared Mahalanobis distance ``(x - mu)^T C^{-1} (x - mu)`` of each row under the marginal, ``(N,)``."""
-    return _mahalanobis(params, _prepare(params, X))[0]
+    return mahalanobis_logdet(params, _prepare(params, X))[0]
 
 
 def outlier_score(params: PPCAParams, X) -> jax.Array:

@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma, gammaln
 
+from jaxgen.linalg import principal_angles
+from jaxgen.models import ppca
 from jaxgen.validation import check_data, check_positive_float, check_positive_int
 
 __all__ = [
@@ -60,20 +62,8 @@ class TPCAInfo:
 
 
 def _mahalanobis(params: TPCAParams, X: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Mahalanobis distances under C = W W^T + sigma2 I, and log|C|, in O(N D q) via Woodbury.
-
-    Returns ``(delta (N,), logdet ())``.
-    """
-    D, q = params.W.shape
-    Xc = jnp.asarray(X, params.W.dtype) - params.mu
-    M = params.W.T @ params.W + params.sigma2 * jnp.eye(q, dtype=params.W.dtype)  # (q, q)
-    L = jnp.linalg.cholesky(M)
-    proj = jax.scipy.linalg.solve_triangular(L, (Xc @ params.W).T, lower=True)  # (q, N)
-    # C^{-1} = (I - W M^{-1} W^T) / sigma2
-    delta = (jnp.sum(Xc**2, axis=1) - jnp.sum(proj**2, axis=0)) / params.sigma2
-    # |C| = sigma2^(D-q) |M|
-    logdet = (D - q) * jnp.log(params.sigma2) + 2.0 * jnp.sum(jnp.log(jnp.diag(L)))
-    return jnp.maximum(delta, 0.0), logdet
+    """``(delta (N,), logdet ())`` under the scale matrix C = W W^T + sigma2 I (PPCA's, O(N D q))."""
+    return ppca.mahalanobis_logdet(params, jnp.asarray(X, params.W.dtype))
 
 
 def log_prob(params: TPCAParams, X: jax.Array) -> jax.Array:
@@ -139,24 +129,6 @@ def sample(key: jax.Array, params: TPCAParams, n: int) -> tuple[jax.Array, jax.A
     return params.mu + z @ params.W.T + eps, z, u
 
 
-def _ppca_from_scatter(mu: jax.Array, S: jax.Array, q: int) -> tuple[jax.Array, jax.Array]:
-    """Tipping & Bishop closed form on a (weighted) scatter matrix ``S (D, D)``.
-
-    Returns ``(W (D, q), sigma2 ())`` maximising -log|C| - tr(C^{-1} S) over C = W W^T + sigma2 I.
-    """
-    D = S.shape[0]
-    evals, evecs = jnp.linalg.eigh(S)  # ascending
-    evals, evecs = evals[::-1], evecs[:, ::-1]
-    tiny = jnp.finfo(S.dtype).tiny ** 0.5
-    sigma2 = jnp.maximum(jnp.mean(evals[q:]) if q < D else tiny, tiny)
-    lam = jnp.maximum(evals[:q] - sigma2, 0.0)
-    U = evecs[:, :q]
-    # deterministic signs: the largest-magnitude entry of each column is positive
-    idx = jnp.argmax(jnp.abs(U), axis=0)
-    U = U * jnp.sign(U[idx, jnp.arange(q)])
-    return U * jnp.sqrt(lam), sigma2
-
-
 def _solve_nu(c: jax.Array, dtype) -> jax.Array:
     """Root of 1 + log(nu/2) - digamma(nu/2) + c = 0 in [NU_MIN, NU_MAX], by bisection on log nu.
 
@@ -186,7 +158,7 @@ def _em_step(params: TPCAParams, X: jax.Array, q: int, learn_nu: bool) -> tuple[
     mu = (u @ X) / jnp.sum(u)
     Xc = X - mu
     S = (Xc * u[:, None]).T @ Xc / N
-    W, sigma2 = _ppca_from_scatter(mu, S, q)
+    W, sigma2 = ppca.ml_from_scatter(S, q)
     nu = _solve_nu(jnp.mean(log_u - u), X.dtype) if learn_nu else params.nu
     return TPCAParams(mu=mu, W=W, sigma2=sigma2, nu=nu), ll
 
@@ -226,7 +198,7 @@ def _fit_em(X, q, nu0, learn_nu, max_iter, tol):
     N = X.shape[0]
     mu = jnp.mean(X, axis=0)
     Xc = X - mu
-    W, sigma2 = _ppca_from_scatter(mu, Xc.T @ Xc / N, q)
+    W, sigma2 = ppca.ml_from_scatter(Xc.T @ Xc / N, q)
     params = TPCAParams(mu=mu, W=W, sigma2=sigma2, nu=nu0)
     history = jnp.full((max_iter,), jnp.nan, X.dtype)
 
@@ -388,14 +360,7 @@ def subspace_credible_angles(posterior: TPCAParams, reference: jax.Array) -> jax
     ``reference (D, q)``; its quantiles are a credible uncertainty on the principal subspace
     that does not depend on how W is rotated. Returns ``(S,)``.
     """
-    Qr, _ = jnp.linalg.qr(reference)
-
-    def angle(W):
-        Qw, _ = jnp.linalg.qr(W)
-        cos = jnp.linalg.svd(Qw.T @ Qr, compute_uv=False)
-        return jnp.degrees(jnp.arccos(jnp.clip(jnp.min(cos), -1.0, 1.0)))
-
-    return jax.vmap(angle)(posterior.W)
+    return jax.vmap(lambda W: principal_angles(W, reference)[-1])(posterior.W)
 
 
 def _check_q(n_components, n_features: int) -> int:
