@@ -10,6 +10,7 @@ import numbers
 
 import jax
 import numpy as np
+import scipy.sparse
 
 __all__ = ["check_data", "check_positive_int", "check_positive_float", "check_choice", "float_dtype"]
 
@@ -59,23 +60,33 @@ def check_data(
     Raises:
       ValueError: non-numeric data, wrong rank, too few rows, NaN/inf, wrong feature count.
     """
+    if scipy.sparse.issparse(X):
+        raise ValueError(f"{name} is a sparse matrix; sparse input is not supported: pass {name}.toarray().")
     if isinstance(X, jax.Array):
         X = np.asarray(X)
     try:
         arr = np.asarray(X)
     except Exception as e:  # ragged lists and the like
         raise ValueError(f"{name} could not be converted to a numeric array: {e}") from e
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+    if arr.dtype == object:  # e.g. a DataFrame of mixed numeric columns: numeric if every entry is
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(
+                f"{name} must be numeric, but it holds non-numeric entries ({e}). Encode those columns first."
+            ) from e
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"Complex data not supported: {name} has dtype {arr.dtype}; pass real values.")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(
             f"{name} must be numeric, got dtype {arr.dtype}. Convert it with np.asarray({name}, dtype=float) "
             "after encoding any non-numeric columns."
         )
-    if np.issubdtype(arr.dtype, np.complexfloating):
-        raise ValueError(f"{name} must be real-valued, got complex dtype {arr.dtype}.")
     if arr.ndim != ndim:
         hint = ""
         if ndim == 2 and arr.ndim == 1:
-            hint = " Reshape with X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample."
+            hint = (" Reshape your data either using X.reshape(-1, 1) if it has a single feature or "
+                    "X.reshape(1, -1) if it contains a single sample.")
         raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}.{hint}")
     if arr.shape[0] < min_samples:
         raise ValueError(
@@ -83,10 +94,11 @@ def check_data(
             + (" (empty data)." if arr.shape[0] == 0 else ".")
         )
     if ndim == 2 and arr.shape[1] == 0:
-        raise ValueError(f"{name} has 0 features; it needs at least one column.")
+        raise ValueError(f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
     if n_features is not None and ndim == 2 and arr.shape[1] != n_features:
         raise ValueError(
-            f"{name} has {arr.shape[1]} features, but the model was fitted with {n_features} features."
+            f"{name} has {arr.shape[1]} features, but the model is expecting {n_features} features as input "
+            "(the number it was fitted with)."
         )
     out_dtype = float_dtype(dtype if dtype is not None else arr.dtype)
     arr = arr.astype(out_dtype, copy=False)
