@@ -97,8 +97,8 @@ def check_data(
         raise ValueError(f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
     if n_features is not None and ndim == 2 and arr.shape[1] != n_features:
         raise ValueError(
-            f"{name} has {arr.shape[1]} features, but the model is expecting {n_features} features as input "
-            "(the number it was fitted with)."
+            f"{name} has {arr.shape[1]} features, but the model is expecting {n_features} features as input: "
+            f"it was fitted with {n_features} features."
         )
     out_dtype = float_dtype(dtype if dtype is not None else arr.dtype)
     arr = arr.astype(out_dtype, copy=False)
