@@ -1,0 +1,816 @@
+"""Gaussian mixture model fitted by EM: pure functions over a :class:`GMMParams` pytree.
+
+Conventions follow scikit-learn's ``sklearn.mixture.GaussianMixture`` so that, from the same
+initial parameters, :func:`fit_em` follows scikit-learn iteration by iteration:
+
+* covariance layouts -- ``full`` (K, D, D), ``tied`` (D, D), ``diag`` (K, D), ``spherical`` (K,);
+* ``precisions_cholesky`` is scikit-learn's ``precisions_cholesky_``: an upper-triangular U with
+  precision = U Uᵀ (for diag/spherical, the square root of the precisions);
+* one EM iteration = E-step with the current parameters (its mean log-likelihood is the iteration's
+  ``lower_bound``) followed by the M-step; stop when |Δ lower_bound| < tol; ``reg_covar`` on the
+  diagonal and ``10 * eps`` added to N_k.
+
+Scalability: every pass over the data is a ``lax.scan`` over (n_chunks, chunk, D) blocks that
+accumulates N_k, Σ r (x - c_k) and the second moments Σ r (x - c_k)(x - c_k)ᵀ centred at the
+current means c_k (shifted-data formula: accurate in float32). Peak memory is O(chunk · K · D) on
+top of the data, never (N, K, D). Row-sharded data (:func:`jaxgen.sharding.shard_rows`) is
+processed under ``jax.shard_map``: each device scans its own rows and the statistics are
+``psum``-ed, so the data are never gathered on one device (multi-host: see :mod:`jaxgen.sharding`).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from functools import partial
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import solve_triangular
+from jax.scipy.special import logsumexp
+from jax.sharding import PartitionSpec as P
+
+from jaxgen.sharding import row_sharding_of
+from jaxgen.validation import (
+    check_choice,
+    check_data,
+    check_positive_float,
+    check_positive_int,
+    float_dtype,
+)
+
+__all__ = [
+    "COVARIANCE_TYPES",
+    "INIT_METHODS",
+    "GMMParams",
+    "EMInfo",
+    "init_params",
+    "fit_em",
+    "fit",
+    "log_prob",
+    "log_prob_components",
+    "estimate_weighted_log_prob",
+    "responsibilities",
+    "predict",
+    "sample",
+    "n_parameters",
+    "bic",
+    "aic",
+]
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+# "kmeans++": k-means++ seeding + Lloyd iterations (scikit-learn's "kmeans", also accepted);
+# "k-means++": seeding only; "random": random responsibilities; "random_from_data": K data points.
+INIT_METHODS = ("kmeans++", "kmeans", "k-means++", "random", "random_from_data")
+
+_CONVERGENCE_MSG = (
+    "Best performing initialization did not converge. Try different init parameters, "
+    "or increase max_iter, tol, or check for degenerate data."
+)
+_ILL_DEFINED_MSG = (
+    "Fitting the mixture model failed because some components have ill-defined empirical "
+    "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
+    "number of components, increase reg_covar, or scale the input data."
+)
+
+
+# ----------------------------------------------------------------------------- parameters
+def _flip(a):
+    return jnp.flip(a, axis=(-2, -1))
+
+
+def _precision_chol_from_cov(cov, covariance_type):
+    """scikit-learn's ``_compute_precision_cholesky``: U = L⁻ᵀ with Σ = L Lᵀ (NaN if not PD)."""
+    if covariance_type in ("full", "tied"):
+        chol = jnp.linalg.cholesky(cov)
+        eye = jnp.broadcast_to(jnp.eye(cov.shape[-1], dtype=cov.dtype), cov.shape)
+        return jnp.swapaxes(solve_triangular(chol, eye, lower=True), -1, -2)
+    return 1.0 / jnp.sqrt(cov)
+
+
+@flax.struct.dataclass
+class GMMParams:
+    """Mixture parameters (shapes for K components in D dimensions).
+
+    Attributes:
+      weights: (K,) mixing proportions, summing to one.
+      means: (K, D).
+      covariances: full (K, D, D); tied (D, D); diag (K, D); spherical (K,).
+      precisions_cholesky: same layout; upper-triangular U with Σ⁻¹ = U Uᵀ (full/tied), Σ^{-1/2}
+        elementwise (diag/spherical) -- scikit-learn's ``precisions_cholesky_``.
+      covariance_type: static string, one of ``COVARIANCE_TYPES``.
+    """
+
+    weights: jax.Array
+    means: jax.Array
+    covariances: jax.Array
+    precisions_cholesky: jax.Array
+    covariance_type: str = flax.struct.field(pytree_node=False, default="full")
+
+    @classmethod
+    def from_covariances(cls, weights, means, covariances, covariance_type="full") -> "GMMParams":
+        """Build from covariances (Cholesky-factorised here; NaN entries if one is not PD)."""
+        check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
+        covariances = jnp.asarray(covariances)
+        return cls(
+            jnp.asarray(weights), jnp.asarray(means), covariances,
+            _precision_chol_from_cov(covariances, covariance_type), covariance_type,
+        )
+
+    @classmethod
+    def from_precisions(cls, weights, means, precisions, covariance_type="full") -> "GMMParams":
+        """Build from precision matrices (scikit-learn's ``precisions_init`` layout)."""
+        check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
+        prec = jnp.asarray(precisions)
+        if covariance_type in ("full", "tied"):
+            # precision = U Uᵀ with U upper: Cholesky of the row/column-reversed matrix, reversed back.
+            u = _flip(jnp.linalg.cholesky(_flip(prec)))
+            eye = jnp.broadcast_to(jnp.eye(prec.shape[-1], dtype=prec.dtype), prec.shape)
+            u_inv = solve_triangular(u, eye, lower=False)
+            cov = jnp.swapaxes(u_inv, -1, -2) @ u_inv
+        else:
+            u = jnp.sqrt(prec)
+            cov = 1.0 / prec
+        return cls(jnp.asarray(weights), jnp.asarray(means), cov, u, covariance_type)
+
+    @property
+    def precisions(self) -> jax.Array:
+        """Precision matrices (full/tied: U Uᵀ) or precisions (diag/spherical), same layout."""
+        u = self.precisions_cholesky
+        if self.covariance_type in ("full", "tied"):
+            return u @ jnp.swapaxes(u, -1, -2)
+        return u**2
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.means.shape[1]
+
+
+@flax.struct.dataclass
+class EMInfo:
+    """Diagnostics of one EM run.
+
+    Attributes:
+      lower_bound: () mean per-sample log-likelihood computed in the last iteration's E-step
+        (scikit-learn's ``lower_bound_``); -inf when ``max_iter == 0``.
+      n_iter: () number of EM iterations run.
+      converged: () bool, |Δ lower_bound| < tol reached.
+      history: (max_iter,) lower bound of every iteration, NaN after ``n_iter``.
+    """
+
+    lower_bound: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    history: jax.Array
+
+
+# ----------------------------------------------------------------------------- densities
+def _log_det_chol(u, covariance_type, n_features):
+    """log det of the precision Cholesky factor per component: (K,) (a scalar for tied)."""
+    if covariance_type == "full":
+        return jnp.sum(jnp.log(jnp.diagonal(u, axis1=-2, axis2=-1)), axis=-1)
+    if covariance_type == "tied":
+        return jnp.sum(jnp.log(jnp.diagonal(u)))
+    if covariance_type == "diag":
+        return jnp.sum(jnp.log(u), axis=-1)
+    return n_features * jnp.log(u)
+
+
+def _component_log_prob_and_diff(x, means, u, covariance_type):
+    """Per-component Gaussian log density of a block of rows.
+
+    Args:
+      x: (n, D) rows; means: (K, D); u: precision Cholesky factors.
+    Returns:
+      ``(log_prob (n, K), diff (K, n, D))`` where ``diff = x - means[k]`` is reused by the M-step.
+      Computing the Mahalanobis terms from ``diff`` (not ``x U - μ U``) avoids cancellation in
+      float32 when the data sit far from the origin.
+    """
+    d = x.shape[-1]
+    diff = x[None, :, :] - means[:, None, :]
+    if covariance_type == "full":
+        y = jnp.matmul(diff, u)  # K batched (n, D) @ (D, D) GEMMs
+        maha = jnp.sum(y * y, axis=-1)
+    elif covariance_type == "tied":
+        y = jnp.matmul(diff, u)
+        maha = jnp.sum(y * y, axis=-1)
+    elif covariance_type == "diag":
+        maha = jnp.einsum("knd,kd->kn", diff * diff, u * u)
+    else:
+        maha = jnp.sum(diff * diff, axis=-1) * (u * u)[:, None]
+    log_det = _log_det_chol(u, covariance_type, d)
+    lp = -0.5 * (d * math.log(2.0 * math.pi) + maha.T) + log_det
+    return lp, diff
+
+
+def _weighted_log_prob_block(x, params: GMMParams):
+    lp, _ = _component_log_prob_and_diff(x, params.means, params.precisions_cholesky, params.covariance_type)
+    return lp + jnp.log(params.weights)
+
+
+def _default_chunk(n_rows: int, n_components: int, n_features: int) -> int:
+    """Rows per block: about 2M floats in the (K, chunk, D) difference array (8 MB in float32)."""
+    target = max(256, (1 << 21) // max(1, n_components * n_features))
+    return int(max(1, min(n_rows, target)))
+
+
+@partial(jax.jit, static_argnames=("fn", "chunk"))
+def _map_rows(fn, params, X, chunk):
+    """Apply ``fn(params, x_block) -> (block, ...)`` over row blocks of X, output rows = N."""
+    n = X.shape[0]
+    n_chunks = -(-n // chunk)
+    pad = n_chunks * chunk - n
+    Xp = jnp.pad(X, ((0, pad), (0, 0)))
+    out = jax.lax.map(lambda xb: fn(params, xb), Xp.reshape(n_chunks, chunk, X.shape[1]))
+    return out.reshape((n_chunks * chunk,) + out.shape[2:])[:n]
+
+
+def _check_params(params: GMMParams, X) -> np.ndarray | jax.Array:
+    if not isinstance(params, GMMParams):
+        raise ValueError(f"params must be a GMMParams, got {type(params).__name__}.")
+    return _check_X(X, n_features=params.n_features)
+
+
+def _check_X(X, *, n_features=None, min_samples=1, name="X"):
+    """``check_data`` for NumPy-like input; device-side checks for JAX arrays (keeps sharding)."""
+    if not isinstance(X, jax.Array):
+        return check_data(X, name=name, min_samples=min_samples, n_features=n_features)
+    if X.ndim != 2:
+        hint = " Reshape with X.reshape(-1, 1) for a single feature." if X.ndim == 1 else ""
+        raise ValueError(f"{name} must be a 2-D array, got shape {X.shape}.{hint}")
+    if X.shape[0] < min_samples:
+        raise ValueError(f"{name} has {X.shape[0]} sample(s), but at least {min_samples} are needed.")
+    if X.shape[1] == 0:
+        raise ValueError(f"{name} has 0 features; it needs at least one column.")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"{name} has {X.shape[1]} features, but the model was fitted with {n_features} features.")
+    if not (jnp.issubdtype(X.dtype, jnp.number) or X.dtype == jnp.bool_) or jnp.issubdtype(X.dtype, jnp.complexfloating):
+        raise ValueError(f"{name} must be real and numeric, got dtype {X.dtype}.")
+    dt = float_dtype(X.dtype)
+    X = X.astype(dt)
+    if not bool(jnp.all(jnp.isfinite(X))):
+        raise ValueError(f"{name} contains NaN or inf value(s); all entries must be finite.")
+    return X
+
+
+def _chunk_for(params, X, chunk_size):
+    n = X.shape[0]
+    return _default_chunk(n, params.n_components, params.n_features) if chunk_size is None else min(n, chunk_size)
+
+
+def estimate_weighted_log_prob(params: GMMParams, X, *, chunk_size=None) -> jax.Array:
+    """log w_k + log N(x_n | μ_k, Σ_k): (N, K) (scikit-learn's ``_estimate_weighted_log_prob``)."""
+    X = _check_params(params, X)
+    return _map_rows(_wlp_block, params, jnp.asarray(X), _chunk_for(params, X, chunk_size))
+
+
+def _wlp_block(params, x):
+    return _weighted_log_prob_block(x, params)
+
+
+def _component_block(params, x):
+    return _component_log_prob_and_diff(x, params.means, params.precisions_cholesky, params.covariance_type)[0]
+
+
+def log_prob_components(params: GMMParams, X, *, chunk_size=None) -> jax.Array:
+    """log N(x_n | μ_k, Σ_k) without the mixing weights: (N, K)."""
+    X = _check_params(params, X)
+    return _map_rows(_component_block, params, jnp.asarray(X), _chunk_for(params, X, chunk_size))
+
+
+def _log_prob_block(params, x):
+    return logsumexp(_weighted_log_prob_block(x, params), axis=1)
+
+
+def log_prob(params: GMMParams, X, *, chunk_size=None) -> jax.Array:
+    """Per-sample log density of the mixture: (N,) (scikit-learn's ``score_samples``)."""
+    X = _check_params(params, X)
+    return _map_rows(_log_prob_block, params, jnp.asarray(X), _chunk_for(params, X, chunk_size))
+
+
+def _resp_block(params, x):
+    wlp = _weighted_log_prob_block(x, params)
+    return jnp.exp(wlp - logsumexp(wlp, axis=1, keepdims=True))
+
+
+def responsibilities(params: GMMParams, X, *, chunk_size=None) -> jax.Array:
+    """Posterior component probabilities p(k | x_n): (N, K), rows sum to one."""
+    X = _check_params(params, X)
+    return _map_rows(_resp_block, params, jnp.asarray(X), _chunk_for(params, X, chunk_size))
+
+
+def _predict_block(params, x):
+    return jnp.argmax(_weighted_log_prob_block(x, params), axis=1)
+
+
+def predict(params: GMMParams, X, *, chunk_size=None) -> jax.Array:
+    """Most probable component of each row: (N,) int."""
+    X = _check_params(params, X)
+    return _map_rows(_predict_block, params, jnp.asarray(X), _chunk_for(params, X, chunk_size))
+
+
+@partial(jax.jit, static_argnames=("n",))
+def _sample(key, params: GMMParams, n):
+    k_lab, k_z = jax.random.split(key)
+    d = params.n_features
+    labels = jax.random.categorical(k_lab, jnp.log(params.weights), shape=(n,))
+    z = jax.random.normal(k_z, (n, d), dtype=params.means.dtype)
+    cov, ct = params.covariances, params.covariance_type
+    if ct == "full":
+        x = jnp.einsum("nde,ne->nd", jnp.linalg.cholesky(cov)[labels], z)
+    elif ct == "tied":
+        x = z @ jnp.linalg.cholesky(cov).T
+    elif ct == "diag":
+        x = jnp.sqrt(cov)[labels] * z
+    else:
+        x = jnp.sqrt(cov)[labels][:, None] * z
+    return params.means[labels] + x, labels
+
+
+def sample(key, params: GMMParams, n: int):
+    """Draw ``n`` samples: returns ``(x (n, D), labels (n,))`` with labels ~ Categorical(weights)."""
+    n = check_positive_int(n, "n")
+    if not isinstance(params, GMMParams):
+        raise ValueError(f"params must be a GMMParams, got {type(params).__name__}.")
+    return _sample(key, params, n)
+
+
+def n_parameters(params: GMMParams) -> int:
+    """Free parameters (scikit-learn's ``_n_parameters``): covariances + means + K - 1 weights."""
+    k, d = params.n_components, params.n_features
+    cov = {"full": k * d * (d + 1) / 2.0, "diag": k * d, "tied": d * (d + 1) / 2.0, "spherical": k}
+    return int(cov[params.covariance_type] + d * k + k - 1)
+
+
+def bic(params: GMMParams, X) -> float:
+    """Bayesian information criterion -2 log L + p log N (lower is better)."""
+    X = _check_params(params, X)
+    total = float(jnp.sum(log_prob(params, X)))
+    return -2.0 * total + n_parameters(params) * math.log(X.shape[0])
+
+
+def aic(params: GMMParams, X) -> float:
+    """Akaike information criterion -2 log L + 2 p (lower is better)."""
+    X = _check_params(params, X)
+    return -2.0 * float(jnp.sum(log_prob(params, X))) + 2 * n_parameters(params)
+
+
+# ----------------------------------------------------------------------------- sufficient statistics
+def _to_chunks(X, w, chunk, *aux):
+    """Pad rows (weight 0) to a multiple of ``chunk`` and reshape to (n_chunks, chunk, ...)."""
+    n = X.shape[0]
+    n_chunks = -(-n // chunk)
+    pad = n_chunks * chunk - n
+
+    def blk(a, fill=0):
+        a = jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1), constant_values=fill)
+        return a.reshape((n_chunks, chunk) + a.shape[1:])
+
+    return blk(X), blk(w), tuple(blk(a, -1 if jnp.issubdtype(a.dtype, jnp.integer) else 0) for a in aux)
+
+
+def _moments(diff, r, covariance_type):
+    """N_k (K,), Σ r (x - c_k) (K, D) and second moments about c_k from one block.
+
+    Args: diff (K, n, D) = x - c_k; r (n, K) weighted responsibilities.
+    """
+    nk = jnp.sum(r, axis=0)
+    s1 = jnp.einsum("nk,knd->kd", r, diff)
+    if covariance_type in ("full", "tied"):
+        s2 = jnp.matmul(jnp.swapaxes(r.T[:, :, None] * diff, 1, 2), diff)  # K GEMMs (D, n) @ (n, D)
+    else:
+        s2 = jnp.einsum("nk,knd->kd", r, diff * diff)
+    return nk, s1, s2
+
+
+def _accumulate(Xc, Wc, auxc, resp_fn, centres, covariance_type, axis_name):
+    """One pass over (n_chunks, chunk, D) blocks: Σ w log p(x), N_k, Σ r (x - c), Σ r (x - c)(x - c)ᵀ.
+
+    ``resp_fn(x, diff, log_prob_components, aux) -> (log_prob_norm (n,), resp (n, K))``.
+    The per-device totals are ``psum``-ed over ``axis_name`` when the rows are sharded.
+    """
+    k, d = centres.shape
+    dt = Xc.dtype
+    s2_shape = (k, d, d) if covariance_type in ("full", "tied") else (k, d)
+
+    def body(carry, blk):
+        x, w, aux = blk
+        lpc, diff = resp_fn.log_prob(x)
+        lpn, r = resp_fn(lpc, aux)
+        r = r * w[:, None]
+        ll = jnp.sum(jnp.where(w > 0, w * lpn, 0.0))
+        nk, s1, s2 = _moments(diff, r, covariance_type)
+        c_ll, c_nk, c_s1, c_s2 = carry
+        return (c_ll + ll, c_nk + nk, c_s1 + s1, c_s2 + s2), None
+
+    init = (jnp.zeros((), dt), jnp.zeros((k,), dt), jnp.zeros((k, d), dt), jnp.zeros(s2_shape, dt))
+    if axis_name is not None:  # per-device partial sums vary over the data axis until the psum
+        init = jax.lax.pcast(init, (axis_name,), to="varying")
+    tot, _ = jax.lax.scan(body, init, (Xc, Wc, auxc))
+    if axis_name is not None:
+        tot = jax.lax.psum(tot, axis_name)
+    return tot
+
+
+class _EStep:
+    """resp_fn for EM: responsibilities from the current parameters."""
+
+    def __init__(self, params: GMMParams):
+        self.params = params
+
+    def log_prob(self, x):
+        p = self.params
+        return _component_log_prob_and_diff(x, p.means, p.precisions_cholesky, p.covariance_type)
+
+    def __call__(self, lpc, aux):
+        wlp = lpc + jnp.log(self.params.weights)
+        lpn = logsumexp(wlp, axis=1)
+        return lpn, jnp.exp(wlp - lpn[:, None])
+
+
+class _GivenResp:
+    """resp_fn for initialisation: responsibilities given per row (labels -> one-hot, or a matrix)."""
+
+    def __init__(self, centres, n_components):
+        self.centres, self.k = centres, n_components
+
+    def log_prob(self, x):
+        return None, x[None, :, :] - self.centres[:, None, :]
+
+    def __call__(self, lpc, aux):
+        r = jax.nn.one_hot(aux, self.k, dtype=self.centres.dtype) if aux.ndim == 1 else aux
+        return jnp.zeros(r.shape[:1], r.dtype), r
+
+
+def _m_step(nk_raw, s1, s2, centres, covariance_type, reg_covar):
+    """Parameters from statistics about ``centres`` (scikit-learn's M-step, shifted-data form)."""
+    dt = centres.dtype
+    nk = nk_raw + 10 * jnp.finfo(dt).eps  # keeps empty components finite, as scikit-learn
+    delta = s1 / nk[:, None]  # new mean - centre
+    means = centres + delta
+    d = centres.shape[1]
+    eye = jnp.eye(d, dtype=dt)
+    if covariance_type == "full":
+        cov = s2 / nk[:, None, None] - delta[:, :, None] * delta[:, None, :]
+        cov = 0.5 * (cov + jnp.swapaxes(cov, 1, 2)) + reg_covar * eye
+    elif covariance_type == "tied":
+        cov = (jnp.sum(s2, axis=0) - jnp.einsum("k,kd,ke->de", nk, delta, delta)) / jnp.sum(nk)
+        cov = 0.5 * (cov + cov.T) + reg_covar * eye
+    else:
+        cov = s2 / nk[:, None] - delta**2 + reg_covar
+        if covariance_type == "spherical":
+            cov = jnp.mean(cov, axis=1)
+    return GMMParams(nk / jnp.sum(nk), means, cov, _precision_chol_from_cov(cov, covariance_type), covariance_type)
+
+
+# ----------------------------------------------------------------------------- EM
+def _em_local(X, w, params0, tol, reg_covar, lb0, *, max_iter, chunk, axis_name):
+    """EM on this device's rows; statistics are summed over ``axis_name`` (None: one device)."""
+    Xc, Wc, _ = _to_chunks(X, w, chunk)
+    total_w = jnp.sum(w)
+    if axis_name is not None:
+        total_w = jax.lax.psum(total_w, axis_name)
+    dt = X.dtype
+    ct = params0.covariance_type
+    dummy = jnp.zeros(Xc.shape[:2], jnp.int32)
+
+    def body(state):
+        i, params, lb, _, hist = state
+        ll, nk, s1, s2 = _accumulate(Xc, Wc, dummy, _EStep(params), params.means, ct, axis_name)
+        new_lb = ll / total_w
+        new_params = _m_step(nk, s1, s2, params.means, ct, reg_covar)
+        converged = jnp.abs(new_lb - lb) < tol
+        hist = hist.at[i].set(new_lb) if max_iter > 0 else hist
+        return i + 1, new_params, new_lb, converged, hist
+
+    def cond(state):
+        i, _, _, converged, _ = state
+        return (i < max_iter) & ~converged
+
+    state0 = (jnp.zeros((), jnp.int32), params0, lb0.astype(dt), jnp.zeros((), bool), jnp.full((max_iter,), jnp.nan, dt))
+    n_iter, params, lb, converged, hist = jax.lax.while_loop(cond, body, state0)
+    return params, EMInfo(lb, n_iter, converged, hist)
+
+
+def _sharded(fn, mesh, axis_name, n_in_sharded, n_in_replicated):
+    """Wrap ``fn(*sharded_rows, *replicated)`` in ``shard_map``; outputs replicated."""
+    specs = (P(axis_name),) * n_in_sharded + (P(),) * n_in_replicated
+    return jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=P())
+
+
+@partial(jax.jit, static_argnames=("max_iter", "chunk", "mesh", "axis_name"))
+def _fit_em_jit(X, w, params0, tol, reg_covar, lb0, *, max_iter, chunk, mesh, axis_name):
+    fn = partial(_em_local, max_iter=max_iter, chunk=chunk, axis_name=axis_name if mesh is not None else None)
+    if mesh is None:
+        return fn(X, w, params0, tol, reg_covar, lb0)
+    return _sharded(fn, mesh, axis_name, 2, 4)(X, w, params0, tol, reg_covar, lb0)
+
+
+def _prepare(X, sample_weight, *, min_samples=1, name="X"):
+    """Validate X and the weights; returns (X, w, mesh, axis_name, n_local)."""
+    X = _check_X(X, min_samples=min_samples, name=name)
+    shard = row_sharding_of(X)
+    mesh, axis = shard if shard is not None else (None, None)
+    dt = X.dtype
+    if sample_weight is None:
+        w = jnp.ones((X.shape[0],), dt)
+    else:
+        w_np = sample_weight
+        if not isinstance(w_np, jax.Array):
+            w_np = check_data(sample_weight, name="sample_weight", ndim=1, dtype=dt)
+        if w_np.shape != (X.shape[0],):
+            raise ValueError(f"sample_weight must have shape ({X.shape[0]},), got {tuple(w_np.shape)}.")
+        w = jnp.asarray(w_np, dt)
+        if bool(jnp.any(w < 0)) or not bool(jnp.all(jnp.isfinite(w))) or not bool(jnp.sum(w) > 0):
+            raise ValueError("sample_weight must be finite, non-negative and not all zero.")
+    if mesh is not None:
+        w = jax.device_put(w, jax.sharding.NamedSharding(mesh, P(axis)))
+        n_local = X.shape[0] // mesh.shape[axis]
+    else:
+        X = jnp.asarray(X)
+        n_local = X.shape[0]
+    return X, w, mesh, axis, n_local
+
+
+def _check_hyper(max_iter, tol, reg_covar, chunk_size):
+    max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
+    tol = check_positive_float(tol, "tol", allow_zero=True)
+    reg_covar = check_positive_float(reg_covar, "reg_covar", allow_zero=True)
+    if chunk_size is not None:
+        chunk_size = check_positive_int(chunk_size, "chunk_size")
+    return max_iter, tol, reg_covar, chunk_size
+
+
+def _check_finite_params(params: GMMParams):
+    leaves = (params.weights, params.means, params.precisions_cholesky)
+    if not all(bool(jnp.all(jnp.isfinite(a))) for a in leaves):
+        msg = _ILL_DEFINED_MSG
+        if params.means.dtype == jnp.float32:
+            msg += " The numerical accuracy can also be improved by passing float64 data instead of float32."
+        raise ValueError(msg)
+
+
+def fit_em(
+    X,
+    params0: GMMParams,
+    *,
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    chunk_size: int | None = None,
+    sample_weight=None,
+    lower_bound0: float = -np.inf,
+) -> tuple[GMMParams, EMInfo]:
+    """Run EM from ``params0`` until |Δ mean log-likelihood| < ``tol`` or ``max_iter`` iterations.
+
+    The whole loop is one jitted ``lax.while_loop`` (no host round trip per iteration); each
+    iteration is one chunked pass over the data (see the module docstring).
+
+    Args:
+      X: (N, D) data; NumPy, JAX, or a row-sharded JAX array from :func:`jaxgen.sharding.shard_rows`
+        (then pass its padding weights as ``sample_weight``).
+      params0: initial :class:`GMMParams` (e.g. from :func:`init_params`).
+      max_iter: iterations (>= 0). tol: convergence threshold (>= 0). reg_covar: added to the
+        covariance diagonals (>= 0).
+      chunk_size: rows per block per device (default: about 2M floats of (K, chunk, D) work space).
+      sample_weight: (N,) non-negative weights (frequency weights); default all ones.
+      lower_bound0: previous lower bound (scikit-learn's warm start); -inf for a fresh start.
+
+    Returns:
+      ``(params, info)``: fitted :class:`GMMParams` (after the last M-step) and :class:`EMInfo`.
+
+    Raises:
+      ValueError: bad input, or a covariance that is not positive definite (increase reg_covar).
+    """
+    max_iter, tol, reg_covar, chunk_size = _check_hyper(max_iter, tol, reg_covar, chunk_size)
+    if not isinstance(params0, GMMParams):
+        raise ValueError(f"params0 must be a GMMParams, got {type(params0).__name__}.")
+    X, w, mesh, axis, n_local = _prepare(X, sample_weight)
+    if X.shape[1] != params0.n_features:
+        raise ValueError(f"X has {X.shape[1]} features, but params0 has {params0.n_features}.")
+    dt = X.dtype
+    params0 = jax.tree.map(lambda a: jnp.asarray(a, dt), params0)
+    chunk = _default_chunk(n_local, params0.n_components, params0.n_features) if chunk_size is None else min(chunk_size, n_local)
+    params, info = _fit_em_jit(
+        X, w, params0, jnp.asarray(tol, dt), jnp.asarray(reg_covar, dt), jnp.asarray(lower_bound0, dt),
+        max_iter=max_iter, chunk=chunk, mesh=mesh, axis_name=axis,
+    )
+    _check_finite_params(params)
+    return params, info
+
+
+# ----------------------------------------------------------------------------- initialisation
+def _sq_dists(Xs, xx, C):
+    """Squared distances (N, M) by expansion (X is centred, so cancellation is mild); >= 0."""
+    return jnp.maximum(xx[:, None] - 2.0 * Xs @ C.T + jnp.sum(C * C, axis=1)[None, :], 0.0)
+
+
+def _kmeanspp(key, Xs, xx, w, k):
+    """Greedy k-means++ seeding (2 + log k candidates per step, as scikit-learn): (k,) row indices."""
+    n_trials = 2 + int(np.log(k))
+    dt = Xs.dtype
+    key0, key = jax.random.split(key)
+    first = jax.random.categorical(key0, jnp.log(w))
+    d2 = _sq_dists(Xs, xx, Xs[first][None])[:, 0]
+    idx = jnp.zeros((k,), jnp.int32).at[0].set(first.astype(jnp.int32))
+
+    def step(j, carry):
+        idx, d2, key = carry
+        key, sub = jax.random.split(key)
+        pot = w * d2
+        logits = jnp.where(jnp.sum(pot) > 0, jnp.log(pot), jnp.log(w))
+        cand = jax.random.categorical(sub, logits, shape=(n_trials,))
+        new_d2 = jnp.minimum(d2[:, None], _sq_dists(Xs, xx, Xs[cand]))
+        best = jnp.argmin(jnp.sum(w[:, None] * new_d2, axis=0))
+        return idx.at[j].set(cand[best].astype(jnp.int32)), new_d2[:, best], key
+
+    idx, _, _ = jax.lax.fori_loop(1, k, step, (idx, d2.astype(dt), key))
+    return idx
+
+
+def _lloyd(Xs, xx, w, centres, max_iter=100):
+    """Weighted Lloyd iterations until the centre shift is below scikit-learn's default tol."""
+    k = centres.shape[0]
+    total = jnp.sum(w)
+    var = jnp.sum(w[:, None] * Xs * Xs, axis=0) / total - (jnp.sum(w[:, None] * Xs, axis=0) / total) ** 2
+    tol = 1e-4 * jnp.mean(var)
+
+    def assign(c):
+        return jnp.argmin(_sq_dists(Xs, xx, c), axis=1)
+
+    def body(state):
+        i, c, _ = state
+        r = jax.nn.one_hot(assign(c), k, dtype=Xs.dtype) * w[:, None]
+        cnt = jnp.sum(r, axis=0)
+        new = jnp.where(cnt[:, None] > 0, (r.T @ Xs) / jnp.maximum(cnt, 1e-30)[:, None], c)
+        return i + 1, new, jnp.sum((new - c) ** 2)
+
+    def cond(state):
+        i, _, shift = state
+        return (i < max_iter) & (shift > tol)
+
+    _, c, _ = jax.lax.while_loop(cond, body, (0, centres, jnp.asarray(jnp.inf, Xs.dtype)))
+    return c, assign(c)
+
+
+def _init_resp(key, X, w, k, init):
+    """(aux per row, centres): labels (N,) int (-1 = no component) or a responsibility matrix (N, K)."""
+    total = jnp.sum(w)
+    mean = jnp.sum(w[:, None] * X, axis=0) / total
+    Xs = X - mean  # centred copy: better-conditioned distances
+    n = X.shape[0]
+    if init in ("kmeans++", "kmeans", "k-means++"):
+        xx = jnp.sum(Xs * Xs, axis=1)
+        idx = _kmeanspp(key, Xs, xx, w, k)
+        if init == "k-means++":  # scikit-learn: only the seeds carry responsibility
+            return jnp.full((n,), -1, jnp.int32).at[idx].set(jnp.arange(k, dtype=jnp.int32)), X[idx]
+        centres, labels = _lloyd(Xs, xx, w, Xs[idx])
+        return labels.astype(jnp.int32), centres + mean
+    if init == "random_from_data":
+        idx = jax.random.choice(key, n, (k,), replace=False, p=w / total)
+        return jnp.full((n,), -1, jnp.int32).at[idx].set(jnp.arange(k, dtype=jnp.int32)), X[idx]
+    r = jax.random.uniform(key, (n, k), dtype=X.dtype)
+    return r / jnp.sum(r, axis=1, keepdims=True), jnp.broadcast_to(mean, (k, X.shape[1]))
+
+
+def _init_mstep_local(X, w, aux, centres, reg_covar, *, covariance_type, chunk, axis_name):
+    k = centres.shape[0]
+    Xc, Wc, (auxc,) = _to_chunks(X, w, chunk, aux)
+    _, nk, s1, s2 = _accumulate(Xc, Wc, auxc, _GivenResp(centres, k), centres, covariance_type, axis_name)
+    # Weights N_k / Σ N_k. (scikit-learn divides by n_samples here, which leaves the weights of the
+    # "k-means++" / "random_from_data" inits summing to K / N; normalising changes only the first
+    # lower bound, not the responsibilities, so the EM path is the same.)
+    return _m_step(nk, s1, s2, centres, covariance_type, reg_covar)
+
+
+@partial(jax.jit, static_argnames=("k", "covariance_type", "init", "chunk", "mesh", "axis_name"))
+def _init_jit(key, X, w, reg_covar, *, k, covariance_type, init, chunk, mesh, axis_name):
+    aux, centres = _init_resp(key, X, w, k, init)
+    fn = partial(_init_mstep_local, covariance_type=covariance_type, chunk=chunk,
+                 axis_name=axis_name if mesh is not None else None)
+    if mesh is None:
+        return fn(X, w, aux, centres, reg_covar)
+    return _sharded(fn, mesh, axis_name, 3, 2)(X, w, aux, centres, reg_covar)
+
+
+def _check_model_args(n_components, covariance_type, init, n_samples):
+    n_components = check_positive_int(n_components, "n_components")
+    check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
+    check_choice(init, "init", INIT_METHODS)
+    if n_samples < n_components:
+        raise ValueError(
+            f"Expected n_samples >= n_components but got n_components = {n_components}, n_samples = {n_samples}."
+        )
+    return n_components
+
+
+def init_params(
+    key,
+    X,
+    n_components: int,
+    covariance_type: str = "full",
+    *,
+    init: str = "kmeans++",
+    reg_covar: float = 1e-6,
+    sample_weight=None,
+    chunk_size: int | None = None,
+) -> GMMParams:
+    """Initial parameters: responsibilities from ``init``, then scikit-learn's M-step.
+
+    Args:
+      key: PRNG key. X: (N, D) data (may be row-sharded; pass the padding weights then).
+      n_components: K >= 1 (N >= K required).
+      init: "kmeans++" (alias "kmeans": k-means++ seeding + Lloyd to convergence, hard labels),
+        "k-means++" (seeding only: the K seeds get responsibility 1), "random" (uniform random
+        responsibilities, normalised), "random_from_data" (K distinct data points).
+      sample_weight: (N,) non-negative weights.
+
+    Returns:
+      :class:`GMMParams` (weights N_k / Σ N_k, normalised, see ``_init_mstep_local``).
+    """
+    reg_covar = check_positive_float(reg_covar, "reg_covar", allow_zero=True)
+    if chunk_size is not None:
+        chunk_size = check_positive_int(chunk_size, "chunk_size")
+    X, w, mesh, axis, n_local = _prepare(X, sample_weight)
+    n_real = int(jnp.sum(w > 0))
+    k = _check_model_args(n_components, covariance_type, init, n_real)
+    chunk = _default_chunk(n_local, k, X.shape[1]) if chunk_size is None else min(chunk_size, n_local)
+    params = _init_jit(key, X, w, jnp.asarray(reg_covar, X.dtype), k=k, covariance_type=covariance_type,
+                       init=init, chunk=chunk, mesh=mesh, axis_name=axis)
+    _check_finite_params(params)
+    return params
+
+
+# ----------------------------------------------------------------------------- restarts
+@partial(jax.jit, static_argnames=("k", "covariance_type", "init", "chunk", "max_iter"))
+def _fit_many(keys, X, w, tol, reg_covar, *, k, covariance_type, init, chunk, max_iter):
+    """n_init restarts vectorised with vmap (small data): stacked (params, info)."""
+
+    def one(key):
+        aux, centres = _init_resp(key, X, w, k, init)
+        p0 = _init_mstep_local(X, w, aux, centres, reg_covar, covariance_type=covariance_type, chunk=chunk, axis_name=None)
+        return _em_local(X, w, p0, tol, reg_covar, jnp.asarray(-jnp.inf, X.dtype),
+                         max_iter=max_iter, chunk=chunk, axis_name=None)
+
+    return jax.vmap(one)(keys)
+
+
+_VMAP_LIMIT = 1 << 24  # n_init * N * K * D floats of simultaneous work above which restarts run one by one
+
+
+def fit(
+    key,
+    X,
+    n_components: int,
+    covariance_type: str = "full",
+    *,
+    n_init: int = 1,
+    init: str = "kmeans++",
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    chunk_size: int | None = None,
+    sample_weight=None,
+    warn: bool = True,
+) -> tuple[GMMParams, EMInfo]:
+    """Initialise and run EM ``n_init`` times; keep the run with the best final lower bound.
+
+    Restarts are vectorised with ``jax.vmap`` over ``jax.random.split(key, n_init)`` when the data
+    are small and unsharded, else run one after another. Emits a
+    ``sklearn.exceptions.ConvergenceWarning`` (outside jit) when the best run did not converge.
+
+    Returns:
+      ``(params, info)`` of the best run (first one on ties, as scikit-learn).
+    """
+    n_init = check_positive_int(n_init, "n_init")
+    max_iter, tol, reg_covar, chunk_size = _check_hyper(max_iter, tol, reg_covar, chunk_size)
+    X, w, mesh, axis, n_local = _prepare(X, sample_weight)
+    k = _check_model_args(n_components, covariance_type, init, int(jnp.sum(w > 0)))
+    d = X.shape[1]
+    chunk = _default_chunk(n_local, k, d) if chunk_size is None else min(chunk_size, n_local)
+    keys = jax.random.split(key, n_init)
+    dt = X.dtype
+    if mesh is None and n_init > 1 and n_init * X.shape[0] * k * d <= _VMAP_LIMIT:
+        ps, infos = _fit_many(keys, X, w, jnp.asarray(tol, dt), jnp.asarray(reg_covar, dt), k=k,
+                              covariance_type=covariance_type, init=init, chunk=chunk, max_iter=max_iter)
+        lbs = np.asarray(infos.lower_bound)
+        best = int(np.argmax(np.where(np.isnan(lbs), -np.inf, lbs))) if max_iter > 0 else 0
+        params, info = jax.tree.map(lambda a: a[best], (ps, infos))
+        _check_finite_params(params)
+    else:
+        params = info = None
+        for i in range(n_init):
+            p0 = init_params(keys[i], X, k, covariance_type, init=init, reg_covar=reg_covar, sample_weight=w, chunk_size=chunk_size)
+            p, inf = fit_em(X, p0, max_iter=max_iter, tol=tol, reg_covar=reg_covar, chunk_size=chunk_size, sample_weight=w)
+            if info is None or float(inf.lower_bound) > float(info.lower_bound):
+                params, info = p, inf
+    if warn and max_iter > 0 and not bool(info.converged):
+        from sklearn.exceptions import ConvergenceWarning
+
+        warnings.warn(_CONVERGENCE_MSG, ConvergenceWarning, stacklevel=2)
+    return params, info
