@@ -1,0 +1,323 @@
+"""The tour: run the project's examples in order and write one ``report.md`` a newcomer reads top to bottom.
+
+The examples are the entries of :data:`SECTIONS`, in reading order. Each entry names an experiment
+file (``experiments/<name>.py``), the settings the tour uses on top of that experiment's full config
+(small enough for a laptop CPU), a short explanation of the model, captions for its figures and a
+function that picks the key numbers out of its ``metrics.json``. A later example (Bayesian GMM,
+robust PCA, VAE, GAN ...) joins the tour by adding one :class:`Section` to the list.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import time
+import traceback
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from jaxgen import runner
+
+__all__ = ["Section", "SECTIONS", "run_tour", "write_report"]
+
+
+def _fmt(x, digits: int = 3) -> str:
+    """Numbers for a table: fixed decimals, lists as ``[a, b]``, missing values as ``n/a``."""
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        return f"{x:.{digits}f}" if abs(x) < 1e5 else f"{x:.4g}"
+    if isinstance(x, (list, tuple)):
+        return "[" + ", ".join(_fmt(v, digits) for v in x) + "]"
+    return str(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """One example of the tour.
+
+    Attributes:
+      experiment: experiment file name (``experiments/<experiment>.py``).
+      title: section heading.
+      intro: markdown, what the model is and what to look for (2-5 sentences).
+      captions: figure name (without ``.png``) -> caption, in display order; figures the run saved
+        but that are not listed here are appended without a caption.
+      numbers: metrics dict -> rows ``(quantity, value)`` of the "key numbers" table.
+      overrides: tour settings applied on top of the experiment's full config (ignored with
+        ``--quick``, which uses the experiment's own ``QUICK``).
+    """
+
+    experiment: str
+    title: str
+    intro: str
+    captions: Mapping[str, str]
+    numbers: Callable[[dict], list[tuple[str, str]]]
+    overrides: Mapping[str, object] = dataclasses.field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- the sections
+
+
+def _ppca_numbers(m: dict) -> list[tuple[str, str]]:
+    return [
+        ("held-out log-likelihood per point: true model / closed form / EM (nats)",
+         f"{_fmt(m['test_loglik_true'])} / {_fmt(m['test_loglik_ml'])} / {_fmt(m['test_loglik_em'])}"),
+        ("largest principal angle, true vs fitted subspace (degrees)", _fmt(m["max_angle_deg_ml"], 2)),
+        ("noise variance sigma^2: true / closed form / EM",
+         f"{_fmt(m['sigma2_true'], 4)} / {_fmt(m['sigma2_ml'], 4)} / {_fmt(m['sigma2_em'], 4)}"),
+        ("EM vs closed form: max |difference| of the model covariance W W^T + sigma^2 I",
+         f"{m['em_vs_ml_max_abs_cov_diff']:.2e} ({m['em_n_iter']} EM iterations)"),
+        ("log-likelihood under the true model: generated samples vs held-out data",
+         f"{_fmt(m['generated_loglik_true'])} vs {_fmt(m['test_loglik_true'])}"),
+    ]
+
+
+def _faithful_1d_numbers(m: dict) -> list[tuple[str, str]]:
+    bic = m["bic"]
+    return [
+        ("total log-likelihood, K=2 (nats)", _fmt(m["loglik_total"], 2)),
+        ("weights (sorted by mean)", _fmt(m["weights"])),
+        ("means / standard deviations (minutes)", f"{_fmt(m['means'])} / {_fmt(m['stds'])}"),
+        (f"BIC for K = 1..{len(bic)} (lower is better)", ", ".join(f"K={k}: {_fmt(v, 1)}" for k, v in bic.items())),
+        ("K chosen by BIC", str(m["best_k_bic"])),
+    ]
+
+
+def _faithful_2d_numbers(m: dict) -> list[tuple[str, str]]:
+    best = m["best_bic"]
+    return [
+        ("total log-likelihood, K=2 full covariance (nats)", _fmt(m["loglik_total"], 3)),
+        ("known optimum / gap", f"{_fmt(m['reference_loglik'], 2)} / {m['gap']:.2e}"),
+        ("weights (sorted by eruption mean)", _fmt(m["weights"])),
+        ("means (eruption min, waiting min)", _fmt(m["means"], 2)),
+        ("best model by BIC", f"{best['covariance_type']}, K={best['K']} (BIC {_fmt(best['bic'], 1)})"),
+        ("best model by AIC", f"{m['best_aic']['covariance_type']}, K={m['best_aic']['K']}"),
+        ("smallest component variance of the BIC-best model", f"{m['best_bic_min_variance']:.3g}"),
+    ]
+
+
+def _outlier_numbers(m: dict) -> list[tuple[str, str]]:
+    rows = []
+    for data_name, aucs in m["auc"].items():
+        rows.append((f"ROC AUC on `{data_name}` ({_fmt(m['outlier_fraction'][data_name] * 100, 0)}% outliers)",
+                     ", ".join(f"{model}: {_fmt(a)}" for model, a in aucs.items())))
+    return rows
+
+
+SECTIONS: list[Section] = [
+    Section(
+        experiment="ppca_generative",
+        title="PCA as a linear generative model (probabilistic PCA)",
+        intro=(
+            "Probabilistic PCA (Tipping & Bishop, 1999) says each data point is made from a low-dimensional "
+            "latent code: draw z ~ N(0, I_q), then x = W z + mu + noise with noise ~ N(0, sigma^2 I_D). "
+            "Integrating z out gives a Gaussian N(mu, W W^T + sigma^2 I): a density that is stretched along "
+            "the principal subspace and thin elsewhere. Its maximum-likelihood fit is in closed form "
+            "(the top eigenvectors of the sample covariance; sigma^2 = the mean of the discarded eigenvalues), "
+            "and EM reaches the same answer iteratively. Here the data come from a *known* PPCA, so we can "
+            "compare the fitted model with the truth, then use the fitted model to generate new points."
+        ),
+        captions={
+            "ppca_fit": "Left: training data with the 1- and 2-sigma density ellipses of the true model (dashed) "
+            "and of the closed-form fit (solid), with their principal axes. Middle: new samples generated "
+            "from the fitted model over held-out real data: a generative model should be indistinguishable "
+            "from the data. Right: the latent codes E[z|x] of the data against the N(0, 1) prior.",
+        },
+        numbers=_ppca_numbers,
+    ),
+    Section(
+        experiment="gmm_faithful_1d",
+        title="A Gaussian mixture in 1-D: Old Faithful eruption durations",
+        intro=(
+            "A Gaussian mixture model says each point first picks a component k with probability pi_k, then "
+            "is drawn from N(mu_k, sigma_k^2). Its density is the weighted sum of the component densities; "
+            "EM fits it by alternating soft assignments (responsibilities) and weighted Gaussian fits. "
+            "The eruption durations of the Old Faithful geyser (272 eruptions) are clearly bimodal: short "
+            "(~2 min) and long (~4.3 min) eruptions."
+        ),
+        captions={
+            "faithful_1d_fit": "Left: the K=2 mixture density (black) over the histogram, with its two weighted "
+            "components. Middle: a histogram of samples drawn from the fitted model next to the data. "
+            "Right: BIC and AIC against K. BIC falls steeply from one to two components (the two eruption "
+            "types); beyond K=2 the differences are a few units only: extra components refine the shape of "
+            "the peaks (for instance a narrow one on the many short eruptions recorded near 1.8 min) rather "
+            "than find new eruption types.",
+        },
+        numbers=_faithful_1d_numbers,
+    ),
+    Section(
+        experiment="gmm_faithful_2d",
+        title="A Gaussian mixture in 2-D: Old Faithful, and choosing K with BIC/AIC",
+        intro=(
+            "The same model on both Old Faithful variables (eruption duration and waiting time to the next "
+            "eruption, raw minutes). With K=2 full-covariance components the maximum-likelihood fit is known: "
+            "a total log-likelihood of -1130.26, which EM with a few restarts should reach. Covariances can "
+            "be constrained (full, tied = shared, diag, spherical); the Bayesian and Akaike information "
+            "criteria (BIC = -2 log L + p log N, AIC = -2 log L + 2p, p = number of parameters) trade fit "
+            "against size. A warning comes with them: the likelihood of a mixture is unbounded. Give K more room "
+            "(the full experiment goes to K=6) and a component can shrink onto tied values (14 eruptions were "
+            "followed by a wait of exactly 83 minutes; times are whole minutes), its variance falls to the "
+            "regulariser `reg_covar` and the criteria reward a spike, not a cluster. The smallest component "
+            "variance in the table below flags this; the Bayesian mixture avoids it with a prior."
+        ),
+        captions={
+            "faithful_2d_fit": "Log-density contours of the K=2 full-covariance fit over the data, with each "
+            "component's 2-sigma ellipse and points coloured by their most likely component.",
+            "faithful_2d_bic": "BIC (left) and AIC (right) against K for each covariance type, as the difference from the "
+            "best model (the star) on a symmetric-log axis: models within a few units of the best are close "
+            "competitors, hundreds of units means clearly worse.",
+        },
+        numbers=_faithful_2d_numbers,
+        overrides={"k_max": 4},  # 16 fits instead of 24: each new (K, covariance type) is one compile
+    ),
+    Section(
+        experiment="outliers",
+        title="Outlier detection with a density: PPCA and GMM log-likelihoods",
+        intro=(
+            "A fitted density gives every new point a log-likelihood; points the model finds improbable are "
+            "outlier candidates. We fit PPCA and a GMM on clean training data, then score a held-out set "
+            "contaminated with outliers and measure how well the negative log-likelihood ranks the outliers "
+            "first (ROC AUC: 1 = perfect, 0.5 = chance). PPCA suits data near a linear subspace "
+            "(10-D points near a 2-D plane); the GMM suits clustered data (2-D blobs with uniform outliers)."
+        ),
+        captions={
+            "outliers_scores": "Top: histograms of the outlier score (negative log-likelihood) of inliers and "
+            "outliers, for the model suited to each data set (log scale: gross outliers are many nats away). "
+            "Bottom: ROC curves of every score, including the distance to the training mean as a model-free "
+            "baseline.",
+            "outliers_blobs": "The blobs test set: GMM log-density contours, true outliers (crosses) and the "
+            "points the GMM flags when it flags as many points as there are outliers (circles). Outliers that "
+            "fall inside a cluster look like inliers to any density: they cap the AUC below 1.",
+        },
+        numbers=_outlier_numbers,
+    ),
+]
+
+
+# --------------------------------------------------------------------------- running and writing
+
+
+@dataclasses.dataclass
+class _Outcome:
+    section: Section
+    folder: str
+    result: runner.RunResult | None
+    error: str | None
+    wall_time_s: float
+
+
+def _section_md(i: int, o: _Outcome, quick: bool) -> str:
+    s = o.section
+    lines = [f"## {i}. {s.title}", "", s.intro, ""]
+    if o.error is not None:
+        lines += ["**This example failed:**", "", "```", o.error.rstrip(), "```", ""]
+        return "\n".join(lines)
+    figures = list(s.captions) + [f[:-4] for f in o.result.figures if f[:-4] not in s.captions]
+    for name in figures:
+        if f"{name}.png" not in o.result.figures:
+            continue
+        lines += [f"![{name}]({o.folder}/{name}.png)", ""]
+        if s.captions.get(name):
+            lines += [f"*{s.captions[name]}*", ""]
+    try:
+        rows = s.numbers(o.result.metrics)
+    except (KeyError, TypeError, ValueError) as e:  # a renamed metric must not lose the whole report
+        rows = [("(key numbers unavailable)", f"{type(e).__name__}: {e}")]
+    lines += ["**Key numbers**", "", "| quantity | value |", "|---|---|"]
+    cell = lambda t: str(t).replace("|", "\\|")  # noqa: E731  (a bare | would end the table cell)
+    lines += [f"| {cell(q)} | {cell(v)} |" for q, v in rows]
+    cmd = f"jaxgen run {s.experiment}" + (" --quick" if quick else "")
+    if not quick:
+        cmd += "".join(f" {k}={v}" for k, v in s.overrides.items())
+    lines += ["", f"Ran in {o.wall_time_s:.1f} s. Everything is in `{o.folder}/` (`config.json`, `metrics.json`, "
+              f"`log.txt`); reproduce with `{cmd}`.", ""]
+    return "\n".join(lines)
+
+
+def write_report(out: Path, outcomes: Sequence[_Outcome], *, quick: bool, total_s: float, pending: Sequence[Section] = ()) -> Path:
+    """Write ``out/report.md`` for the sections run so far (called after each section)."""
+    ok = sum(o.error is None for o in outcomes)
+    head = [
+        "# The jaxgen tour",
+        "",
+        "jaxgen builds generative models from first principles in JAX: each model is a set of pure functions "
+        "(fit, log-density, sampling, encoding) over an explicit parameter pytree. This report was written by "
+        "`jaxgen tour`; each section below ran one experiment file from `experiments/`, whose run folder sits "
+        "next to this report. Read it top to bottom: each section says what the model is, what its figure "
+        "shows and the numbers that matter.",
+        "",
+        f"*Generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}, "
+        f"{'quick settings (smoke test)' if quick else 'tour settings'}; "
+        f"{ok}/{len(outcomes)} examples succeeded in {total_s:.0f} s"
+        + (f"; {len(pending)} still to run" if pending else "") + ".*",
+        "",
+        "**Contents**",
+        "",
+    ]
+    for i, o in enumerate(outcomes, 1):
+        head.append(f"{i}. [{o.section.title}](#{i}-{_anchor(o.section.title)})" + (" — failed" if o.error else ""))
+    for j, s in enumerate(pending, len(outcomes) + 1):
+        head.append(f"{j}. {s.title} (not run yet)")
+    body = [_section_md(i, o, quick) for i, o in enumerate(outcomes, 1)]
+    path = out / "report.md"
+    path.write_text("\n".join(head) + "\n\n" + "\n".join(body), encoding="utf-8")
+    return path
+
+
+def _anchor(title: str) -> str:
+    """GitHub-style heading anchor (lowercase, spaces -> '-', punctuation dropped)."""
+    keep = "".join(c for c in title.lower() if c.isalnum() or c in " -")
+    return keep.replace(" ", "-")
+
+
+def run_tour(out: Path | str | None = None, *, quick: bool = False, only: Sequence[str] | None = None,
+             sections: Sequence[Section] | None = None, echo: bool = True) -> tuple[Path, bool]:
+    """Run the sections in order into ``out/<nn>_<experiment>/`` and write ``out/report.md``.
+
+    Args:
+      out: output folder (default ``runs/tour-<timestamp>``).
+      quick: use each experiment's ``QUICK`` settings instead of the tour settings.
+      only: experiment names to run (in tour order); unknown names raise ``ExperimentError``.
+      sections: the sections to use (default :data:`SECTIONS`).
+
+    Returns:
+      ``(path of report.md, True if every section succeeded)``. A failing section is reported
+      (with its traceback) in the report and the tour goes on.
+    """
+    sections = list(SECTIONS if sections is None else sections)
+    if only:
+        names = [s.experiment for s in sections]
+        unknown = [n for n in only if n not in names]
+        if unknown:
+            raise runner.ExperimentError(f"Unknown tour section(s) {unknown}. Sections: {', '.join(names)}.")
+        sections = [s for s in sections if s.experiment in only]
+    out = Path(out) if out is not None else runner.default_out("tour")
+    out.mkdir(parents=True, exist_ok=True)
+    directory = runner.experiments_dir()
+    for s in sections:  # fail fast on a missing file or a bad tour override, before any long run
+        runner.resolve_config(runner.load_experiment(s.experiment, directory), quick=quick,
+                              overrides={} if quick else s.overrides)
+    outcomes: list[_Outcome] = []
+    start = time.perf_counter()
+    for i, s in enumerate(sections, 1):
+        folder = f"{i:02d}_{s.experiment}"
+        t0 = time.perf_counter()
+        try:
+            result = runner.run_experiment(s.experiment, quick=quick, overrides={} if quick else s.overrides,
+                                           out=out / folder, echo=echo, directory=directory)
+            outcomes.append(_Outcome(s, folder, result, None, time.perf_counter() - t0))
+        except Exception:  # report it and go on: one broken example must not hide the others
+            err = traceback.format_exc()
+            if echo:
+                print(err)
+            outcomes.append(_Outcome(s, folder, None, err, time.perf_counter() - t0))
+        report = write_report(out, outcomes, quick=quick, total_s=time.perf_counter() - start, pending=sections[i:])
+    if not sections:
+        report = write_report(out, outcomes, quick=quick, total_s=0.0)
+    if echo:
+        print(f"tour: {sum(o.error is None for o in outcomes)}/{len(outcomes)} examples in "
+              f"{time.perf_counter() - start:.1f} s")
+    return report, all(o.error is None for o in outcomes)
