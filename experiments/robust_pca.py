@@ -23,8 +23,8 @@ from jaxgen.models import ppca, tpca
 
 DESCRIPTION = "Robust PCA: Student-t PCA stays on the true subspace where Gaussian PPCA is dragged off by outliers."
 
-QUICK = {"n_train": 300, "n_test": 1000, "hd.n_train": 400, "nuts.num_warmup": 150, "nuts.num_samples": 150,
-         "nuts.n_points": 150}
+QUICK = {"n_train": 300, "n_test": 1000, "hd.n_train": 400, "nuts.num_warmup": 100, "nuts.num_samples": 100,
+         "nuts.n_points": 100}
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -100,3 +100,40 @@ def test_outliers(quick_runs):
     for name in ("subspace", "blobs"):
         assert max(auc[name].values()) > auc[name]["distance to mean"] + 0.05
     assert r.metrics["outlier_fraction"]["blobs"] == pytest.approx(0.1, abs=0.01)
+
+
+def test_robust_pca(quick_runs):
+    """The seed claim: with 10% gross outliers PPCA is off by > 20 degrees, Student-t PCA within 3."""
+    r = quick_runs("robust_pca")
+    _check_run_folder(r)
+    for part in ("2d", "hd"):
+        angles, auc = r.metrics[part]["angle_deg"], r.metrics[part]["auc"]
+        assert angles["PPCA, with outliers"] > 20.0
+        assert angles["Student-t PCA, with outliers"] < 3.0 and angles["PPCA, clean data"] < 3.0
+        assert auc["Student-t PCA, with outliers"] > 0.98
+    assert r.metrics["nuts"]["angle_deg_median"] < 3.0
+
+
+def test_bayes_gmm_faithful(quick_runs):
+    """PRML Fig. 10.6: alpha0 = 1e-3 leaves two components; the weights match scikit-learn's VB."""
+    from sklearn.mixture import BayesianGaussianMixture
+
+    r = quick_runs("bayes_gmm_faithful")
+    _check_run_folder(r)
+    vb = r.metrics["vb"]
+    assert vb["alpha0=0.001"]["n_components_used"] == 2 and vb["alpha0=0.001"]["mode_occupied"] == 2
+    assert vb["alpha0=10"]["n_components_used"] > 2
+    X = load_faithful()
+    X = (X - X.mean(0)) / X.std(0)
+    sk = BayesianGaussianMixture(n_components=6, weight_concentration_prior_type="dirichlet_distribution",
+                                 weight_concentration_prior=1e-3, max_iter=2000, tol=1e-8, random_state=0).fit(X)
+    np.testing.assert_allclose(vb["alpha0=0.001"]["weights"], np.sort(sk.weights_)[::-1], atol=2e-3)
+
+
+def test_bayes_gmm_blobs(quick_runs):
+    r = quick_runs("bayes_gmm_blobs")
+    _check_run_folder(r)
+    ours, sk = r.metrics["table"]["jaxgen VB"], r.metrics["table"]["scikit-learn VB"]
+    assert ours["clusters_found"] == r.metrics["true_k"] == sk["clusters_found"]
+    assert ours["ari_test"] > 0.9
+    assert abs(ours["heldout_log_predictive_per_point"] - sk["heldout_log_predictive_per_point"]) < 0.05

@@ -344,6 +344,7 @@ def occupied_clusters_vb(key: jax.Array, post: VBPosterior, X: jax.Array, n_draw
     return _count_occupied(key, jnp.log(resp)[None], n_draws)
 
 
+@functools.partial(jax.jit, static_argnums=(2,))
 def _count_occupied(key, log_resp, n_draws):
     """log_resp ``(S, N, K)`` -> distribution over the number of occupied labels ``(K + 1,)``."""
     S, N, K = log_resp.shape
