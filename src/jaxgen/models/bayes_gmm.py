@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import digamma, gammaln, logsumexp, multigammaln
 
+from jaxgen.inference import run_nuts
 from jaxgen.validation import check_data, check_positive_float, check_positive_int
 
 __all__ = [
@@ -418,8 +419,6 @@ def fit_nuts(
     progress_bar: bool = False,
 ):
     """NUTS posterior of the Bayesian GMM (small data). Returns ``(MixtureDraws, mcmc)``."""
-    from numpyro.infer import MCMC, NUTS, init_to_value
-
     Xn = check_data(X, min_samples=2)
     K = check_positive_int(n_components, "n_components")
     prior = default_prior(Xn, n_components=K) if prior is None else prior
@@ -431,15 +430,8 @@ def fit_nuts(
         "means": post.m,
         "prec_chol": post.W_chol * jnp.sqrt(post.nu)[:, None, None],
     }
-    mcmc = MCMC(
-        NUTS(numpyro_model, init_strategy=init_to_value(values=init)),
-        num_warmup=check_positive_int(num_warmup, "num_warmup"),
-        num_samples=check_positive_int(num_samples, "num_samples"),
-        num_chains=check_positive_int(num_chains, "num_chains"),
-        chain_method="sequential" if num_chains > jax.local_device_count() else "parallel",
-        progress_bar=progress_bar,
-    )
-    mcmc.run(jax.random.fold_in(key, 1), X, prior, K)
+    mcmc = run_nuts(numpyro_model, init, jax.random.fold_in(key, 1), X, prior, K, num_warmup=num_warmup,
+                    num_samples=num_samples, num_chains=num_chains, progress_bar=progress_bar)
     s = mcmc.get_samples()
     return MixtureDraws(weights=s["weights"], means=s["means"], prec_chol=s["prec_chol"]), mcmc
 

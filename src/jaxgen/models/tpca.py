@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma, gammaln
 
+from jaxgen.inference import run_nuts
 from jaxgen.linalg import principal_angles
 from jaxgen.models import ppca
 from jaxgen.validation import check_data, check_positive_float, check_positive_int
@@ -287,8 +288,6 @@ def fit_nuts(
     leading axis of ``num_chains * num_samples`` draws; ``mcmc`` is the NumPyro MCMC object
     (for ``arviz.from_numpyro`` diagnostics).
     """
-    from numpyro.infer import MCMC, NUTS, init_to_value
-
     X = jnp.asarray(check_data(X, min_samples=2))
     q = _check_q(n_components, X.shape[1])
     # start the chain at the EM estimate (W in its lower-triangular form): warm-up then adapts
@@ -298,15 +297,8 @@ def fit_nuts(
     rows, cols = jnp.tril_indices(X.shape[1], -1, q)
     init = {"mu": em.mu, "W_off": W_tri[rows, cols], "W_diag": jnp.diagonal(W_tri),
             "sigma": jnp.sqrt(em.sigma2), "nu": jnp.clip(em.nu, 0.5, 200.0)}
-    mcmc = MCMC(
-        NUTS(numpyro_model, init_strategy=init_to_value(values=init)),
-        num_warmup=check_positive_int(num_warmup, "num_warmup"),
-        num_samples=check_positive_int(num_samples, "num_samples"),
-        num_chains=check_positive_int(num_chains, "num_chains"),
-        chain_method="sequential" if num_chains > jax.local_device_count() else "parallel",
-        progress_bar=progress_bar,
-    )
-    mcmc.run(key, X, q)
+    mcmc = run_nuts(numpyro_model, init, key, X, q, num_warmup=num_warmup, num_samples=num_samples,
+                    num_chains=num_chains, progress_bar=progress_bar)
     return _posterior_params(mcmc.get_samples()), mcmc
 
 
