@@ -1,0 +1,83 @@
+"""A small training run for the resume tests, importable and runnable as a script.
+
+``python train_resume_helper.py RUN_DIR OUT.npz [--sleep S]`` trains the problem of
+:func:`problem` in RUN_DIR (resuming when it holds a checkpoint), sleeping S seconds in the
+evaluation hook of every epoch so that a test can kill it mid-run, and writes the final parameters
+and the history (timing fields removed) to OUT.npz. It mirrors tests/conftest.py's JAX settings
+(4 virtual CPU devices, most optimisations off) so that its numbers equal an in-process run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+if os.environ.get("JAXGEN_TEST_OPTIMIZE", "0") != "1":
+    jax.config.update("jax_disable_most_optimizations", True)
+
+EPOCHS = 8
+N, D, BATCH = 160, 4, 16
+
+
+def problem():
+    """(loss_fn, params, optimizer, data, key, settings) of a noisy 2-layer MLP regression."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(N, D)).astype(np.float32)
+    y = np.tanh(x @ rng.normal(size=(D,))).astype(np.float32)[:, None]
+
+    def loss_fn(p, batch, key):
+        xb, yb = batch
+        h = jnp.tanh(xb @ p["w1"] + p["b1"])
+        # dropout-like noise: uses the per-step key, so the run depends on keys being restored right
+        h = h * jax.random.bernoulli(key, 0.9, h.shape) / 0.9
+        r = h @ p["w2"] - yb
+        return jnp.mean(r**2), {"abs_err": jnp.mean(jnp.abs(r))}
+
+    init = np.random.default_rng(2)
+    params = {
+        "w1": jnp.asarray(0.5 * init.normal(size=(D, 8)), jnp.float32),
+        "b1": jnp.zeros(8, jnp.float32),
+        "w2": jnp.asarray(0.5 * init.normal(size=(8, 1)), jnp.float32),
+    }
+    # a schedule, so that the optimizer's step count must be restored too
+    optimizer = optax.adam(optax.linear_schedule(3e-2, 3e-3, EPOCHS * (N // BATCH)))
+    settings = dict(epochs=EPOCHS, batch_size=BATCH, keep_checkpoints=2, progress=False)
+    return loss_fn, params, optimizer, (x, y), jax.random.key(7), settings
+
+
+def eval_fn_with_sleep(seconds: float):
+    def eval_fn(params, key):
+        time.sleep(seconds)
+        return {"w1_norm": jnp.linalg.norm(params["w1"]), "noise": jax.random.normal(key)}
+
+    return eval_fn
+
+
+def run(run_dir, sleep: float = 0.0):
+    from jaxgen.train import fit
+
+    loss_fn, params, optimizer, data, key, settings = problem()
+    return fit(loss_fn, params, optimizer, data, key=key, run_dir=run_dir, eval_fn=eval_fn_with_sleep(sleep), **settings)
+
+
+def main(argv):
+    from jaxgen.train import TIMING_KEYS
+
+    run_dir, out = argv[0], argv[1]
+    sleep = float(argv[argv.index("--sleep") + 1]) if "--sleep" in argv else 0.0
+    state, history = run(run_dir, sleep)
+    history = [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in history]
+    leaves = {f"p{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(state.params))}
+    np.savez(out, history=np.array(json.dumps(history)), **leaves)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
