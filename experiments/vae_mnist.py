@@ -1,0 +1,247 @@
+"""VAE / IWAE on dynamically binarised MNIST (Burda, Grosse & Salakhutdinov 2016, Table 1 protocol).
+
+Model: 784-200-200-50 tanh MLPs for q(z|x) and p(x|z) (Bernoulli), N(0, I) prior. Training
+objective ``objective.name`` ("elbo", or "iwae" with ``objective.k`` samples), a fresh binarisation
+of every batch at every step, Adam (beta1 0.9, beta2 0.999, eps 1e-4). Learning-rate schedule:
+stage i = 0..train.stages-1 runs 3^i epochs at 1e-3 * 10^(-i/7).
+
+Protocols (``protocol``):
+  * ``"cpu"`` (default): the settings below as written: ``train.stages=4`` (1 + 3 + 9 + 27 = 40 epochs),
+    the test log-likelihood with ``eval.k`` importance samples on the first ``eval.n_test`` test
+    images (k = 5000 on 2000 images). A few minutes on a 2-core CPU.
+  * ``"burda"``: the published protocol for a GPU: 8 stages (3280 epochs) on all 50 000 training
+    images, k = 5000 on all 10 000 test images. Overrides ``n_train``, ``train.stages``, ``eval.k``,
+    ``eval.n_test``; the values used are in metrics.json.
+Reference (Burda et al., k = 5000): VAE -86.76 nats, IWAE (k=50) -84.78 nats.
+
+The test set is binarised once (a fixed draw, key from ``seed``); ``test_nll_nats`` is
+``-mean log p(x)`` estimated with ``test_nll_k`` samples (an upper bound in expectation, tight as k
+grows), ``test_elbo_nats`` the mean ELBO on the same images (one sample, analytic KL).
+
+Figures: prior samples; test images and reconstructions; latent interpolations (linear and slerp);
+the 50-D posterior means of the test images projected on their first two principal components,
+coloured by digit (a PCA projection); a separate 2-D-latent model (``latent2d``, same architecture
+with q = 2) with its latent means coloured by digit and its decoded manifold; latent arithmetic (a "stroke
+weight" vector: mean code of the heaviest-inked third of the test digits minus that of the
+lightest third, tertiles taken within each digit class, added to codes of test digits with strengths
+-1.5..1.5).
+"""
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jaxgen import train
+from jaxgen.data import load_mnist
+from jaxgen.models import vae
+
+DESCRIPTION = "VAE/IWAE on binarised MNIST (Burda et al. 784-200-200-50 protocol): k-sample test log-likelihood, samples, latent space."
+
+QUICK = {"n_train": 1000, "train.batch_size": 100, "train.stages": 2, "eval.n_test": 100, "eval.k": 50,
+         "eval.n_monitor": 100, "latent2d.epochs": 2}
+
+BURDA = {"n_train": 50_000, "train.stages": 8, "eval.k": 5000, "eval.n_test": 10_000}
+REFERENCE_NLL = {"elbo": 86.76, "iwae": 84.78}  # Burda et al. Table 1: VAE (k = 1) and IWAE with k = 50
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.protocol = "cpu"  # "cpu" (the values below) or "burda" (the published protocol, for a GPU)
+    c.n_train = 50_000
+    c.model = ml_collections.ConfigDict(dict(latent_dim=50, hidden=(200, 200), activation="tanh"))
+    c.objective = ml_collections.ConfigDict(dict(name="elbo", k=1))
+    c.train = ml_collections.ConfigDict(dict(batch_size=100, stages=4, lr=1e-3, adam_eps=1e-4, use_scan=True,
+                                             checkpoint_every=10))
+    c.eval = ml_collections.ConfigDict(dict(k=5000, n_test=2000, batch_size=100, n_monitor=1000))
+    # A second model with a 2-D latent space, for the classic latent scatter and manifold (0: skip).
+    c.latent2d = ml_collections.ConfigDict(dict(epochs=10, grid=15))
+    return c
+
+
+def _effective(config) -> dict:
+    """The settings actually used (the ``burda`` protocol replaces some of them)."""
+    eff = {"n_train": config.n_train, "stages": config.train.stages, "k": config.eval.k, "n_test": config.eval.n_test}
+    if config.protocol == "burda":
+        eff.update(n_train=BURDA["n_train"], stages=BURDA["train.stages"], k=BURDA["eval.k"], n_test=BURDA["eval.n_test"])
+    elif config.protocol != "cpu":
+        raise ValueError(f"protocol must be one of ['burda', 'cpu'], got {config.protocol!r}.")
+    return eff
+
+
+def burda_schedule(lr: float, stages: int, steps_per_epoch: int):
+    """Stage i = 0..stages-1: 3^i epochs at ``lr * 10^(-i/7)``; returns ``(optax schedule, total epochs)``."""
+    boundaries, step = {}, 0
+    for i in range(stages - 1):
+        step += 3**i * steps_per_epoch
+        boundaries[step] = 10 ** (-1 / 7)
+    return optax.piecewise_constant_schedule(lr, boundaries), sum(3**i for i in range(stages))
+
+
+def image_grid(images, rows: int, cols: int, shape=(28, 28), pad: int = 1) -> np.ndarray:
+    """Tile ``images (rows * cols, H * W)`` into one (rows (H + pad), cols (W + pad)) array."""
+    H, W = shape
+    g = np.ones((rows * (H + pad), cols * (W + pad)))
+    for i, img in enumerate(np.asarray(images)[: rows * cols]):
+        r, c = divmod(i, cols)
+        g[r * (H + pad): r * (H + pad) + H, c * (W + pad): c * (W + pad) + W] = np.asarray(img).reshape(H, W)
+    return g
+
+
+def _show(ax, grid, title):
+    ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+def run(config, run) -> dict:
+    eff = _effective(config)
+    k_init, k_fit, k_bin, k_eval, k_elbo, k_sample = jax.random.split(run.key, 6)
+    x_train, _ = load_mnist("train")
+    x_test, y_test = load_mnist("test")
+    x_train = x_train[: eff["n_train"]].reshape(-1, 784)  # uint8 on the device: 4x less memory, scaled in the loss
+    test_probs = x_test.reshape(-1, 784).astype(np.float32) / 255.0
+    x_test_bin = np.asarray(jax.random.bernoulli(k_bin, test_probs)).astype(np.float32)
+
+    cfg = vae.VAEConfig(image_shape=(28, 28, 1), latent_dim=config.model.latent_dim, hidden=tuple(config.model.hidden),
+                        activation=config.model.activation, likelihood="bernoulli")
+    params = vae.init(k_init, cfg)
+    objective = vae.Objective(config.objective.name, k=config.objective.k, binarize=True)
+    loss = vae.loss_fn(objective)
+    bs = config.train.batch_size
+    schedule, epochs = burda_schedule(config.train.lr, eff["stages"], len(x_train) // bs)
+    opt = optax.adam(schedule, b1=0.9, b2=0.999, eps=config.train.adam_eps)
+    monitor = jnp.asarray(x_test_bin[: config.eval.n_monitor])
+    elbo_fn = jax.jit(lambda p, key: {"test_elbo": jnp.mean(vae.elbo(p, monitor, key))})
+    run.log(f"{vae.num_params(params)['total']} parameters; objective {objective.name} (k={objective.k}); "
+            f"{epochs} epochs over {len(x_train)} images, protocol {config.protocol}")
+
+    t0 = time.perf_counter()
+    state, history = train.fit(loss, params, opt, x_train, key=k_fit, epochs=epochs, batch_size=bs,
+                               run_dir=run.dir, eval_fn=elbo_fn, use_scan=config.train.use_scan, progress=not run.quick,
+                               checkpoint_every=config.train.checkpoint_every,
+                               tensorboard=False)
+    params = jax.block_until_ready(state.params)
+    train_seconds = time.perf_counter() - t0
+    for h in history[:: max(1, len(history) // 10)] + ([history[-1]] if len(history) > 1 else []):
+        run.log(f"epoch {h['epoch']}: loss {h['loss']:.2f}, monitor ELBO {h.get('eval/test_elbo', float('nan')):.2f}, "
+                f"{h['examples_per_s']:.0f} images/s")
+
+    # ---- test log-likelihood
+    xt = x_test_bin[: eff["n_test"]]
+    t0 = time.perf_counter()
+    lp = np.asarray(vae.log_prob(params, xt, k_eval, k=eff["k"], batch_size=config.eval.batch_size))
+    eval_seconds = time.perf_counter() - t0
+    el = np.asarray(vae.elbo(params, xt, k_elbo))
+    metrics = {
+        "test_nll_nats": float(-lp.mean()),
+        "test_nll_sem": float(lp.std(ddof=1) / np.sqrt(len(lp))) if len(lp) > 1 else None,
+        "test_nll_k": eff["k"],
+        "test_n": len(xt),
+        "test_elbo_nats": float(el.mean()),
+        "train_seconds": train_seconds,  # wall clock of fit, compile included
+        "compile_seconds": history[0].get("compile_time_s"),
+        "eval_seconds": eval_seconds,
+        "epochs": epochs,
+        "stages": eff["stages"],
+        "n_train": len(x_train),
+        "protocol": config.protocol,
+        "objective": objective.name,
+        "objective_k": objective.k,
+        "final_train_loss": history[-1]["loss"],
+        "train_images_per_s": float(np.median([h["examples_per_s"] for h in history])),
+        "reference_nll_burda": REFERENCE_NLL["elbo"] if objective.name == "elbo" else (
+            REFERENCE_NLL["iwae"] if objective.k == 50 else None),
+        "n_params": vae.num_params(params)["total"],
+    }
+    run.log(f"test NLL {metrics['test_nll_nats']:.2f} nats (k={eff['k']}, {len(xt)} images, {eval_seconds:.1f} s); "
+            f"test ELBO {metrics['test_elbo_nats']:.2f}; training {train_seconds:.1f} s")
+
+    # ---- figures
+    samples, _ = vae.sample(k_sample, params, 64)
+    with run.figure("samples", 1, 1, figsize=(5, 5)) as (fig, ax):
+        _show(ax, image_grid(samples, 8, 8), "samples: E[x | z], z ~ N(0, I)")
+
+    n_rec = 10
+    rec = vae.reconstruct(params, xt[:n_rec])
+    with run.figure("reconstructions", 1, 1, figsize=(7, 1.8)) as (fig, ax):
+        _show(ax, image_grid(np.concatenate([xt[:n_rec], np.asarray(rec)]), 2, n_rec),
+              "binarised test digits (top) and E[x | z = mean(x)] (bottom)")
+
+    # interpolations between test digits of different classes
+    firsts = [int(np.flatnonzero(y_test[: eff["n_test"]] == d)[0]) if np.any(y_test[: eff["n_test"]] == d) else d
+              for d in range(10)]
+    pairs = [(firsts[a], firsts[b]) for a, b in ((0, 1), (2, 3), (4, 9), (7, 1), (5, 6))]
+    i0, i1 = zip(*pairs)
+    n_steps = 10
+    with run.figure("interpolations", 1, 2, figsize=(11, 4)) as (fig, axes):
+        for ax, method in zip(axes, ("linear", "slerp")):
+            imgs, _ = vae.interpolate(params, x_test_bin[list(i0)], x_test_bin[list(i1)], n=n_steps, method=method)
+            _show(ax, image_grid(np.asarray(imgs).reshape(-1, 784), len(pairs), n_steps), f"{method} interpolation of z")
+
+    # 2-D view of the 50-D latent means: PCA projection, coloured by digit
+    n_lat = min(len(xt), 5000)
+    mu = np.asarray(vae.encode(params, xt[:n_lat])[0])
+    mu_c = mu - mu.mean(0)
+    _, svals, vt = np.linalg.svd(mu_c, full_matrices=False)
+    proj = mu_c @ vt[:2].T
+    explained = float((svals[:2] ** 2).sum() / (svals**2).sum())
+    with run.figure("latent_pca", 1, 1, figsize=(6, 5)) as (fig, ax):
+        sc = ax.scatter(proj[:, 0], proj[:, 1], c=y_test[:n_lat], cmap="tab10", s=4, alpha=0.7)
+        fig.colorbar(sc, ax=ax, ticks=range(10), label="digit")
+        ax.set_title(f"posterior means of {n_lat} test digits, first two principal components\n"
+                     f"(PCA of the {cfg.latent_dim}-D codes; {100 * explained:.0f}% of their variance)", fontsize=9)
+
+    # latent arithmetic: a stroke-weight vector from ink amount. Tertiles are taken within each digit
+    # class, so "thin" and "heavy" hold the same mix of classes and the class part of z cancels.
+    ink = test_probs[:n_lat].sum(1)
+    labels = np.ones(n_lat, int)
+    for d in range(10):
+        idx = np.flatnonzero(y_test[:n_lat] == d)
+        if len(idx):
+            lo, hi = np.quantile(ink[idx], [1 / 3, 2 / 3])
+            labels[idx] = np.where(ink[idx] <= lo, 0, np.where(ink[idx] >= hi, 2, 1))
+    v = vae.attribute_vector(params, xt[:n_lat], labels, 0, 2)
+    alphas = np.linspace(-1.5, 1.5, 7)
+    chosen = np.array([firsts[d] for d in (0, 2, 3, 4, 7, 8)])
+    out = np.asarray(vae.apply_attribute(params, x_test_bin[chosen], v, alpha=alphas))  # (A, n, 784)
+    with run.figure("latent_arithmetic", 1, 1, figsize=(7, 5)) as (fig, ax):
+        _show(ax, image_grid(out.transpose(1, 0, 2).reshape(-1, 784), len(chosen), len(alphas)),
+              "z + alpha * (mean z of heavy - mean z of thin strokes, per class), alpha = -1.5 .. 1.5")
+    decoded_ink = out.sum(-1).mean(1)
+    if config.latent2d.epochs:
+        metrics.update(_latent2d(config, run, x_train, xt, y_test[: len(xt)], jax.random.fold_in(run.key, 2)))
+    metrics.update(latent_pca_explained=explained, stroke_vector_norm=float(jnp.linalg.norm(v)),
+                   arithmetic_ink_at_min_alpha=float(decoded_ink[0]), arithmetic_ink_at_max_alpha=float(decoded_ink[-1]))
+    return metrics
+
+
+def _latent2d(config, run, x_train, x_test, y_test, key) -> dict:
+    """Train the same architecture with q = 2 (ELBO, Adam 1e-3) and draw its latent space and manifold."""
+    from scipy import stats
+
+    k_init, k_fit, k_elbo = jax.random.split(key, 3)
+    cfg = vae.VAEConfig(image_shape=(28, 28, 1), latent_dim=2, hidden=tuple(config.model.hidden),
+                        activation=config.model.activation)
+    opt = optax.adam(config.train.lr, eps=config.train.adam_eps)
+    t0 = time.perf_counter()
+    state, _ = train.fit(vae.loss_fn("elbo", binarize=True), vae.init(k_init, cfg), opt, x_train, key=k_fit,
+                         epochs=config.latent2d.epochs, batch_size=config.train.batch_size, progress=not run.quick, tensorboard=False)
+    p = state.params
+    seconds = time.perf_counter() - t0
+    mu = np.asarray(vae.encode(p, x_test)[0])
+    n = config.latent2d.grid
+    q = stats.norm.ppf(np.linspace(0.03, 0.97, n))  # even steps in prior probability (Kingma & Welling)
+    grid = vae.decode_mean(p, np.stack(np.meshgrid(q, q[::-1]), -1).reshape(-1, 2).astype(np.float32))
+    with run.figure("latent_2d", 1, 2, figsize=(13, 6)) as (fig, axes):
+        sc = axes[0].scatter(mu[:, 0], mu[:, 1], c=y_test, cmap="tab10", s=4, alpha=0.7)
+        fig.colorbar(sc, ax=axes[0], ticks=range(10), label="digit")
+        axes[0].set_title(f"2-D latent VAE ({config.latent2d.epochs} epochs): posterior means of {len(mu)} test digits",
+                          fontsize=9)
+        _show(axes[1], image_grid(grid, n, n), f"its decoder means on a {n} x {n} grid of z (prior quantiles 3%..97%)")
+    el = float(np.mean(np.asarray(vae.elbo(p, x_test, k_elbo))))
+    run.log(f"2-D latent VAE: test ELBO {el:.2f} nats after {config.latent2d.epochs} epochs ({seconds:.1f} s)")
+    return {"latent2d_test_elbo_nats": el, "latent2d_train_seconds": seconds}

@@ -1,0 +1,443 @@
+"""VAE model: configuration, encoder/decoder networks, parameters, and the pure functions over them.
+
+Generative model ``z ~ p(z)`` (see :mod:`.priors`), ``x | z ~ p(x | z)`` with a Bernoulli
+(logits; binarised images) or Gaussian (per-pixel learned, or fixed, variance) likelihood; the
+inference network is ``q(z | x) = N(mean(x), diag(exp(log_var(x))))``. Networks are MLPs or
+conv/transposed-conv stacks (:mod:`jaxgen.nn`). Data are flat ``(N, D)`` rows with
+``D = prod(config.image_shape)``; image-shaped input ``(N, *image_shape)`` (or ``(N, H, W)`` when
+``C = 1``) is flattened. uint8 input is scaled by 1/255 (documented convenience for MNIST bytes).
+
+Parameters are a :class:`VAEParams` pytree (encoder, decoder, prior) that carries its
+:class:`VAEConfig` as static metadata, so every function takes just ``params``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgen.models.vae import priors
+from jaxgen.nn import ACTIVATIONS, MLP, ConvDecoder, ConvEncoder
+from jaxgen.validation import check_choice, check_data, check_positive_float, check_positive_int, float_dtype
+
+__all__ = [
+    "LIKELIHOODS",
+    "ARCHITECTURES",
+    "VARIANCES",
+    "VAEConfig",
+    "VAEParams",
+    "init",
+    "num_params",
+    "prepare",
+    "encode",
+    "decode",
+    "decode_mean",
+    "log_likelihood",
+    "prior_log_prob",
+    "sample",
+    "reconstruct",
+    "interpolate",
+    "attribute_vector",
+    "apply_attribute",
+]
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+ARCHITECTURES = ("mlp", "conv")
+VARIANCES = ("learned", "fixed")
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+@dataclasses.dataclass(frozen=True)
+class VAEConfig:
+    """What the VAE is made of (hashable: it is static metadata of :class:`VAEParams`).
+
+    Attributes:
+      image_shape: ``(H, W, C)`` of one datum (an MLP only uses ``D = H * W * C``; a flat vector
+        of length D can be declared as ``(D, 1, 1)``).
+      latent_dim: ``q``.
+      architecture: ``"mlp"`` or ``"conv"``.
+      hidden: MLP hidden widths of the encoder; the decoder uses them reversed. ``()`` makes both
+        networks affine (a linear Gaussian decoder with the normal prior is PPCA).
+      activation: name in :data:`jaxgen.nn.ACTIVATIONS`.
+      conv_features: channels of the conv encoder layers (the decoder mirrors them).
+      conv_dense: width of the dense layer after the conv encoder / before the decoder.
+      likelihood: ``"bernoulli"`` (decoder outputs logits, data in [0, 1]) or ``"gaussian"``.
+      variance: Gaussian only: ``"learned"`` (one log-variance per pixel, not depending on z) or
+        ``"fixed"`` (``obs_var`` for every pixel).
+      obs_var: the fixed variance, or the initial value of the learned one.
+      min_obs_var: floor of the learned variance (a per-pixel variance otherwise collapses on
+        constant pixels, e.g. image borders, and the likelihood diverges).
+      prior: ``"normal"``, ``"mog"`` or ``"vamp"`` (see :mod:`jaxgen.models.vae.priors`).
+      n_components: mixture components (MoG) or pseudo-inputs (VampPrior).
+    """
+
+    image_shape: tuple = (28, 28, 1)
+    latent_dim: int = 50
+    architecture: str = "mlp"
+    hidden: tuple = (200, 200)
+    activation: str = "tanh"
+    conv_features: tuple = (32, 64)
+    conv_dense: int = 256
+    likelihood: str = "bernoulli"
+    variance: str = "learned"
+    obs_var: float = 1.0
+    min_obs_var: float = 1e-3
+    prior: str = "normal"
+    n_components: int = 10
+
+    def __post_init__(self):
+        set_ = functools.partial(object.__setattr__, self)
+        set_("image_shape", tuple(check_positive_int(int(s), "image_shape entries") for s in self.image_shape))
+        if len(self.image_shape) != 3:
+            raise ValueError(f"image_shape must be (H, W, C), got {self.image_shape}.")
+        set_("hidden", tuple(check_positive_int(int(h), "hidden widths") for h in self.hidden))
+        set_("conv_features", tuple(check_positive_int(int(h), "conv_features") for h in self.conv_features))
+        check_positive_int(self.latent_dim, "latent_dim")
+        check_positive_int(self.conv_dense, "conv_dense", minimum=0)
+        check_positive_int(self.n_components, "n_components")
+        check_choice(self.architecture, "architecture", ARCHITECTURES)
+        check_choice(self.likelihood, "likelihood", LIKELIHOODS)
+        check_choice(self.variance, "variance", VARIANCES)
+        check_choice(self.prior, "prior", priors.PRIORS)
+        check_choice(self.activation, "activation", ACTIVATIONS)
+        check_positive_float(self.obs_var, "obs_var")
+        check_positive_float(self.min_obs_var, "min_obs_var", allow_zero=True)
+        if self.likelihood == "gaussian" and self.variance == "learned" and self.obs_var < self.min_obs_var:
+            raise ValueError(f"obs_var ({self.obs_var}) must be >= min_obs_var ({self.min_obs_var}).")
+
+    @property
+    def data_dim(self) -> int:
+        """``D``, the length of a flattened datum."""
+        return int(np.prod(self.image_shape))
+
+
+@flax.struct.dataclass
+class VAEParams:
+    """VAE parameters: Flax param dicts of the two networks, the prior's arrays, and the static config."""
+
+    encoder: dict
+    decoder: dict
+    prior: dict
+    config: VAEConfig = flax.struct.field(pytree_node=False)
+
+
+# --------------------------------------------------------------------------------------------
+# networks
+
+
+class Encoder(nn.Module):
+    """``(N, D) -> (mean (N, q), log_var (N, q))``: a trunk (MLP or conv) and two linear heads."""
+
+    config: VAEConfig
+
+    @nn.compact
+    def __call__(self, x):
+        c = self.config
+        if c.architecture == "mlp":
+            h = MLP(c.hidden, c.activation, activate_final=True, name="trunk")(x)
+        else:
+            h = ConvEncoder(c.conv_features, c.conv_dense, c.activation, name="trunk")(x.reshape(-1, *c.image_shape))
+        return nn.Dense(c.latent_dim, name="mean")(h), nn.Dense(c.latent_dim, name="log_var")(h)
+
+
+class Decoder(nn.Module):
+    """``(M, q) -> (M, D)`` logits (Bernoulli) or means (Gaussian); a learned per-pixel log-variance
+    lives here as the parameter ``log_var (D,)``."""
+
+    config: VAEConfig
+
+    @nn.compact
+    def __call__(self, z):
+        c = self.config
+        if c.architecture == "mlp":
+            out = MLP((*reversed(c.hidden), c.data_dim), c.activation, name="net")(z)
+        else:
+            out = ConvDecoder(c.image_shape, tuple(reversed(c.conv_features)), c.conv_dense, c.activation,
+                              name="net")(z).reshape(z.shape[0], -1)
+        if c.likelihood == "gaussian" and c.variance == "learned":
+            self.param("log_var", nn.initializers.constant(math.log(c.obs_var)), (c.data_dim,))
+        return out
+
+
+def init(key: jax.Array, config: VAEConfig) -> VAEParams:
+    """Random initial parameters (Flax defaults: LeCun-normal kernels, zero biases) in the compute
+    dtype (float32, or float64 under ``jax_enable_x64``)."""
+    if not isinstance(config, VAEConfig):
+        raise ValueError(f"config must be a VAEConfig, got {type(config).__name__}.")
+    dtype = float_dtype()
+    ke, kd, kp = jax.random.split(key, 3)
+    x0 = jnp.zeros((1, config.data_dim), dtype)
+    z0 = jnp.zeros((1, config.latent_dim), dtype)
+    cast = functools.partial(jax.tree.map, lambda a: a.astype(dtype))
+    enc = cast(Encoder(config).init(ke, x0)["params"])
+    dec = cast(Decoder(config).init(kd, z0)["params"])
+    pri = priors.init_prior(kp, config.prior, config.latent_dim, config.n_components, config.data_dim, dtype)
+    return VAEParams(encoder=enc, decoder=dec, prior=pri, config=config)
+
+
+def num_params(params: VAEParams) -> dict:
+    """Parameter counts ``{"encoder", "decoder", "prior", "total"}``."""
+    count = lambda t: int(sum(np.prod(a.shape) for a in jax.tree.leaves(t)))  # noqa: E731
+    out = {"encoder": count(params.encoder), "decoder": count(params.decoder), "prior": count(params.prior)}
+    out["total"] = sum(out.values())
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# raw (jit-friendly, unchecked) pieces
+
+
+def _encode(params: VAEParams, x: jax.Array):
+    return Encoder(params.config).apply({"params": params.encoder}, x)
+
+
+def _decode_raw(params: VAEParams, z: jax.Array) -> jax.Array:
+    """Decoder output for ``z (..., q)`` -> ``(..., D)`` (leading axes flattened for the networks)."""
+    lead = z.shape[:-1]
+    out = Decoder(params.config).apply({"params": params.decoder}, z.reshape(-1, z.shape[-1]))
+    return out.reshape(*lead, out.shape[-1])
+
+
+def _obs_log_var(params: VAEParams, dtype) -> jax.Array:
+    c = params.config
+    if c.variance == "fixed":
+        return jnp.full((c.data_dim,), math.log(c.obs_var), dtype)
+    floor = math.log(c.min_obs_var) if c.min_obs_var > 0 else -jnp.inf
+    return jnp.maximum(params.decoder["log_var"], floor)
+
+
+def _log_likelihood(params: VAEParams, x: jax.Array, out: jax.Array) -> jax.Array:
+    """log p(x | z) from decoder output ``out (..., D)`` and ``x`` broadcastable to it; ``(...)``."""
+    if params.config.likelihood == "bernoulli":
+        # x log sigmoid(l) + (1 - x) log sigmoid(-l) = x l - softplus(l), stable for large |l|.
+        return jnp.sum(x * out - jax.nn.softplus(out), axis=-1)
+    lv = _obs_log_var(params, out.dtype)
+    return -0.5 * jnp.sum(_LOG_2PI + lv + (x - out) ** 2 * jnp.exp(-lv), axis=-1)
+
+
+def _prior_log_prob(params: VAEParams, z: jax.Array) -> jax.Array:
+    return priors.prior_log_prob(params.config.prior, params.prior, z, lambda u: _encode(params, u))
+
+
+def _mean_image(params: VAEParams, out: jax.Array) -> jax.Array:
+    return jax.nn.sigmoid(out) if params.config.likelihood == "bernoulli" else out
+
+
+# --------------------------------------------------------------------------------------------
+# input checks (NumPy boundary; tracers pass through)
+
+
+def prepare(params: VAEParams, x, *, name: str = "x") -> jax.Array:
+    """Validate data for ``params`` and return it as a flat ``(N, D)`` JAX array in the params' dtype.
+
+    Accepts ``(N, D)``, ``(N, H, W, C)`` = ``(N, *image_shape)``, or ``(N, H, W)`` when ``C == 1``.
+    uint8 input is scaled by 1/255. For the Bernoulli likelihood every value must lie in [0, 1].
+
+    Raises:
+      ValueError: wrong shape, non-finite values, values outside [0, 1] for the Bernoulli likelihood.
+    """
+    if isinstance(x, jax.core.Tracer):
+        return x.reshape(x.shape[0], -1)
+    c = params.config
+    arr = np.asarray(x)
+    uint8 = arr.dtype == np.uint8
+    shapes = [(c.data_dim,), tuple(c.image_shape)] + ([tuple(c.image_shape[:2])] if c.image_shape[2] == 1 else [])
+    if arr.ndim < 2 or tuple(arr.shape[1:]) not in shapes:
+        raise ValueError(
+            f"{name} must have shape (N, {c.data_dim}) or (N, {', '.join(map(str, c.image_shape))}) for this VAE "
+            f"(image_shape={c.image_shape}), got {arr.shape}."
+        )
+    dtype = jax.tree.leaves(params.encoder)[0].dtype
+    arr = check_data(arr.reshape(arr.shape[0], -1), name=name, dtype=dtype)
+    if uint8:
+        arr = arr / np.asarray(255, arr.dtype)
+    if c.likelihood == "bernoulli":
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"{name} must lie in [0, 1] for the Bernoulli likelihood, got range [{lo:g}, {hi:g}]. Scale "
+                "images with jaxgen.data.to_float (pixel / 255), pass uint8 bytes, or binarise them."
+            )
+    return jnp.asarray(arr)
+
+
+def _check_latent(params: VAEParams, z) -> jax.Array:
+    if isinstance(z, jax.core.Tracer):
+        return z
+    q = params.config.latent_dim
+    dtype = jax.tree.leaves(params.encoder)[0].dtype
+    return jnp.asarray(check_data(z, name="z", n_features=q, dtype=dtype))
+
+
+# --------------------------------------------------------------------------------------------
+# public pure functions
+
+
+@jax.jit
+def _encode_jit(params, x):
+    return _encode(params, x)
+
+
+def encode(params: VAEParams, x) -> tuple[jax.Array, jax.Array]:
+    """The inference network: ``q(z | x) = N(mean, diag(exp(log_var)))``; returns ``(mean, log_var)``, each ``(N, q)``."""
+    return _encode_jit(params, prepare(params, x))
+
+
+@jax.jit
+def _decode_jit(params, z):
+    out = _decode_raw(params, z)
+    if params.config.likelihood == "bernoulli":
+        return {"logits": out}
+    return {"mean": out, "log_var": jnp.broadcast_to(_obs_log_var(params, out.dtype), out.shape)}
+
+
+def decode(params: VAEParams, z) -> dict:
+    """Parameters of ``p(x | z)`` for ``z (M, q)``: ``{"logits" (M, D)}`` (Bernoulli) or
+    ``{"mean" (M, D), "log_var" (M, D)}`` (Gaussian)."""
+    return _decode_jit(params, _check_latent(params, z))
+
+
+@jax.jit
+def _decode_mean_jit(params, z):
+    return _mean_image(params, _decode_raw(params, z))
+
+
+def decode_mean(params: VAEParams, z) -> jax.Array:
+    """``E[x | z]``, ``(M, D)``: pixel probabilities (Bernoulli) or means (Gaussian)."""
+    return _decode_mean_jit(params, _check_latent(params, z))
+
+
+@jax.jit
+def _log_likelihood_jit(params, x, z):
+    return _log_likelihood(params, x, _decode_raw(params, z))
+
+
+def log_likelihood(params: VAEParams, x, z) -> jax.Array:
+    """``log p(x | z)`` per row, ``(N,)``, for data ``x (N, D)`` and latents ``z (N, q)``."""
+    return _log_likelihood_jit(params, prepare(params, x), _check_latent(params, z))
+
+
+_prior_log_prob_jit = jax.jit(_prior_log_prob)
+
+
+def prior_log_prob(params: VAEParams, z) -> jax.Array:
+    """``log p(z)`` per row, ``(M,)``."""
+    return _prior_log_prob_jit(params, _check_latent(params, z))
+
+
+@functools.partial(jax.jit, static_argnames=("n", "mean"))
+def _sample(key, params, n, mean):
+    c = params.config
+    dtype = jax.tree.leaves(params.encoder)[0].dtype
+    kz, kx = jax.random.split(key)
+    z = priors.prior_sample(kz, c.prior, params.prior, n, c.latent_dim, lambda u: _encode(params, u), dtype)
+    out = _decode_raw(params, z)
+    if mean:
+        return _mean_image(params, out), z
+    if c.likelihood == "bernoulli":
+        return jax.random.bernoulli(kx, jax.nn.sigmoid(out)).astype(dtype), z
+    return out + jnp.exp(0.5 * _obs_log_var(params, dtype)) * jax.random.normal(kx, out.shape, dtype), z
+
+
+def sample(key: jax.Array, params: VAEParams, n: int, *, mean: bool = True) -> tuple[jax.Array, jax.Array]:
+    """Draw ``n`` samples: ``z ~ p(z)``, then ``x = E[x | z]`` (``mean=True``, the usual image grid)
+    or ``x ~ p(x | z)``. Returns ``(x (n, D), z (n, q))``."""
+    return _sample(key, params, check_positive_int(n, "n"), bool(mean))
+
+
+@jax.jit
+def _reconstruct(params, x):
+    return _mean_image(params, _decode_raw(params, _encode(params, x)[0]))
+
+
+def reconstruct(params: VAEParams, x) -> jax.Array:
+    """``E[x | z = mean(x)]``: decode the posterior mean, ``(N, D)``."""
+    return _reconstruct(params, prepare(params, x))
+
+
+def _slerp(z0, z1, t):
+    """Spherical interpolation between rows of ``z0, z1 (M, q)`` at ``t (n,)`` -> ``(M, n, q)``."""
+    u0 = z0 / jnp.linalg.norm(z0, axis=-1, keepdims=True)
+    u1 = z1 / jnp.linalg.norm(z1, axis=-1, keepdims=True)
+    omega = jnp.arccos(jnp.clip(jnp.sum(u0 * u1, -1), -1.0, 1.0))[:, None, None]  # (M, 1, 1)
+    t = t[None, :, None]
+    so = jnp.sin(omega)
+    small = so < 1e-6  # (anti)parallel: fall back to linear to avoid 0/0
+    safe = jnp.where(small, 1.0, so)
+    w0 = jnp.where(small, 1.0 - t, jnp.sin((1.0 - t) * omega) / safe)
+    w1 = jnp.where(small, t, jnp.sin(t * omega) / safe)
+    return w0 * z0[:, None, :] + w1 * z1[:, None, :]
+
+
+@functools.partial(jax.jit, static_argnames=("n", "method"))
+def _interpolate(params, x0, x1, n, method):
+    z0, z1 = _encode(params, x0)[0], _encode(params, x1)[0]
+    t = jnp.linspace(0.0, 1.0, n, dtype=z0.dtype)
+    if method == "linear":
+        z = z0[:, None, :] + t[None, :, None] * (z1 - z0)[:, None, :]
+    else:
+        z = _slerp(z0, z1, t)
+    return _mean_image(params, _decode_raw(params, z)), z
+
+
+def interpolate(params: VAEParams, x0, x1, n: int = 8, method: str = "linear") -> tuple[jax.Array, jax.Array]:
+    """Walk in latent space between the posterior means of ``x0`` and ``x1`` and decode.
+
+    Args:
+      x0, x1: ``(M, D)`` (or image-shaped) data, paired row by row.
+      n: points per path, endpoints included (``n >= 2``).
+      method: ``"linear"`` or ``"slerp"`` (great-circle path, keeps norms typical of a Gaussian prior).
+
+    Returns:
+      ``(images (M, n, D), z (M, n, q))``.
+    """
+    n = check_positive_int(n, "n", minimum=2)
+    check_choice(method, "method", ("linear", "slerp"))
+    x0, x1 = prepare(params, x0, name="x0"), prepare(params, x1, name="x1")
+    if x0.shape != x1.shape:
+        raise ValueError(f"x0 and x1 must have the same shape, got {x0.shape} and {x1.shape}.")
+    return _interpolate(params, x0, x1, n, method)
+
+
+def attribute_vector(params: VAEParams, x, labels, a, b) -> jax.Array:
+    """Latent arithmetic: ``mean_{labels == b} mu(x) - mean_{labels == a} mu(x)``, ``(q,)``.
+
+    Adding it to a latent mean moves an example "from attribute a towards attribute b"
+    (e.g. a = thin, b = bold strokes; or two digit classes).
+    """
+    x = prepare(params, x)
+    labels = np.asarray(labels)
+    if labels.shape != (x.shape[0],):
+        raise ValueError(f"labels must have shape ({x.shape[0]},), got {labels.shape}.")
+    for v, nm in ((a, "a"), (b, "b")):
+        if not np.any(labels == v):
+            raise ValueError(f"no example has label {nm}={v!r}; labels present: {sorted(np.unique(labels).tolist())}.")
+    mu = np.asarray(encode(params, x)[0])
+    return jnp.asarray(mu[labels == b].mean(0) - mu[labels == a].mean(0))
+
+
+def apply_attribute(params: VAEParams, x, vector, alpha=1.0) -> jax.Array:
+    """Decode ``mu(x) + alpha * vector``.
+
+    Args:
+      x: ``(N, D)`` data; vector: ``(q,)``; alpha: a scalar or ``(A,)`` strengths.
+
+    Returns:
+      ``(N, D)`` for a scalar alpha, ``(A, N, D)`` for a vector of them.
+    """
+    mu = encode(params, x)[0]
+    v = jnp.asarray(check_data(np.asarray(vector), name="vector", ndim=1), mu.dtype)
+    if v.shape != (mu.shape[1],):
+        raise ValueError(f"vector must have shape ({mu.shape[1]},), got {v.shape}.")
+    al = np.asarray(alpha, dtype=float)
+    if al.ndim > 1 or not np.all(np.isfinite(al)):
+        raise ValueError(f"alpha must be a finite scalar or 1-D array, got {alpha!r}.")
+    z = mu[None] + jnp.asarray(np.atleast_1d(al), mu.dtype)[:, None, None] * v
+    out = decode_mean(params, z.reshape(-1, z.shape[-1])).reshape(z.shape[0], mu.shape[0], -1)
+    return out[0] if al.ndim == 0 else out

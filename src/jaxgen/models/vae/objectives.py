@@ -1,0 +1,249 @@
+"""VAE bounds and estimators of log p(x), and the training loss.
+
+* :func:`elbo`: ``E_q[log p(x|z)] - beta KL(q(z|x) || p(z))`` with one reparameterised sample; the
+  KL is analytic for the standard normal prior and a one-sample Monte Carlo term otherwise.
+* :func:`iwae_bound`: ``E[log (1/k) sum_i p(x, z_i) / q(z_i | x)]`` (Burda et al. 2016), one draw of
+  the k samples; ``iwae_bound(k=1)`` is the ELBO with Monte Carlo KL, and the bound tightens with k.
+* :func:`log_prob`: the k-sample importance-sampling estimate of log p(x) (Burda et al.'s test
+  protocol, k = 5000), chunked over data and over samples with a running logsumexp so that memory
+  is bounded by ``batch_size * k_chunk * D`` however large k is.
+* :func:`loss_fn`: ``(params, batch, key) -> (loss, metrics)`` for :mod:`jaxgen.train`: negative
+  ELBO / beta-ELBO with linear KL warm-up / IWAE(k), averaged over the batch, with dynamic
+  binarisation inside (a fresh Bernoulli draw of the pixels per step from the step key).
+
+All values are in nats per example; ``log_prob`` is a log-likelihood (negative number for
+binarised MNIST), report ``-log_prob`` as the NLL.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from jaxgen.models.vae.model import VAEParams, _decode_raw, _encode, _log_likelihood, _prior_log_prob, prepare
+from jaxgen.models.vae.priors import diag_normal_log_prob
+from jaxgen.validation import check_choice, check_positive_float, check_positive_int
+
+__all__ = ["OBJECTIVES", "Objective", "elbo", "elbo_terms", "iwae_bound", "log_prob", "kl_weight", "loss_fn"]
+
+OBJECTIVES = ("elbo", "iwae")
+
+
+def _kl_normal(mean, log_var):
+    """KL(N(mean, diag exp(log_var)) || N(0, I)), summed over the last axis."""
+    return 0.5 * jnp.sum(jnp.exp(log_var) + mean**2 - 1.0 - log_var, axis=-1)
+
+
+def _elbo_terms(params: VAEParams, x, key):
+    """``(log p(x|z) (N,), KL (N,))`` with one reparameterised sample z."""
+    mean, log_var = _encode(params, x)
+    eps = jax.random.normal(key, mean.shape, mean.dtype)
+    z = mean + jnp.exp(0.5 * log_var) * eps
+    rec = _log_likelihood(params, x, _decode_raw(params, z))
+    if params.config.prior == "normal":
+        kl = _kl_normal(mean, log_var)
+    else:  # no closed form for a mixture prior: the single-sample estimate log q(z|x) - log p(z)
+        kl = diag_normal_log_prob(z, mean, log_var) - _prior_log_prob(params, z)
+    return rec, kl
+
+
+def _log_weights(params: VAEParams, x, mean, log_var, eps):
+    """``log p(x, z) - log q(z | x)`` for ``z = mean + std * eps``, ``eps (k, N, q)`` -> ``(k, N)``."""
+    z = mean + jnp.exp(0.5 * log_var) * eps
+    log_q = diag_normal_log_prob(z, mean, log_var)
+    return _log_likelihood(params, x, _decode_raw(params, z)) + _prior_log_prob(params, z) - log_q
+
+
+def _iwae(params: VAEParams, x, key, k: int):
+    mean, log_var = _encode(params, x)
+    eps = jax.random.normal(key, (k, *mean.shape), mean.dtype)
+    return jax.nn.logsumexp(_log_weights(params, x, mean, log_var, eps), axis=0) - math.log(k)
+
+
+@jax.jit
+def _elbo_jit(params, x, key, beta):
+    rec, kl = _elbo_terms(params, x, key)
+    return rec - beta * kl
+
+
+def elbo(params: VAEParams, x, key: jax.Array, *, beta: float = 1.0) -> jax.Array:
+    """Per-example (beta-)ELBO, ``(N,)`` nats, one reparameterised sample (``beta=1`` is the ELBO)."""
+    beta = check_positive_float(beta, "beta", allow_zero=True)
+    return _elbo_jit(params, prepare(params, x), key, beta)
+
+
+_elbo_terms_jit = jax.jit(_elbo_terms)
+_iwae_jit = jax.jit(_iwae, static_argnames="k")
+
+
+def elbo_terms(params: VAEParams, x, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(reconstruction log p(x|z) (N,), KL (N,))`` of :func:`elbo`, one sample."""
+    return _elbo_terms_jit(params, prepare(params, x), key)
+
+
+def iwae_bound(params: VAEParams, x, key: jax.Array, k: int) -> jax.Array:
+    """Per-example IWAE bound with ``k`` importance samples, ``(N,)`` nats (all k at once: use
+    :func:`log_prob` for large k)."""
+    k = check_positive_int(k, "k")
+    return _iwae_jit(params, prepare(params, x), key, k)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "k_chunk"))
+def _log_prob_batched(params, xb, key, k: int, k_chunk: int):
+    """``xb (B, bs, D)`` -> ``(B, bs)``: per batch, scan over ceil(k / k_chunk) sample chunks."""
+    n_chunks = -(-k // k_chunk)
+
+    def one_batch(args):
+        x, kb = args
+        mean, log_var = _encode(params, x)
+        bs = x.shape[0]
+
+        def body(carry, i):
+            m, s = carry
+            eps = jax.random.normal(jax.random.fold_in(kb, i), (k_chunk, *mean.shape), mean.dtype)
+            lw = _log_weights(params, x, mean, log_var, eps)
+            valid = (i * k_chunk + jnp.arange(k_chunk)) < k  # the last chunk may overhang k
+            lw = jnp.where(valid[:, None], lw, -jnp.inf)
+            m_new = jnp.maximum(m, jnp.max(lw, axis=0))
+            s = s * jnp.exp(m - m_new) + jnp.sum(jnp.exp(lw - m_new), axis=0)
+            return (m_new, s), None
+
+        init = (jnp.full((bs,), -jnp.inf, mean.dtype), jnp.zeros((bs,), mean.dtype))
+        (m, s), _ = jax.lax.scan(body, init, jnp.arange(n_chunks))
+        return m + jnp.log(s) - math.log(k)
+
+    keys = jax.random.split(key, xb.shape[0])
+    return jax.lax.map(one_batch, (xb, keys))
+
+
+def log_prob(
+    params: VAEParams, x, key: jax.Array, k: int = 5000, *, batch_size: int = 100, k_chunk: int | None = None
+) -> jax.Array:
+    """Importance-sampled estimate of ``log p(x)`` with ``k`` samples from q(z|x), ``(N,)`` nats.
+
+    ``log (1/k) sum_i p(x, z_i) / q(z_i | x)``: the IWAE bound with k samples, a consistent
+    estimate of log p(x) (it converges from below as k grows). Memory is bounded: the data go
+    through in batches of ``batch_size`` rows (``lax.map``) and the samples in chunks of ``k_chunk``
+    (``lax.scan`` with a running logsumexp); the default chunk keeps ``batch_size * k_chunk * D``
+    near 2^24 numbers. The random draws depend on ``batch_size`` and ``k_chunk`` (the estimate's
+    distribution does not). The test NLL of the literature is ``-mean(log_prob(..., k=5000))``.
+    """
+    k = check_positive_int(k, "k")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    x = prepare(params, x)
+    N, D = x.shape
+    bs = min(batch_size, N)
+    if k_chunk is None:
+        k_chunk = max(1, min(k, (1 << 24) // (bs * max(D, params.config.latent_dim))))
+    k_chunk = min(check_positive_int(k_chunk, "k_chunk"), k)
+    pad = (-N) % bs
+    xp = jnp.concatenate([x, jnp.zeros((pad, D), x.dtype)]) if pad else x  # zero rows: valid data, dropped below
+    out = _log_prob_batched(params, xp.reshape(-1, bs, D), key, k, k_chunk)
+    return out.reshape(-1)[:N]
+
+
+# --------------------------------------------------------------------------------------------
+# training objective
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """What the training loss optimises.
+
+    Attributes:
+      name: ``"elbo"`` (with ``beta`` and warm-up: beta-VAE / KL annealing) or ``"iwae"``.
+      k: importance samples for ``"iwae"`` (``k=1`` is the ELBO with a Monte Carlo KL).
+      beta: final KL weight of the ELBO.
+      warmup_steps: KL warm-up: the weight rises linearly from 0 to ``beta`` over this many steps
+        (0 = no warm-up). Needs the step: see :func:`loss_fn`.
+      binarize: dynamic binarisation, i.e. each step draws ``x ~ Bernoulli(pixels)`` afresh.
+    """
+
+    name: str = "elbo"
+    k: int = 1
+    beta: float = 1.0
+    warmup_steps: int = 0
+    binarize: bool = False
+
+    def __post_init__(self):
+        check_choice(self.name, "objective", OBJECTIVES)
+        check_positive_int(self.k, "k")
+        check_positive_float(self.beta, "beta", allow_zero=True)
+        check_positive_int(self.warmup_steps, "warmup_steps", minimum=0)
+
+
+def kl_weight(step, beta: float, warmup_steps: int):
+    """KL weight at ``step``: ``beta * min(1, step / warmup_steps)`` (``beta`` without warm-up)."""
+    if warmup_steps <= 0 or step is None:
+        return jnp.asarray(beta)
+    return beta * jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / warmup_steps)
+
+
+def _as_objective(objective) -> Objective:
+    if objective is None:
+        return Objective()
+    if isinstance(objective, Objective):
+        return objective
+    if isinstance(objective, str):
+        return Objective(name=objective)
+    if isinstance(objective, Mapping) or hasattr(objective, "to_dict"):
+        d = dict(objective.to_dict() if hasattr(objective, "to_dict") else objective)
+        fields = {f.name for f in dataclasses.fields(Objective)}
+        unknown = set(d) - fields
+        if unknown:
+            raise ValueError(f"unknown objective setting(s) {sorted(unknown)}; valid: {sorted(fields)}.")
+        return Objective(**d)
+    raise ValueError(f"objective must be an Objective, a name, a mapping or None, got {type(objective).__name__}.")
+
+
+def _batch_x(batch: Any):
+    if isinstance(batch, Mapping):
+        for name in ("x", "image", "images"):
+            if name in batch:
+                return batch[name], batch.get("step")
+        raise ValueError(f"batch dict needs an 'x' (or 'image') entry, got keys {sorted(batch)}.")
+    return batch, None
+
+
+def loss_fn(objective: Objective | str | Mapping | None = None, **kwargs):
+    """The training loss ``(params, batch, key, step=None) -> (loss, metrics)`` for an :class:`Objective`.
+
+    Args:
+      objective: an :class:`Objective`, an objective name (``"elbo"``, ``"iwae"``), a mapping /
+        ConfigDict with its fields, or None (ELBO); keyword arguments override fields, e.g.
+        ``loss_fn("iwae", k=5, binarize=True)``.
+
+    The returned function takes ``batch``: an ``(B, D)`` array or a dict with ``"x"`` (uint8 bytes
+    are scaled by 1/255; for dynamic binarisation the values are pixel probabilities) and, for KL
+    warm-up, the global step as ``step=`` or ``batch["step"]``. ``loss`` is the negative bound
+    averaged over the batch; ``metrics`` holds scalar means: ``elbo``, ``recon`` (log p(x|z)),
+    ``kl`` and ``kl_weight`` for the ELBO, ``iwae`` for IWAE.
+    """
+    obj = _as_objective(objective)
+    if kwargs:
+        obj = dataclasses.replace(obj, **kwargs)
+
+    def loss(params: VAEParams, batch, key: jax.Array, step=None):
+        x, batch_step = _batch_x(batch)
+        step = batch_step if step is None else step
+        dtype = jax.tree.leaves(params.encoder)[0].dtype
+        if x.dtype == jnp.uint8:
+            x = x.astype(dtype) / 255.0
+        x = x.reshape(x.shape[0], -1).astype(dtype)
+        kb, ks = jax.random.split(key)
+        if obj.binarize:
+            x = jax.random.bernoulli(kb, x).astype(dtype)
+        if obj.name == "iwae":
+            bound = _iwae(params, x, ks, obj.k)
+            return -jnp.mean(bound), {"iwae": jnp.mean(bound)}
+        rec, kl = _elbo_terms(params, x, ks)
+        w = kl_weight(step, obj.beta, obj.warmup_steps).astype(dtype)
+        metrics = {"elbo": jnp.mean(rec - kl), "recon": jnp.mean(rec), "kl": jnp.mean(kl), "kl_weight": w}
+        return -jnp.mean(rec - w * kl), metrics
+
+    loss.objective = obj
+    return loss
