@@ -104,7 +104,7 @@ def bench_tpca(n, d, q, repeats):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
-    p.add_argument("--n", type=int, default=100_000)
+    p.add_argument("--n", type=int, default=20_000)
     p.add_argument("--d", type=int, default=4)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)

@@ -122,6 +122,19 @@ def test_train_step_uses_fold_in_of_the_step(data):
     assert int(new_state.step) == 1
 
 
+def test_loss_that_takes_the_step_gets_the_global_step(data):
+    """Schedules inside the loss (KL warm-up) see the global step: epoch e averages steps e*n .. e*n+n-1."""
+
+    def loss_with_step(p, batch, key, step):
+        loss, metrics = mse_loss(p, batch, key)
+        return loss, {**metrics, "step_seen": step.astype(jnp.float32)}
+
+    n = N // BATCH
+    _, history = fit(loss_with_step, init_params(), optax.sgd(0.01), data, key=jax.random.key(0), epochs=2,
+                     batch_size=BATCH, progress=False)
+    assert [r["step_seen"] for r in history] == [(n - 1) / 2, n + (n - 1) / 2]
+
+
 def test_float64_end_to_end(data, x64):
     x, y = data
     state, history = fit(mse_loss, init_params(jnp.float64), optax.adam(0.05), (x.astype(np.float64), y.astype(np.float64)),

@@ -8,6 +8,8 @@ continues from (lines written after the last checkpoint by a killed process are 
 """
 from __future__ import annotations
 
+import importlib.util
+
 import json
 import sys
 from pathlib import Path
@@ -22,13 +24,12 @@ TIMING_KEYS = ("examples_per_s", "epoch_time_s", "compile_time_s")
 
 def _tensorboard_writer(directory: Path):
     """A ``SummaryWriter`` from tensorboardX or torch when one is installed, else None."""
-    try:
+    if importlib.util.find_spec("tensorboardX") is not None:
         from tensorboardX import SummaryWriter
-    except ImportError:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            return None
+    elif importlib.util.find_spec("tensorboard") is not None and importlib.util.find_spec("torch") is not None:
+        from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package too
+    else:  # checked first: importing torch only to fail would cost seconds per run
+        return None
     return SummaryWriter(str(directory))
 
 

@@ -7,6 +7,8 @@ loss is a mean over the batch.
 """
 from __future__ import annotations
 
+import inspect
+
 from typing import Callable, Mapping
 
 import jax
@@ -21,14 +23,28 @@ from jaxgen.train.state import TrainState
 __all__ = ["LossFn", "make_train_step", "epoch_permutation", "make_epoch_fn", "tree_all_finite"]
 
 LossFn = Callable[..., tuple]
-"""``loss_fn(params, batch, key) -> (loss, metrics)``: scalar loss, dict of scalar metrics."""
+"""``loss_fn(params, batch, key[, step=]) -> (loss, metrics)``: scalar loss, dict of scalar metrics;
+``step`` (the global step, int32 array) is passed when the function accepts it."""
+
+
+def _accepts_step(loss_fn) -> bool:
+    """Whether ``loss_fn`` takes a ``step`` keyword (schedules inside the loss, e.g. KL warm-up)."""
+    try:
+        params = inspect.signature(loss_fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "step" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def _checked_loss(loss_fn: LossFn):
-    """``loss_fn`` with its output checked at trace time, so a wrong return type fails clearly."""
+    """``loss_fn`` with its output checked at trace time, so a wrong return type fails clearly.
 
-    def wrapped(params, batch, key):
-        out = loss_fn(params, batch, key)
+    The wrapper always takes the step; it is passed on as ``step=`` when ``loss_fn`` accepts it.
+    """
+    with_step = _accepts_step(loss_fn)
+
+    def wrapped(params, batch, key, step):
+        out = loss_fn(params, batch, key, step=step) if with_step else loss_fn(params, batch, key)
         if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Mapping)):
             raise ValueError(
                 "loss_fn(params, batch, key) must return (loss, metrics) with a scalar loss and a dict "
@@ -64,7 +80,7 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
     grad_fn = jax.value_and_grad(checked, has_aux=True)
 
     def train_step(state: TrainState, batch):
-        (loss, metrics), grads = grad_fn(state.params, batch, state.step_key())
+        (loss, metrics), grads = grad_fn(state.params, batch, state.step_key(), state.step)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new_state = state.replace(params=params, opt_state=opt_state, step=state.step + 1)
