@@ -12,7 +12,7 @@ with Adam through :func:`jaxgen.train.fit`. Held-out log-likelihood: k-sample im
 model a 2-D latent space gives in closed form.
 
 Figures: the learned 2-D manifold (decoder means on a grid of z at prior quantiles), prior
-samples, test images and reconstructions, the latent means of the test set (coloured by digit
+samples, test images and reconstructions, latent interpolations, the latent means of the test set (coloured by digit
 for the digits data).
 """
 import time
@@ -135,6 +135,11 @@ def run(config, run) -> dict:
     with run.figure("reconstructions", 1, 1, figsize=(9, 2)) as (fig, ax):
         _show(ax, _grid(np.concatenate([X_test[:12], np.asarray(rec)]), 2, 12, shape),
               "test images (top) and reconstructions (bottom)")
+    # linear interpolation in latent space between pairs of test images (endpoints = reconstructions)
+    strips, _ = vae.interpolate(params, X_test[:4], X_test[4:8], n=10)
+    with run.figure("interpolations", 1, 1, figsize=(9, 4 * H / W)) as (fig, ax):
+        _show(ax, _grid(np.asarray(strips).reshape(-1, strips.shape[-1]), 4, 10, shape),
+              "latent interpolation between pairs of test images (left and right: their reconstructions)")
     mu = np.asarray(vae.encode(params, X_test)[0])
     if m.latent_dim == 2:
         with run.figure("latent", 1, 1, figsize=(6, 5)) as (fig, ax):

@@ -137,3 +137,27 @@ def test_bayes_gmm_blobs(quick_runs):
     assert ours["clusters_found"] == r.metrics["true_k"] == sk["clusters_found"]
     assert ours["ari_test"] > 0.9
     assert abs(ours["heldout_log_predictive_per_point"] - sk["heldout_log_predictive_per_point"]) < 0.05
+
+
+def test_vae_continuous(quick_runs):
+    r = quick_runs("vae_continuous")
+    _check_run_folder(r)
+    m = r.metrics
+    assert {"manifold.png", "interpolations.png"} <= set(r.figures)
+    # importance sampling tightens the ELBO (the quick run is too short to beat PPCA: the full one does)
+    assert m["test_loglik_nats"] >= m["test_elbo_nats"]
+    assert np.isfinite(m["test_loglik_ppca_nats"]) and m["epochs"] == 20
+
+
+def test_vae_mnist(quick_runs):
+    from jaxgen.data.files import data_dir
+
+    if not (data_dir() / "mnist.npz").is_file():
+        pytest.skip("mnist.npz is not in JAXGEN_DATA_DIR")
+    r = quick_runs("vae_mnist")
+    _check_run_folder(r)
+    m = r.metrics
+    assert {"test_nll_nats", "test_elbo_nats", "train_seconds", "epochs"} <= set(m)
+    assert m["n_params"] == 217_300 + 207_984  # Burda et al.'s 784-200-200-50 encoder and decoder
+    assert m["test_nll_nats"] <= -m["test_elbo_nats"] + 1e-3  # NLL estimate below the negative ELBO
+    assert 60.0 < m["test_nll_nats"] < 550.0
