@@ -23,6 +23,8 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python scripts/bench_gmm.py
 	$(BIN)/python scripts/bench_ppca.py
+	$(BIN)/python scripts/bench_bayes.py
+	$(BIN)/python scripts/bench_vae.py    # the PyTorch column needs `pip install -e '.[bench]'`
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
