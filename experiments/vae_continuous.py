@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from scipy import stats
 
-from jaxgen import train
+from jaxgen import plotting, train
 from jaxgen.data import load_digits, load_frey
 from jaxgen.data.files import DataFileError, data_dir
 from jaxgen.models import ppca, vae
@@ -58,21 +58,6 @@ def _load(name: str):
         raise ValueError(f"data must be one of ['auto', 'digits', 'frey'], got {name!r}.")
     X, y = load_digits()
     return (X / 16.0).astype(np.float32), y, (8, 8), "digits"
-
-
-def _grid(images, rows, cols, shape, pad=1):
-    H, W = shape
-    g = np.ones((rows * (H + pad), cols * (W + pad)))
-    for i, img in enumerate(np.asarray(images)[: rows * cols]):
-        r, c = divmod(i, cols)
-        g[r * (H + pad): r * (H + pad) + H, c * (W + pad): c * (W + pad) + W] = np.clip(np.asarray(img).reshape(H, W), 0, 1)
-    return g
-
-
-def _show(ax, grid, title):
-    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
 
 
 def run(config, run) -> dict:
@@ -127,18 +112,19 @@ def run(config, run) -> dict:
         zz = np.stack(np.meshgrid(q, q[::-1]), -1).reshape(-1, 2).astype(np.float32)
         imgs = vae.decode_mean(params, zz)
         with run.figure("manifold", 1, 1, figsize=(7, 7 * H / W)) as (fig, ax):
-            _show(ax, _grid(imgs, n, n, shape), f"decoder means E[x|z] on a {n} x {n} grid of z (prior quantiles 3%..97%)")
+            plotting.show_images(ax, plotting.image_grid(imgs, n, n, shape),
+                                 f"decoder means E[x|z] on a {n} x {n} grid of z (prior quantiles 3%..97%)")
     samples, _ = vae.sample(k_sample, params, 48)
     with run.figure("samples", 1, 1, figsize=(8, 8 * 6 * H / (8 * W))) as (fig, ax):
-        _show(ax, _grid(samples, 6, 8, shape), "samples: E[x | z], z ~ p(z)")
+        plotting.show_images(ax, plotting.image_grid(samples, 6, 8, shape), "samples: E[x | z], z ~ p(z)")
     rec = vae.reconstruct(params, X_test[:12])
     with run.figure("reconstructions", 1, 1, figsize=(9, 2)) as (fig, ax):
-        _show(ax, _grid(np.concatenate([X_test[:12], np.asarray(rec)]), 2, 12, shape),
+        plotting.show_images(ax, plotting.image_grid(np.concatenate([X_test[:12], np.asarray(rec)]), 2, 12, shape),
               "test images (top) and reconstructions (bottom)")
     # linear interpolation in latent space between pairs of test images (endpoints = reconstructions)
     strips, _ = vae.interpolate(params, X_test[:4], X_test[4:8], n=10)
     with run.figure("interpolations", 1, 1, figsize=(9, 4 * H / W)) as (fig, ax):
-        _show(ax, _grid(np.asarray(strips).reshape(-1, strips.shape[-1]), 4, 10, shape),
+        plotting.show_images(ax, plotting.image_grid(np.asarray(strips).reshape(-1, strips.shape[-1]), 4, 10, shape),
               "latent interpolation between pairs of test images (left and right: their reconstructions)")
     mu = np.asarray(vae.encode(params, X_test)[0])
     if m.latent_dim == 2:

@@ -34,7 +34,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxgen import train
+from jaxgen import plotting, train
 from jaxgen.data import load_mnist
 from jaxgen.models import vae
 
@@ -81,20 +81,9 @@ def burda_schedule(lr: float, stages: int, steps_per_epoch: int):
     return optax.piecewise_constant_schedule(lr, boundaries), sum(3**i for i in range(stages))
 
 
-def image_grid(images, rows: int, cols: int, shape=(28, 28), pad: int = 1) -> np.ndarray:
-    """Tile ``images (rows * cols, H * W)`` into one (rows (H + pad), cols (W + pad)) array."""
-    H, W = shape
-    g = np.ones((rows * (H + pad), cols * (W + pad)))
-    for i, img in enumerate(np.asarray(images)[: rows * cols]):
-        r, c = divmod(i, cols)
-        g[r * (H + pad): r * (H + pad) + H, c * (W + pad): c * (W + pad) + W] = np.asarray(img).reshape(H, W)
-    return g
-
-
-def _show(ax, grid, title):
-    ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
+def _show(ax, images, rows: int, cols: int, title: str):
+    """Tile ``images (rows * cols, 784)`` and draw them dark on light."""
+    plotting.show_images(ax, plotting.image_grid(images, rows, cols, (28, 28)), title, cmap="gray_r")
 
 
 def run(config, run) -> dict:
@@ -163,12 +152,12 @@ def run(config, run) -> dict:
     # ---- figures
     samples, _ = vae.sample(k_sample, params, 64)
     with run.figure("samples", 1, 1, figsize=(5, 5)) as (fig, ax):
-        _show(ax, image_grid(samples, 8, 8), "samples: E[x | z], z ~ N(0, I)")
+        _show(ax, samples, 8, 8, "samples: E[x | z], z ~ N(0, I)")
 
     n_rec = 10
     rec = vae.reconstruct(params, xt[:n_rec])
     with run.figure("reconstructions", 1, 1, figsize=(7, 1.8)) as (fig, ax):
-        _show(ax, image_grid(np.concatenate([xt[:n_rec], np.asarray(rec)]), 2, n_rec),
+        _show(ax, np.concatenate([xt[:n_rec], np.asarray(rec)]), 2, n_rec,
               "binarised test digits (top) and E[x | z = mean(x)] (bottom)")
 
     # interpolations between test digits of different classes
@@ -180,7 +169,7 @@ def run(config, run) -> dict:
     with run.figure("interpolations", 1, 2, figsize=(11, 4)) as (fig, axes):
         for ax, method in zip(axes, ("linear", "slerp")):
             imgs, _ = vae.interpolate(params, x_test_bin[list(i0)], x_test_bin[list(i1)], n=n_steps, method=method)
-            _show(ax, image_grid(np.asarray(imgs).reshape(-1, 784), len(pairs), n_steps), f"{method} interpolation of z")
+            _show(ax, np.asarray(imgs).reshape(-1, 784), len(pairs), n_steps, f"{method} interpolation of z")
 
     # 2-D view of the 50-D latent means: PCA projection, coloured by digit
     n_lat = min(len(xt), 5000)
@@ -209,7 +198,7 @@ def run(config, run) -> dict:
     chosen = np.array([firsts[d] for d in (0, 2, 3, 4, 7, 8)])
     out = np.asarray(vae.apply_attribute(params, x_test_bin[chosen], v, alpha=alphas))  # (A, n, 784)
     with run.figure("latent_arithmetic", 1, 1, figsize=(7, 5)) as (fig, ax):
-        _show(ax, image_grid(out.transpose(1, 0, 2).reshape(-1, 784), len(chosen), len(alphas)),
+        _show(ax, out.transpose(1, 0, 2).reshape(-1, 784), len(chosen), len(alphas),
               "z + alpha * (mean z of heavy - mean z of thin strokes, per class), alpha = -1.5 .. 1.5")
     decoded_ink = out.sum(-1).mean(1)
     if config.latent2d.epochs:
@@ -241,7 +230,7 @@ def _latent2d(config, run, x_train, x_test, y_test, key) -> dict:
         fig.colorbar(sc, ax=axes[0], ticks=range(10), label="digit")
         axes[0].set_title(f"2-D latent VAE ({config.latent2d.epochs} epochs): posterior means of {len(mu)} test digits",
                           fontsize=9)
-        _show(axes[1], image_grid(grid, n, n), f"its decoder means on a {n} x {n} grid of z (prior quantiles 3%..97%)")
+        _show(axes[1], grid, n, n, f"its decoder means on a {n} x {n} grid of z (prior quantiles 3%..97%)")
     el = float(np.mean(np.asarray(vae.elbo(p, x_test, k_elbo))))
     run.log(f"2-D latent VAE: test ELBO {el:.2f} nats after {config.latent2d.epochs} epochs ({seconds:.1f} s)")
     return {"latent2d_test_elbo_nats": el, "latent2d_train_seconds": seconds}

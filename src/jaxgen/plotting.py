@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Ellipse  # noqa: E402
 
-__all__ = ["subplots", "save", "grid_eval", "density_contours", "ellipse", "hist", "COLORS"]
+__all__ = ["subplots", "save", "grid_eval", "density_contours", "ellipse", "hist", "image_grid", "show_images", "COLORS"]
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 plt.rcParams.update({"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.25, "font.size": 9,
@@ -75,3 +75,21 @@ def hist(ax, x, bins=30, **kw):
     kw.setdefault("alpha", 0.45)
     kw.setdefault("edgecolor", "white")
     return ax.hist(np.asarray(x).ravel(), bins=bins, density=True, **kw)
+
+
+def image_grid(images, rows: int, cols: int, shape, pad: int = 1) -> np.ndarray:
+    """Tile ``images (rows * cols, H * W)`` (values in [0, 1]) into one ``(rows (H + pad), cols (W + pad))``
+    array with white gutters; extra images are dropped, values clipped to [0, 1]."""
+    H, W = shape
+    g = np.ones((rows * (H + pad), cols * (W + pad)))
+    for i, img in enumerate(np.asarray(images)[: rows * cols]):
+        r, c = divmod(i, cols)
+        g[r * (H + pad): r * (H + pad) + H, c * (W + pad): c * (W + pad) + W] = np.clip(np.asarray(img).reshape(H, W), 0, 1)
+    return g
+
+
+def show_images(ax, grid: np.ndarray, title: str, *, cmap: str = "gray"):
+    """Draw an :func:`image_grid` without axes."""
+    ax.imshow(grid, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
