@@ -59,3 +59,33 @@ def test_choice():
     assert check_choice("full", "covariance_type", {"full", "diag"}) == "full"
     with pytest.raises(ValueError, match="one of"):
         check_choice("fool", "covariance_type", {"full", "diag"})
+
+
+def test_values_beyond_float32_are_named_not_called_inf():
+    with pytest.raises(ValueError, match="beyond the float32 range"):
+        check_data(np.array([[1e39, 1.0]]))
+
+
+def test_unhashable_choice():
+    with pytest.raises(ValueError, match="one of"):
+        check_choice(["ml"], "method", {"ml", "em"})
+
+
+def test_models_reject_degenerate_input():
+    import jax
+
+    from jaxgen import PPCA, GaussianMixture
+    from jaxgen.models import gmm
+
+    with pytest.raises(ValueError, match="no variance"):
+        PPCA(1).fit(np.ones((10, 3)))
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    with pytest.raises(ValueError, match="chunk_size"):
+        gmm.log_prob(gmm.fit(jax.random.key(0), X, 2)[0], X, chunk_size=0)
+    est = GaussianMixture(2, means_init=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="means_init"):
+        est.fit(X)
+    with pytest.raises(Exception, match="not fitted"):  # a failed fit leaves nothing half-fitted
+        est.predict(X)
+    with pytest.raises(ValueError, match="precisions_init"):
+        GaussianMixture(2, covariance_type="diag", precisions_init=np.full((2, 2), np.nan)).fit(X)

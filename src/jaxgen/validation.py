@@ -101,6 +101,13 @@ def check_data(
             f"it was fitted with {n_features} features."
         )
     out_dtype = float_dtype(dtype if dtype is not None else arr.dtype)
+    if np.issubdtype(arr.dtype, np.floating) and arr.dtype.itemsize > np.dtype(out_dtype).itemsize:
+        big = np.abs(arr[np.isfinite(arr)]).max(initial=0.0)
+        if big > np.finfo(out_dtype).max:
+            raise ValueError(
+                f"{name} has finite values up to {big:.3g}, beyond the {out_dtype} range. Rescale the data, or "
+                "enable float64 with jax.config.update('jax_enable_x64', True)."
+            )
     arr = arr.astype(out_dtype, copy=False)
     finite = np.isfinite(arr)
     if not finite.all():
@@ -134,6 +141,10 @@ def check_positive_float(value, name: str, *, allow_zero: bool = False) -> float
 
 def check_choice(value, name: str, choices) -> str:
     """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` listing them."""
-    if value not in choices:
+    try:
+        ok = value in choices
+    except TypeError:  # unhashable, e.g. a list
+        ok = False
+    if not ok:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}.")
     return value

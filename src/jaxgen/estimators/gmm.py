@@ -120,7 +120,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if self.precisions_init is not None:
             shapes = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}
             shape = shapes[self.covariance_type]
-            p = np.asarray(self.precisions_init, dtype=dt)
+            p = check_data(self.precisions_init, name="precisions_init", ndim=len(shape), dtype=dt)
             if p.shape != shape:
                 raise ValueError(f"precisions_init for '{self.covariance_type}' must have shape {shape}, got {p.shape}.")
             if self.covariance_type in ("full", "tied"):
@@ -132,10 +132,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return w, m, p
 
     def _validate_X(self, X, *, reset: bool):
+        # n_features_in_ is set only once fitting succeeded (_set_fitted): a failed fit must not
+        # leave a half-fitted estimator behind
         if reset:
-            X = check_data(X, min_samples=2)
-            self.n_features_in_ = X.shape[1]
-            return X
+            return check_data(X, min_samples=2)
         check_is_fitted(self)
         return check_data(X, n_features=self.n_features_in_)
 
@@ -204,6 +204,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return np.asarray(G.predict(self.params_, X, chunk_size=self.chunk_size))
 
     def _set_fitted(self, params: G.GMMParams, info: G.EMInfo):
+        self.n_features_in_ = int(params.means.shape[1])
         self.params_ = params
         self.weights_ = np.asarray(params.weights)
         self.means_ = np.asarray(params.means)

@@ -116,6 +116,7 @@ class PPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, Base
                 hint = "PPCA(method='ml') needs complete data; use method='em' for missing values."
                 raise ValueError(f"{e} {hint}") from e
             raise
+        Xc = _ppca._check_not_constant(Xc)
         N, D = Xc.shape
         q = (D - 1 if D > 1 else 1) if self.n_components is None else _ppca._check_q(self.n_components, D)
         if method == "ml":

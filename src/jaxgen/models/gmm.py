@@ -15,7 +15,9 @@ accumulates N_k, Σ r (x - c_k) and the second moments Σ r (x - c_k)(x - c_k)�
 current means c_k (shifted-data formula: accurate in float32). Peak memory is O(chunk · K · D) on
 top of the data, never (N, K, D). Row-sharded data (:func:`jaxgen.sharding.shard_rows`) is
 processed under ``jax.shard_map``: each device scans its own rows and the statistics are
-``psum``-ed, so the data are never gathered on one device (multi-host: see :mod:`jaxgen.sharding`).
+``psum``-ed, so EM never gathers the data on one device (multi-host: see :mod:`jaxgen.sharding`).
+Initialisation (k-means++ seeding picks rows) and the inference functions (``log_prob``,
+``predict``, ...) are plain SPMD programs: XLA may gather rows for them.
 """
 from __future__ import annotations
 
@@ -259,6 +261,8 @@ def _check_X(X, *, n_features=None, min_samples=1, name="X"):
 
 
 def _chunk_for(params, X, chunk_size):
+    if chunk_size is not None:
+        chunk_size = check_positive_int(chunk_size, "chunk_size")
     n = X.shape[0]
     return _default_chunk(n, params.n_components, params.n_features) if chunk_size is None else min(n, chunk_size)
 
@@ -322,7 +326,10 @@ def _sample(key, params: GMMParams, n):
     z = jax.random.normal(k_z, (n, d), dtype=params.means.dtype)
     cov, ct = params.covariances, params.covariance_type
     if ct == "full":
-        x = jnp.einsum("nde,ne->nd", jnp.linalg.cholesky(cov)[labels], z)
+        # every component's factor applied to every z, then the own one picked: O(n K D^2) flops but
+        # O(n K D) memory, where gathering chol[labels] would materialise (n, D, D)
+        x = jnp.einsum("nkd,nk->nd", jnp.einsum("kde,ne->nkd", jnp.linalg.cholesky(cov), z),
+                       jax.nn.one_hot(labels, params.n_components, dtype=z.dtype))
     elif ct == "tied":
         x = z @ jnp.linalg.cholesky(cov).T
     elif ct == "diag":
@@ -518,6 +525,10 @@ def _prepare(X, sample_weight, *, min_samples=1, name="X"):
     mesh, axis = shard if shard is not None else (None, None)
     dt = X.dtype
     if sample_weight is None:
+        if shard is not None:
+            warnings.warn("X is row-sharded but no sample_weight was given: every row counts. If X comes from "
+                          "jaxgen.sharding.shard_rows, pass the weights it returned so the padding rows count 0.",
+                          stacklevel=3)
         w = jnp.ones((X.shape[0],), dt)
     else:
         w_np = sample_weight

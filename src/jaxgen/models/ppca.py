@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 
 import flax.struct
 import jax
@@ -106,6 +107,16 @@ def _check_q(n_components, n_features: int) -> int:
     return q
 
 
+def _check_not_constant(X: np.ndarray) -> np.ndarray:
+    """PPCA's density is undefined on data without any variance (sigma2 would be 0): say so."""
+    with warnings.catch_warnings():  # all-NaN columns: nanvar warns and returns NaN, which is fine here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        var = np.nanvar(X, axis=0)
+    if not np.any(var > 0):
+        raise ValueError("X has no variance (every feature is constant): a PPCA density cannot be fitted to it.")
+    return X
+
+
 def _prepare(params: PPCAParams, X, *, allow_nan: bool = False) -> jax.Array:
     """Validate user data against fitted params; tracers (calls under ``jit``) pass through."""
     if isinstance(X, jax.core.Tracer):
@@ -173,7 +184,7 @@ def fit_ml(X, n_components: int, *, ddof: int = 0) -> PPCAParams:
       ``sigma2 ()`` (floored, see module docstring), in the dtype of ``X`` (float64 under x64).
     """
     ddof = check_positive_int(ddof, "ddof", minimum=0)
-    X = check_data(X, min_samples=max(2, ddof + 1))
+    X = _check_not_constant(check_data(X, min_samples=max(2, ddof + 1)))
     q = _check_q(n_components, X.shape[1])
     return _fit_ml(jnp.asarray(X), q, ddof)
 
@@ -469,7 +480,7 @@ def fit_em(
       (ddof=0) and converges to :func:`fit_ml`'s solution; with missing data each iteration is
       O(N D q^2) and batched over samples.
     """
-    X = check_data(X, allow_nan=True, min_samples=2)
+    X = _check_not_constant(check_data(X, allow_nan=True, min_samples=2))
     q = _check_q(n_components, X.shape[1])
     max_iter = check_positive_int(max_iter, "max_iter")
     tol = check_positive_float(tol, "tol", allow_zero=True)
