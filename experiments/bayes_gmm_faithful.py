@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.n_components = 6
     c.alpha0s = (1e-3, 1.0, 10.0)
     c.max_iter = 2000
-    c.tol = 1e-8
+    c.tol = 1e-6  # largest change of an expected cluster size N_k, relative to N
     c.weight_threshold = 0.01  # a component "is used" when its posterior mean weight exceeds this
     # NUTS at alpha0 = 1: with alpha0 = 1e-3 the empty components' weights live at scale exp(-1/alpha0) and
     # HMC diverges on that geometry (most transitions); VB is the method for the sparsest prior.

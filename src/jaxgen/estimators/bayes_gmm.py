@@ -37,11 +37,12 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     ``mean_precision_prior`` beta0 (None -> 1); ``mean_prior`` m0 (None -> data mean);
     ``degrees_of_freedom_prior`` nu0 > D - 1 (None -> D); ``covariance_prior`` W0^{-1} (D, D)
     positive definite (None -> data covariance); ``inference`` "vb" or "nuts"; ``max_iter``,
-    ``tol`` (VB: change of the ELBO *per sample*; scikit-learn's tol is on the total); ``num_warmup``, ``num_samples``, ``num_chains`` (NUTS);
+    ``tol`` (VB: stop when no expected cluster size N_k moves by more than tol * N); ``num_warmup``, ``num_samples``, ``num_chains`` (NUTS);
     ``random_state``.
 
     Fitted attributes: ``weights_ (K,)`` posterior mean weights, ``means_ (K, D)``,
-    ``covariances_ (K, D, D)`` (posterior means), ``n_occupied_probs_ (K + 1,)`` the posterior of
+    ``covariances_ (K, D, D)`` the inverse of the posterior mean precision E[Lambda_k]^{-1}
+    (scikit-learn's convention; not E[Sigma_k], which is infinite for small clusters), ``n_occupied_probs_ (K + 1,)`` the posterior of
     the number of occupied clusters, ``n_clusters_`` its mode, ``converged_``, ``n_iter_``,
     ``lower_bound_`` (VB: final ELBO in nats), ``posterior_`` (VBPosterior or MixtureDraws),
     ``mcmc_`` (NUTS), ``n_features_in_``.
@@ -58,7 +59,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         covariance_prior=None,
         inference="vb",
         max_iter=500,
-        tol=1e-6,
+        tol=1e-5,
         num_warmup=500,
         num_samples=500,
         num_chains=1,
@@ -119,7 +120,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             self.weights_ = np.asarray(jnp.mean(draws.weights, axis=0))
             self.means_ = np.asarray(jnp.mean(draws.means, axis=0))
             prec = draws.prec_chol @ jnp.swapaxes(draws.prec_chol, -1, -2)
-            self.covariances_ = np.asarray(jnp.mean(jnp.linalg.inv(prec), axis=0))
+            self.covariances_ = np.linalg.inv(np.asarray(jnp.mean(prec, axis=0)))  # as VB: inverse of E[Lambda]
             self.n_occupied_probs_ = np.asarray(_bg.occupied_clusters_draws(k_count, draws, Xj))
             post = draws
         self.posterior_ = post
