@@ -2,7 +2,8 @@
 
 A NumPy-boundary wrapper over :mod:`jaxgen.models.tpca` (EM point estimate), with the same
 attributes as :class:`jaxgen.PPCA` so that one can be swapped for the other. ``C = W W^T + sigma2 I``
-is the *scale* matrix of the t distribution; its covariance is ``nu / (nu - 2) C`` for nu > 2.
+is the *scale* matrix of the t distribution; its covariance is ``nu / (nu - 2) C`` for nu > 2, so
+``explained_variance_`` holds eigenvalues of C (variances of the t are nu / (nu - 2) times larger).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class StudentTPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
       n_components: latent dimension q, 1 <= q < D; None -> D - 1.
       nu: degrees of freedom (initial value when ``learn_nu``); must be > 0.
       learn_nu: estimate nu by EM (default) or keep it fixed.
-      max_iter, tol: EM stopping rule on the mean per-sample log-likelihood.
+      max_iter, tol: EM stops when an iteration changes the parameters by less than ``tol`` (relative).
       random_state: seeds :meth:`sample`.
 
     Fitted attributes: as :class:`jaxgen.PPCA` (``components_``, ``explained_variance_``,
@@ -41,7 +42,7 @@ class StudentTPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
     ``converged_``, ``log_likelihood_``.
     """
 
-    def __init__(self, n_components=None, *, nu=10.0, learn_nu=True, max_iter=500, tol=1e-6, random_state=None):
+    def __init__(self, n_components=None, *, nu=10.0, learn_nu=True, max_iter=500, tol=1e-5, random_state=None):
         self.n_components = n_components
         self.nu = nu
         self.learn_nu = learn_nu
