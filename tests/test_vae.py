@@ -277,3 +277,13 @@ def test_bad_input_raises_clear_errors():
     # uint8 bytes are scaled by 1/255, the same as jaxgen.data.to_float.
     u8 = (x * 255).astype(np.uint8)
     np.testing.assert_allclose(vae.encode(p, u8)[0], vae.encode(p, to_float(u8))[0], atol=1e-6)
+
+
+def test_uint8_input_same_under_jit_and_warmup_needs_the_step():
+    p = vae.init(jax.random.key(0), vae.VAEConfig(image_shape=(2, 2, 1), latent_dim=2, hidden=(8,)))
+    x = np.random.default_rng(0).integers(0, 256, (3, 4)).astype(np.uint8)
+    key = jax.random.key(1)
+    np.testing.assert_allclose(jax.jit(lambda p, x: vae.elbo(p, x, key))(p, x), vae.elbo(p, x, key), rtol=1e-6)
+    loss = vae.loss_fn(vae.Objective(warmup_steps=10))
+    with pytest.raises(ValueError, match="warm-up"):
+        loss(p, x.astype(np.float32) / 255.0, key)

@@ -242,8 +242,10 @@ def prepare(params: VAEParams, x, *, name: str = "x") -> jax.Array:
     Raises:
       ValueError: wrong shape, non-finite values, values outside [0, 1] for the Bernoulli likelihood.
     """
-    if isinstance(x, jax.core.Tracer):
-        return x.reshape(x.shape[0], -1)
+    if isinstance(x, jax.core.Tracer):  # under jit: no value checks, but the same scaling and dtype
+        dtype = jax.tree.leaves(params.encoder)[0].dtype
+        flat = x.reshape(x.shape[0], -1)
+        return flat.astype(dtype) / 255.0 if x.dtype == jnp.uint8 else flat.astype(dtype)
     c = params.config
     arr = np.asarray(x)
     uint8 = arr.dtype == np.uint8

@@ -178,8 +178,11 @@ class Objective:
 
 def kl_weight(step, beta: float, warmup_steps: int):
     """KL weight at ``step``: ``beta * min(1, step / warmup_steps)`` (``beta`` without warm-up)."""
-    if warmup_steps <= 0 or step is None:
+    if warmup_steps <= 0:
         return jnp.asarray(beta)
+    if step is None:
+        raise ValueError(f"KL warm-up over {warmup_steps} steps needs the training step: pass step= (jaxgen.train.fit "
+                         "does), or set warmup_steps=0.")
     return beta * jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / warmup_steps)
 
 
