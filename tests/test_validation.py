@@ -89,3 +89,18 @@ def test_models_reject_degenerate_input():
         est.predict(X)
     with pytest.raises(ValueError, match="precisions_init"):
         GaussianMixture(2, covariance_type="diag", precisions_init=np.full((2, 2), np.nan)).fit(X)
+
+
+def test_an_int_is_not_a_key():
+    import jax
+
+    from jaxgen.models import bayes_gmm, gmm, ppca
+    from jaxgen.validation import check_key
+
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    for call in (lambda: gmm.fit(0, X, 2), lambda: ppca.fit_em(X, 1, key=0), lambda: bayes_gmm.fit_vb(0, X, 2)):
+        with pytest.raises(ValueError, match=r"jax.random.key\(0\)"):
+            call()
+    assert check_key(jax.random.PRNGKey(0)).shape == (2,)  # raw key data is accepted too
+    with pytest.raises(ValueError, match="single JAX PRNG key"):
+        check_key(jax.random.split(jax.random.key(0), 3))

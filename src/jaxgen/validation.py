@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import scipy.sparse
 
-__all__ = ["check_data", "check_positive_int", "check_positive_float", "check_choice", "float_dtype"]
+__all__ = ["check_data", "check_positive_int", "check_positive_float", "check_choice", "check_key", "float_dtype"]
 
 
 def float_dtype(dtype=None) -> np.dtype:
@@ -148,3 +148,17 @@ def check_choice(value, name: str, choices) -> str:
     if not ok:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}.")
     return value
+
+
+def check_key(key, name: str = "key") -> jax.Array:
+    """Return ``key`` if it is a JAX PRNG key (typed ``jax.random.key`` or raw ``PRNGKey`` data), else
+    raise ``ValueError`` saying how to make one (an int seed is not a key: randomness is explicit)."""
+    if isinstance(key, jax.Array):
+        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.ndim == 0:
+            return key
+        if key.dtype == np.uint32 and key.shape == (2,):
+            return key
+    raise ValueError(
+        f"{name} must be a single JAX PRNG key such as jax.random.key(0), got {type(key).__name__}"
+        + (f" of shape {key.shape} and dtype {key.dtype}" if hasattr(key, "shape") else f" {key!r}") + "."
+    )

@@ -36,7 +36,7 @@ import numpy as np
 from jax.scipy.special import digamma, gammaln, logsumexp, multigammaln
 
 from jaxgen.inference import run_nuts
-from jaxgen.validation import check_data, check_positive_float, check_positive_int
+from jaxgen.validation import check_data, check_key, check_positive_float, check_positive_int
 
 __all__ = [
     "NIWPrior", "VBPosterior", "VBInfo", "default_prior", "fit_vb", "vb_responsibilities",
@@ -241,6 +241,7 @@ def fit_vb(
 
     Returns ``(VBPosterior, VBInfo)``; ``info.elbo`` never decreases (up to float rounding).
     """
+    key = check_key(key)
     X = check_data(X, min_samples=2)
     K = check_positive_int(n_components, "n_components")
     prior = default_prior(X, n_components=K) if prior is None else prior

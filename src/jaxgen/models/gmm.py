@@ -37,6 +37,7 @@ from jaxgen.sharding import row_sharding_of
 from jaxgen.validation import (
     check_choice,
     check_data,
+    check_key,
     check_positive_float,
     check_positive_int,
     float_dtype,
@@ -342,6 +343,7 @@ def _sample(key, params: GMMParams, n):
 def sample(key, params: GMMParams, n: int):
     """Draw ``n`` samples: returns ``(x (n, D), labels (n,))`` with labels ~ Categorical(weights)."""
     n = check_positive_int(n, "n")
+    key = check_key(key)
     if not isinstance(params, GMMParams):
         raise ValueError(f"params must be a GMMParams, got {type(params).__name__}.")
     return _sample(key, params, n)
@@ -744,6 +746,7 @@ def init_params(
     Returns:
       :class:`GMMParams` (weights N_k / Σ N_k, normalised, see ``_init_mstep_local``).
     """
+    key = check_key(key)
     reg_covar = check_positive_float(reg_covar, "reg_covar", allow_zero=True)
     if chunk_size is not None:
         chunk_size = check_positive_int(chunk_size, "chunk_size")
@@ -798,6 +801,7 @@ def fit(
     Returns:
       ``(params, info)`` of the best run (first one on ties, as scikit-learn).
     """
+    key = check_key(key)
     n_init = check_positive_int(n_init, "n_init")
     max_iter, tol, reg_covar, chunk_size = _check_hyper(max_iter, tol, reg_covar, chunk_size)
     X, w, mesh, axis, n_local = _prepare(X, sample_weight)

@@ -44,7 +44,7 @@ import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 
 from jaxgen.linalg import principal_angles  # re-exported: the subspace error of a fit
-from jaxgen.validation import check_data, check_positive_float, check_positive_int
+from jaxgen.validation import check_data, check_key, check_positive_float, check_positive_int
 
 __all__ = [
     "PPCAParams",
@@ -480,6 +480,7 @@ def fit_em(
       (ddof=0) and converges to :func:`fit_ml`'s solution; with missing data each iteration is
       O(N D q^2) and batched over samples.
     """
+    key = check_key(key)
     X = _check_not_constant(check_data(X, allow_nan=True, min_samples=2))
     q = _check_q(n_components, X.shape[1])
     max_iter = check_positive_int(max_iter, "max_iter")

@@ -32,7 +32,7 @@ from jax.scipy.special import digamma, gammaln
 from jaxgen.inference import run_nuts
 from jaxgen.linalg import principal_angles
 from jaxgen.models import ppca
-from jaxgen.validation import check_data, check_positive_float, check_positive_int
+from jaxgen.validation import check_data, check_key, check_positive_float, check_positive_int
 
 __all__ = [
     "TPCAParams", "TPCAInfo", "fit_em", "log_prob", "sample", "encode", "weights", "outlier_score",
@@ -299,6 +299,7 @@ def fit_nuts(
     leading axis of ``num_chains * num_samples`` draws; ``mcmc`` is the NumPyro MCMC object
     (for ``arviz.from_numpyro`` diagnostics).
     """
+    key = check_key(key)
     X = jnp.asarray(check_data(X, min_samples=2))
     q = _check_q(n_components, X.shape[1])
     # start the chain at the EM estimate (W in its lower-triangular form): warm-up then adapts
@@ -336,6 +337,7 @@ def fit_svi(
     from numpyro.infer import SVI, Trace_ELBO
     from numpyro.infer.autoguide import AutoLowRankMultivariateNormal
 
+    key = check_key(key)
     X = jnp.asarray(check_data(X, min_samples=2))
     q = _check_q(n_components, X.shape[1])
     guide = AutoLowRankMultivariateNormal(numpyro_model)
