@@ -104,3 +104,14 @@ def test_an_int_is_not_a_key():
     assert check_key(jax.random.PRNGKey(0)).shape == (2,)  # raw key data is accepted too
     with pytest.raises(ValueError, match="single JAX PRNG key"):
         check_key(jax.random.split(jax.random.key(0), 3))
+
+
+def test_hand_built_mixture_parameters_are_checked():
+    from jaxgen.models.gmm import GMMParams
+
+    with pytest.raises(ValueError, match="sum to one"):
+        GMMParams.from_covariances(np.array([0.5, 0.7]), np.zeros((2, 2)), np.stack([np.eye(2)] * 2))
+    with pytest.raises(ValueError, match=r"means \(K, D\)"):
+        GMMParams.from_covariances(np.array([1.0]), np.zeros(2), np.eye(2)[None])
+    with pytest.raises(ValueError, match="shape"):
+        GMMParams.from_precisions(np.array([1.0]), np.zeros((1, 2)), np.ones(2), "spherical")

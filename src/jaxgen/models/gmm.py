@@ -115,6 +115,7 @@ class GMMParams:
     def from_covariances(cls, weights, means, covariances, covariance_type="full") -> "GMMParams":
         """Build from covariances (Cholesky-factorised here; NaN entries if one is not PD)."""
         check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
+        _check_layout(weights, means, covariances, covariance_type, "covariances")
         covariances = jnp.asarray(covariances)
         return cls(
             jnp.asarray(weights), jnp.asarray(means), covariances,
@@ -125,6 +126,7 @@ class GMMParams:
     def from_precisions(cls, weights, means, precisions, covariance_type="full") -> "GMMParams":
         """Build from precision matrices (scikit-learn's ``precisions_init`` layout)."""
         check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
+        _check_layout(weights, means, precisions, covariance_type, "precisions")
         prec = jnp.asarray(precisions)
         if covariance_type in ("full", "tied"):
             # precision = U Uᵀ with U upper: Cholesky of the row/column-reversed matrix, reversed back.
@@ -231,6 +233,21 @@ def _map_rows(fn, params, X, chunk):
     Xp = jnp.pad(X, ((0, pad), (0, 0)))
     out = jax.lax.map(lambda xb: fn(params, xb), Xp.reshape(n_chunks, chunk, X.shape[1]))
     return out.reshape((n_chunks * chunk,) + out.shape[2:])[:n]
+
+
+def _check_layout(weights, means, mats, covariance_type: str, what: str) -> None:
+    """Shapes of a user-built GMMParams, and weights that form a distribution (skipped under jit)."""
+    if any(isinstance(a, jax.core.Tracer) for a in (weights, means, mats)):
+        return
+    w, m, c = np.asarray(weights), np.asarray(means), np.asarray(mats)
+    if w.ndim != 1 or m.ndim != 2 or m.shape[0] != w.shape[0]:
+        raise ValueError(f"weights must be (K,) and means (K, D); got {w.shape} and {m.shape}.")
+    K, D = m.shape
+    shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[covariance_type]
+    if c.shape != shape:
+        raise ValueError(f"{what} for covariance_type={covariance_type!r} must have shape {shape}, got {c.shape}.")
+    if np.any(w < 0) or abs(float(w.sum()) - 1.0) > 1e-4:
+        raise ValueError(f"weights must be non-negative and sum to one, got sum {float(w.sum()):.6g}.")
 
 
 def _check_params(params: GMMParams, X) -> np.ndarray | jax.Array:
