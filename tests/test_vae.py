@@ -287,3 +287,11 @@ def test_uint8_input_same_under_jit_and_warmup_needs_the_step():
     loss = vae.loss_fn(vae.Objective(warmup_steps=10))
     with pytest.raises(ValueError, match="warm-up"):
         loss(p, x.astype(np.float32) / 255.0, key)
+
+
+def test_config_widths_are_not_truncated():
+    assert vae.VAEConfig(hidden=200).hidden == (200,)
+    with pytest.raises(ValueError, match="hidden"):
+        vae.VAEConfig(hidden=(200.5,))
+    with pytest.raises(ValueError, match="image_shape"):
+        vae.VAEConfig(image_shape=784)
