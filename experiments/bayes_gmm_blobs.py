@@ -10,7 +10,6 @@ contours, assignments, the co-clustering matrix P(z_i = z_j).
 import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
@@ -50,7 +49,7 @@ def run(config, run) -> dict:
     centers = np.asarray(jax.random.uniform(k_centers, (config.true_k, 2), minval=-8.0, maxval=8.0))
     X, y = make_blobs(k_data, config.n_train + config.n_test, centers, cluster_std=config.cluster_std)
     X, y = np.asarray(X, np.float64), np.asarray(y)
-    X_train, y_train, X_test, y_test = X[: config.n_train], y[: config.n_train], X[config.n_train:], y[config.n_train:]
+    X_train, X_test, y_test = X[: config.n_train], X[config.n_train:], y[config.n_train:]
     K, a0 = config.n_components, config.alpha0
     models = {
         "jaxgen VB": BayesianGaussianMixture(K, weight_concentration_prior=a0, random_state=config.seed),

@@ -54,8 +54,6 @@ def _problem(n, d, k, dtype, seed):
 def _child(args) -> dict:
     import warnings
 
-    import numpy as np
-
     X, w0, m0, p0 = _problem(args.n, args.d, args.k, args.dtype, args.seed)
     if args.impl == "jaxgen":
         import jax

@@ -20,10 +20,10 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from jaxgen.models import bayes_gmm as _bg
+from jaxgen.estimators._keys import key_from
 from jaxgen.validation import check_choice, check_data, check_positive_float, check_positive_int
 
 __all__ = ["BayesianGaussianMixture"]
@@ -89,7 +89,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             beta0=1.0 if self.mean_precision_prior is None else self.mean_precision_prior,
             nu0=self.degrees_of_freedom_prior, W0_inv=self.covariance_prior, m0=self.mean_prior,
         )
-        key = jax.random.key(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        key = key_from(self.random_state)
         k_fit, k_count = jax.random.split(key)
         Xj = jnp.asarray(Xc)
         if inference == "vb":
@@ -166,7 +166,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         """Draw ``(X (n, D), labels (n,))`` from the posterior predictive (seeded by ``random_state``)."""
         check_is_fitted(self)
         n = check_positive_int(n_samples, "n_samples")
-        key = jax.random.key(check_random_state(self.random_state).randint(np.iinfo(np.int32).max) + 1)
+        key = key_from(self.random_state, salt=1)
         if self.inference == "vb":
             x, z = _bg.sample_predictive(key, self.posterior_, n)
         else:

@@ -14,24 +14,15 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from jaxgen.models import gmm as G
+from jaxgen.estimators._keys import key_from
 from jaxgen.validation import check_choice, check_data, check_positive_float, check_positive_int
 
 __all__ = ["GaussianMixture"]
 
 _SK_INITS = ("kmeans", "k-means++", "random", "random_from_data")
-
-
-def _key_from(random_state, salt: int = 0):
-    """A JAX key from an int seed (deterministic), a RandomState, or None (NumPy's global RNG)."""
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        seed = int(random_state)
-    else:
-        seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
-    return jax.random.fold_in(jax.random.key(seed), salt)
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -174,7 +165,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         dt = X.dtype
         user = self._user_init(X, dt)
-        key = _key_from(self.random_state)
+        key = key_from(self.random_state)
         fixed_init = all(u is not None for u in user)
         common = dict(max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar, chunk_size=self.chunk_size)
         if warm:
@@ -240,7 +231,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Draw from the fitted mixture: ``(X (n_samples, D), y (n_samples,))``, y = component labels."""
         check_is_fitted(self)
         n_samples = check_positive_int(n_samples, "n_samples")
-        x, labels = G.sample(_key_from(self.random_state, salt=1), self.params_, n_samples)
+        x, labels = G.sample(key_from(self.random_state, salt=1), self.params_, n_samples)
         return np.asarray(x), np.asarray(labels)
 
     def _n_parameters(self) -> int:

@@ -24,10 +24,10 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, DensityMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from jaxgen.models import ppca as _ppca
+from jaxgen.estimators._keys import key_from
 from jaxgen.validation import check_choice, check_data, check_positive_float, check_positive_int
 
 __all__ = ["PPCA"]
@@ -124,8 +124,7 @@ class PPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, Base
         else:
             max_iter = check_positive_int(self.max_iter, "max_iter")
             tol = check_positive_float(self.tol, "tol", allow_zero=True)
-            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-            params, info = _ppca.fit_em(Xc, q, key=jax.random.key(seed), max_iter=max_iter, tol=tol)
+            params, info = _ppca.fit_em(Xc, q, key=key_from(self.random_state), max_iter=max_iter, tol=tol)
             self.n_iter_ = int(info.n_iter)
             self.converged_ = bool(info.converged)
             self.log_likelihood_ = np.asarray(info.log_likelihood)[: self.n_iter_]
@@ -194,8 +193,7 @@ class PPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, Base
         mixtures)."""
         check_is_fitted(self)
         n = check_positive_int(n_samples, "n_samples")
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        x, z = _ppca.sample(jax.random.key(seed), self.params_, n)
+        x, z = _ppca.sample(key_from(self.random_state, salt=1), self.params_, n)
         return np.asarray(x), np.asarray(z)
 
     def get_covariance(self):

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import warnings
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, DensityMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from jaxgen.estimators.ppca import _summaries
 from jaxgen.models import ppca as _ppca
 from jaxgen.models import tpca as _tpca
+from jaxgen.estimators._keys import key_from
 from jaxgen.validation import check_data, check_positive_float, check_positive_int
 
 __all__ = ["StudentTPCA"]
@@ -119,8 +118,7 @@ class StudentTPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         """Draw ``(X (n, D), Z (n, q))`` from the fitted model (seeded by ``random_state``)."""
         check_is_fitted(self)
         n = check_positive_int(n_samples, "n_samples")
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        x, z, _ = _tpca.sample(jax.random.key(seed), self.params_, n)
+        x, z, _ = _tpca.sample(key_from(self.random_state, salt=1), self.params_, n)
         return np.asarray(x), np.asarray(z)
 
     def get_covariance(self):

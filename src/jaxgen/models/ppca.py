@@ -100,10 +100,13 @@ class EMInfo:
 # input handling (NumPy boundary)
 
 
-def _check_q(n_components, n_features: int) -> int:
+def _check_q(n_components, n_features: int, *, max_q: int | None = None) -> int:
+    """``n_components`` as an int in 1..max_q (default ``n_features``)."""
+    max_q = n_features if max_q is None else max_q
     q = check_positive_int(n_components, "n_components")
-    if q > n_features:
-        raise ValueError(f"n_components must be <= n_features = {n_features}, got {q}.")
+    if q > max_q:
+        bound = f"n_features = {n_features}" if max_q == n_features else f"n_features - 1 = {max_q}"
+        raise ValueError(f"n_components must be <= {bound}, got {q}.")
     return q
 
 

@@ -369,7 +369,5 @@ def subspace_credible_angles(posterior: TPCAParams, reference: jax.Array) -> jax
 
 
 def _check_q(n_components, n_features: int) -> int:
-    q = check_positive_int(n_components, "n_components")
-    if q >= n_features:
-        raise ValueError(f"n_components must be < n_features={n_features} for Student-t PCA, got {q}.")
-    return q
+    """Student-t PCA needs noise directions: 1 <= q < D."""
+    return ppca._check_q(n_components, n_features, max_q=n_features - 1)
