@@ -1,16 +1,25 @@
-"""Command line: ``jaxgen list | run | config | tour`` (also ``python -m jaxgen``).
+"""Command line: ``jaxgen list | run | config | tour | data`` (also ``python -m jaxgen``).
+
+The ``jaxgen`` command lives in the virtual environment jaxgen is installed in: after ``make tour``
+call it as ``.venv/bin/jaxgen`` or ``source .venv/bin/activate`` first.
 
 Examples::
 
+    jaxgen --version                           # jaxgen's version, and jax's / jaxlib's
     jaxgen list
     jaxgen run gmm_faithful_2d --quick
-    jaxgen run outliers --out runs/outliers n_train=2000 seed=3
+    jaxgen run outliers --out runs/outliers subspace.n_train=2000 seed=3
     jaxgen config ppca_generative --quick      # print the resolved config (all valid keys)
     jaxgen tour --out runs/tour                # every example in order + report.md
+    jaxgen data list                           # each data set: its files, verified / missing / corrupted
+    jaxgen data fetch mnist                    # download the four MNIST IDX files, sha256-verified
 
 Compiled XLA programs are cached on disk across runs (``$JAXGEN_COMPILATION_CACHE``, default
-``~/.cache/jaxgen/xla``; set it to 0 to disable). Exit status: 0 on success, 2 on a usage error (unknown experiment, bad override), 1 when an
-experiment itself fails.
+``~/.cache/jaxgen/xla``; set it to 0 to disable).
+
+Exit status: 0 on success; 2 on a user error, printed as one message without a traceback (unknown
+experiment or config key, a value out of range, a missing or corrupted data file, a bad command
+line); 1 when an experiment itself fails (with its traceback) or a tour section fails.
 """
 from __future__ import annotations
 
@@ -21,7 +30,24 @@ from typing import Sequence
 
 from jaxgen import runner
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "version_text"]
+
+
+def version_text() -> str:
+    """``"jaxgen X (jax Y, jaxlib Z, Python W)"``, read from the installed metadata (no jax import)."""
+    import platform
+    from importlib import metadata
+
+    import jaxgen
+
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return (f"jaxgen {jaxgen.__version__} (jax {version('jax')}, jaxlib {version('jaxlib')}, "
+            f"Python {platform.python_version()})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"Experiments are found in ${runner.EXPERIMENTS_ENV}, else the repository's experiments/ folder, "
         "else ./experiments.",
     )
+    p.add_argument("--version", action="version", version=version_text(),
+                   help="print jaxgen's version and those of jax and jaxlib, then exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("list", help="list the experiments with a one-line description")
@@ -53,7 +81,54 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quick", action="store_true", help="each example's QUICK settings (a smoke test of the tour)")
     t.add_argument("--only", default=None, metavar="A,B",
                    help="comma-separated experiment names: run only these sections")
+
+    d = sub.add_parser("data", help="data sets: what is present and verified, and downloading them")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    dl = dsub.add_parser("list", help="each data set with its files: verified / missing / corrupted, and the path")
+    df = dsub.add_parser("fetch", help="download a data set's files and verify their sha256")
+    df.add_argument("name", help="data set name (see `jaxgen data list`)")
+    df.add_argument("--force", action="store_true", help="download even when the data set is already usable")
+    for q in (dl, df):
+        q.add_argument("--data-dir", default=None,
+                       help="data folder (default $JAXGEN_DATA_DIR, else ~/.cache/jaxgen)")
     return p
+
+
+def _data_list(directory) -> int:
+    from jaxgen.data import files
+
+    folder = files._resolve_dir(directory)
+    print(f"data folder: {folder}" + ("" if folder.is_dir() else " (does not exist yet)"))
+    for name in files.DATASETS:
+        st = files.dataset_status(name, directory)
+        print(f"\n{name}: {'ready' if st['ready'] else 'NOT READY'} - {st['description']}")
+        for filename, status, path, detail in st["files"]:
+            if st["ready"] and status == "missing":
+                detail = "not needed"
+            print(f"  {status:<9}  {filename:<28}  {path}" + (f"  ({detail})" if detail else ""))
+        if not st["ready"] and any(files.REGISTRY[f].urls for f in files.DATASETS[name].files):
+            print(f"  get it with: jaxgen data fetch {name}")
+    return 0
+
+
+def _data_fetch(name: str, directory, force: bool) -> int:
+    from jaxgen.data import files
+
+    if name not in files.DATASETS:
+        try:
+            files._dataset(name)  # the message with a "did you mean"
+        except ValueError as e:
+            raise runner.ExperimentError(str(e)) from None
+    if files.DATASETS[name].bundled:
+        print(f"{name} is bundled with jaxgen; nothing to fetch.")
+        return 0
+    fetched = files.fetch(name, directory, force=force)
+    if not fetched:
+        print(f"{name} is already present and verified in {files._resolve_dir(directory)}; nothing to fetch "
+              "(--force downloads it anyway).")
+    for path in fetched:
+        print(f"verified  {path}")
+    return 0
 
 
 def _list() -> int:
@@ -85,33 +160,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # argparse already printed the message; keep in-process callers alive
         return int(e.code or 0)
     try:
-        if args.command == "list":
-            return _list()
-        if args.command == "config":
-            exp = runner.load_experiment(args.name)
-            config = runner.resolve_config(exp, quick=args.quick, overrides=args.overrides)
-            print(json.dumps(runner.to_jsonable(config.to_dict()), indent=2))
-            return 0
-        if args.command in ("run", "tour"):
-            runner.enable_compilation_cache()
-        if args.command == "run":
-            exp = runner.load_experiment(args.name)
-            runner.resolve_config(exp, quick=args.quick, overrides=args.overrides)  # fail before mkdir
-            result = runner.run_experiment(exp, quick=args.quick, overrides=args.overrides, out=args.out)
-            print(f"done: {result.dir}")
-            return 0
-        if args.command == "tour":
-            from jaxgen import tour
-
-            only = [s.strip() for s in args.only.split(",")] if args.only else None
-            report, ok = tour.run_tour(args.out, quick=args.quick, only=only)
-            print(f"report: {report}")
-            return 0 if ok else 1
-    except runner.ExperimentError as e:
+        return _dispatch(args)
+    except Exception as e:  # noqa: BLE001 - re-raised below unless it is an expected user error
+        if not _is_user_error(e):
+            raise
         print(f"jaxgen: error: {e}", file=sys.stderr)
         return 2
-    parser.error(f"unknown command {args.command!r}")
-    return 2
+
+
+def _is_user_error(e: BaseException) -> bool:
+    """A bad command line or config (:class:`runner.ExperimentError`) or a missing / corrupted data file.
+
+    ``DataFileError`` is looked up only if jaxgen.data was imported: if it was not, none was raised
+    (and ``jaxgen list`` / ``--version`` need not pay for importing JAX).
+    """
+    files = sys.modules.get("jaxgen.data.files")
+    return isinstance(e, runner.ExperimentError) or (files is not None and isinstance(e, files.DataFileError))
+
+
+def _dispatch(args) -> int:
+    if args.command == "list":
+        return _list()
+    if args.command == "config":
+        exp = runner.load_experiment(args.name)
+        config = runner.resolve_config(exp, quick=args.quick, overrides=args.overrides)
+        print(json.dumps(runner.to_jsonable(config.to_dict()), indent=2))
+        return 0
+    if args.command == "data":
+        if args.data_command == "list":
+            return _data_list(args.data_dir)
+        return _data_fetch(args.name, args.data_dir, args.force)
+    runner.enable_compilation_cache()
+    if args.command == "run":
+        # The config is resolved and checked inside run_experiment before the run folder is created.
+        result = runner.run_experiment(args.name, quick=args.quick, overrides=args.overrides, out=args.out)
+        print(f"done: {result.dir}")
+        return 0
+    assert args.command == "tour", args.command
+    from jaxgen import tour
+
+    only = [s.strip() for s in args.only.split(",")] if args.only else None
+    report, ok = tour.run_tour(args.out, quick=args.quick, only=only)
+    print(f"report: {report}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

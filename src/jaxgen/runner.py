@@ -5,12 +5,26 @@ An experiment is one Python file ``experiments/<name>.py`` that defines
 * ``DESCRIPTION``: one line saying what it shows;
 * ``get_config() -> ml_collections.ConfigDict``: the full settings, including ``seed``;
 * ``QUICK``: a dict of (dotted) keys to values that turn the full settings into a seconds-long run;
-* ``run(config, run) -> dict``: does the work and returns the metrics, where ``run`` is a :class:`Run`.
+* ``run(config, run) -> dict``: does the work and returns the metrics, where ``run`` is a :class:`Run`;
+
+and optionally
+
+* ``CHECKS``: a dict of (dotted) keys to rules (:func:`interval`, :func:`positive`,
+  :func:`non_negative`, :func:`fraction`, :func:`one_of`) that the resolved values must satisfy;
+  ``seed`` must be a non-negative integer in every experiment;
+* ``check_config(config)``: constraints between keys; raises ``ValueError`` with a clear message.
 
 Config resolution is always: ``get_config()`` -> ``QUICK`` (with ``--quick``) -> ``key=value``
-overrides -> locked. A config key ``x64`` (bool), when present, runs the experiment under
+overrides -> ``CHECKS`` and ``check_config`` -> locked; all of it happens before the run folder is
+created, so a rejected command line writes nothing. A config key ``x64`` (bool), when present, runs the experiment under
 ``jax.enable_x64``. Each run folder receives ``config.json`` (the resolved config), ``metrics.json``,
-the PNG figures, ``log.txt`` (everything :meth:`Run.log` printed) and ``run.json`` (how it was run).
+the PNG figures, ``log.txt`` (everything :meth:`Run.log` printed) and ``run.json`` (how it was run:
+status, git commit, library versions, device).
+
+A run that fails (an exception, Ctrl-C) removes the folder it created if the experiment wrote
+nothing into it beyond ``config.json``, ``log.txt`` and ``run.json``; a folder that holds more
+(figures, ``metrics.jsonl``, checkpoints to resume from) or that existed before is kept, with the
+traceback at the end of ``log.txt`` and ``"status": "failed"`` and the error in ``run.json``.
 """
 from __future__ import annotations
 
@@ -18,14 +32,20 @@ import ast
 import contextlib
 import dataclasses
 import datetime as _dt
+import difflib
+import hashlib
 import importlib.util
 import json
 import math
 import os
+import platform
+import shutil
+import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import ml_collections
 import numpy as np
@@ -36,6 +56,13 @@ __all__ = [
     "enable_compilation_cache",
     "ExperimentError",
     "Experiment",
+    "Check",
+    "interval",
+    "positive",
+    "non_negative",
+    "fraction",
+    "one_of",
+    "provenance",
     "Run",
     "RunResult",
     "experiments_dir",
@@ -43,11 +70,13 @@ __all__ = [
     "experiment_names",
     "load_experiment",
     "resolve_config",
+    "check_config",
     "apply_overrides",
     "flatten_config",
     "default_out",
     "run_experiment",
     "to_jsonable",
+    "stderr_is_terminal",
 ]
 
 EXPERIMENTS_ENV = "JAXGEN_EXPERIMENTS_DIR"
@@ -55,7 +84,24 @@ CACHE_ENV = "JAXGEN_COMPILATION_CACHE"
 
 
 class ExperimentError(ValueError):
-    """A user-facing problem: unknown experiment, bad override, missing experiments folder."""
+    """A user-facing problem: unknown experiment, bad override or value, missing experiments folder."""
+
+
+def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    """``"; did you mean 'x'?"`` (or ``'x' or 'y'``) for close matches of ``word``, else ``""``.
+
+    Dotted keys also match by their last part, so ``outlier_fraction`` suggests
+    ``subspace.outlier_fraction`` and ``blobs.outlier_fraction``.
+    """
+    candidates = list(candidates)
+    close = difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
+    leaf = word.rsplit(".", 1)[-1]
+    leaves = {c: c.rsplit(".", 1)[-1] for c in candidates}
+    close_leaves = set(difflib.get_close_matches(leaf, sorted(set(leaves.values())), n=3, cutoff=0.75))
+    close += [c for c in candidates if leaves[c] in close_leaves and c not in close]
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(repr(c) for c in close[:4]) + "?"
 
 
 # --------------------------------------------------------------------------- discovery
@@ -136,7 +182,8 @@ def load_experiment(name: str, directory: Path | None = None) -> Experiment:
     files = _experiment_files(directory)
     if name not in files:
         available = ", ".join(files) or "(none)"
-        raise ExperimentError(f"Unknown experiment {name!r}. Available experiments in {directory}: {available}.")
+        raise ExperimentError(f"Unknown experiment {name!r}{_did_you_mean(name, list(files))}. "
+                              f"Available experiments in {directory}: {available}.")
     return Experiment(name, files[name], _import_file(name, files[name]))
 
 
@@ -177,8 +224,8 @@ def _lookup(config: ml_collections.ConfigDict, key: str):
             break
         node = node[part]
     if node is None or not isinstance(node, ml_collections.ConfigDict) or parts[-1] not in node:
-        valid = ", ".join(sorted(flatten_config(config)))
-        raise ExperimentError(f"Unknown config key {key!r}. Valid keys: {valid}.")
+        keys = sorted(flatten_config(config))
+        raise ExperimentError(f"Unknown config key {key!r}{_did_you_mean(key, keys)}. Valid keys: {', '.join(keys)}.")
     if isinstance(node[parts[-1]], ml_collections.ConfigDict):
         sub = ", ".join(f"{key}.{k}" for k in sorted(flatten_config(node[parts[-1]])))
         raise ExperimentError(f"Config key {key!r} is a group; set one of its entries instead: {sub}.")
@@ -262,8 +309,120 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str] 
             raise ExperimentError(f"Bad value for config key {key!r}: {e}") from None
 
 
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """A declarative rule for one config value, used in an experiment's ``CHECKS`` dict.
+
+    Attributes:
+      describe: what a valid value is, completing "must be ..." (e.g. ``"in [0, 1)"``).
+      test: ``value -> bool``. A tuple or list value is valid when every element is; ``None``
+        (a setting left unset) is always valid.
+    """
+
+    describe: str
+    test: Callable[[Any], bool]
+
+    def validate(self, key: str, value) -> None:
+        """Raise :class:`ExperimentError` naming ``key``, the rule and the value unless it holds."""
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        for v in values:
+            if v is None:
+                continue
+            try:
+                ok = bool(self.test(v))
+            except TypeError:  # e.g. a string where a number is required
+                ok = False
+            if not ok:
+                what = "every element of" if isinstance(value, (tuple, list)) else ""
+                raise ExperimentError(
+                    f"Bad value for config key {key!r}: {what + ' ' if what else ''}the value must be "
+                    f"{self.describe}, got {value!r}."
+                )
+
+
+def interval(lo=None, hi=None, *, lo_open: bool = False, hi_open: bool = False) -> Check:
+    """A number in ``[lo, hi]``; ``lo_open`` / ``hi_open`` exclude the end points, ``None`` means no bound.
+
+    Example: ``interval(0, 1, hi_open=True)`` is ``[0, 1)``; ``interval(1)`` is ``>= 1``.
+    """
+    if lo is None and hi is None:
+        raise ValueError("interval() needs at least one bound.")
+    if lo is not None and hi is not None:
+        text = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    elif lo is not None:
+        text = f"{'>' if lo_open else '>='} {lo:g}"
+    else:
+        text = f"{'<' if hi_open else '<='} {hi:g}"
+
+    def test(v) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return False
+        if lo is not None and (v <= lo if lo_open else v < lo):
+            return False
+        return not (hi is not None and (v >= hi if hi_open else v > hi))
+
+    return Check(text, test)
+
+
+def positive() -> Check:
+    """A number > 0 (a count, a size, a scale, a learning rate)."""
+    return interval(0, lo_open=True)
+
+
+def non_negative() -> Check:
+    """A number >= 0 (a seed, an optional count where 0 means "skip")."""
+    return interval(0)
+
+
+def fraction() -> Check:
+    """A number in [0, 1) (an outlier or test fraction: 1 would leave nothing of the other part)."""
+    return interval(0, 1, hi_open=True)
+
+
+def one_of(*choices) -> Check:
+    """One of the given values (for string settings such as a protocol or a covariance type)."""
+    return Check(f"one of {list(choices)}", lambda v: v in choices)
+
+
+_SEED_CHECK = non_negative()
+
+
+def check_config(experiment: Experiment, config: ml_collections.ConfigDict) -> None:
+    """Apply the experiment's ``CHECKS`` (and ``seed >= 0``), then its ``check_config(config)`` hook.
+
+    Raises:
+      ExperimentError: a value breaks a rule (the message names the key, the rule and the value),
+        ``CHECKS`` names a key that ``get_config()`` does not define, or the hook raised
+        ``ValueError`` / ``TypeError`` (its message is kept).
+    """
+    checks = dict(getattr(experiment.module, "CHECKS", {}))
+    checks.setdefault("seed", _SEED_CHECK)
+    keys = flatten_config(config)
+    for key, rule in checks.items():
+        if key not in keys:
+            raise ExperimentError(f"Experiment {experiment.name!r}: CHECKS names {key!r}, which get_config() "
+                                  "does not define (a leaf key is needed).")
+        if not isinstance(rule, Check):
+            raise ExperimentError(f"Experiment {experiment.name!r}: CHECKS[{key!r}] must be a jaxgen.runner.Check "
+                                  f"(interval, positive, non_negative, fraction, one_of), got {rule!r}.")
+        rule.validate(key, keys[key])
+    hook = getattr(experiment.module, "check_config", None)
+    if callable(hook):
+        try:
+            hook(config)
+        except ExperimentError:
+            raise
+        except (ValueError, TypeError) as e:
+            raise ExperimentError(f"Bad config for experiment {experiment.name!r}: {e}") from None
+
+
 def resolve_config(experiment: Experiment, *, quick: bool = False, overrides=()) -> ml_collections.ConfigDict:
-    """``get_config()``, then ``QUICK`` if ``quick``, then ``overrides``; returned locked."""
+    """``get_config()``, then ``QUICK`` if ``quick``, then ``overrides``, then the checks; returned locked.
+
+    Raises:
+      ExperimentError: an unknown key (with the closest valid ones), a value of the wrong type, or
+        a value that breaks the experiment's ``CHECKS`` / ``check_config`` (see :func:`check_config`).
+    """
     config = experiment.module.get_config()
     if not isinstance(config, ml_collections.ConfigDict):
         config = ml_collections.ConfigDict(config)
@@ -273,6 +432,7 @@ def resolve_config(experiment: Experiment, *, quick: bool = False, overrides=())
         apply_overrides(config, experiment.quick_overrides)
     apply_overrides(config, overrides)
     config.lock()
+    check_config(experiment, config)
     return config
 
 
@@ -334,6 +494,14 @@ def to_jsonable(value):
     return str(value)
 
 
+def stderr_is_terminal() -> bool:
+    """Whether progress bars should be drawn: stderr is an interactive terminal (not a file or pipe)."""
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        return False
+
+
 class Run:
     """What an experiment's ``run(config, run)`` receives.
 
@@ -366,11 +534,28 @@ class Run:
         self._log.flush()
 
     def progress(self, iterable: Iterable, desc: str = "", total: int | None = None):
-        """``iterable`` wrapped in a tqdm bar on stderr (the bar is not written to ``log.txt``)."""
-        from tqdm import tqdm
+        """Iterate over ``iterable`` showing progress; yields its items.
 
-        return tqdm(iterable, desc=f"{self.name}: {desc}" if desc else self.name, total=total,
-                    leave=False, dynamic_ncols=True, file=sys.stderr, disable=not self._echo)
+        On a terminal (stderr is a TTY) a tqdm bar is drawn on stderr and never written to
+        ``log.txt``; otherwise (a log file, a pipe, CI) there is no bar. Either way one line
+        ``"<desc>: <n> items in <t> s"`` is logged when the loop ends, so ``log.txt`` and
+        redirected output get one line per stage instead of hundreds of bar redraws.
+        """
+        label = desc or "loop"
+        start, n = time.perf_counter(), 0
+        if self._echo and stderr_is_terminal():
+            from tqdm import tqdm
+
+            iterable = tqdm(iterable, desc=f"{self.name}: {label}", total=total, leave=False,
+                            dynamic_ncols=True, file=sys.stderr)
+        try:
+            for item in iterable:
+                n += 1
+                yield item
+        finally:
+            if hasattr(iterable, "close"):
+                iterable.close()
+        self.log(f"{label}: {n} items in {time.perf_counter() - start:.1f} s")
 
     def save_figure(self, fig, name: str) -> Path:
         """Save ``fig`` as ``<run dir>/<name>.png`` and close it; returns the path."""
@@ -420,6 +605,87 @@ def _write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
+def _git_state(path: Path) -> dict | None:
+    """``{"commit": sha, "dirty": bool}`` of the git checkout holding ``path``; None outside one.
+
+    ``dirty`` is True when tracked files differ from the commit or untracked, non-ignored files
+    exist (``git status --porcelain`` prints anything).
+    """
+    def git(*args) -> str:
+        return subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, check=True,
+                              timeout=20).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain"))
+    except (OSError, subprocess.SubprocessError):  # no git, not a checkout, no commit yet
+        return None
+    return {"commit": commit, "dirty": dirty}
+
+
+def _version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def provenance() -> dict:
+    """How this process runs: git state of jaxgen's source, library versions and JAX's devices.
+
+    Returns:
+      ``{"git": {"commit", "dirty"} | None, "versions": {"jaxgen", "jax", "jaxlib", "numpy",
+      "python", ...}, "device": {"platform", "device_kind", "count"}, "backend"}``; recorded in
+      every ``run.json``.
+    """
+    import jax
+
+    import jaxgen
+
+    devices = jax.devices()
+    versions = {"jaxgen": jaxgen.__version__, "jax": jax.__version__, "jaxlib": _version("jaxlib")}
+    for dist in ("flax", "optax", "numpyro", "numpy"):
+        versions[dist] = _version(dist)
+    versions["python"] = platform.python_version()
+    return {
+        "git": _git_state(Path(jaxgen.__file__).resolve().parent),
+        "versions": versions,
+        "device": {"platform": devices[0].platform, "device_kind": devices[0].device_kind, "count": len(devices)},
+        "backend": jax.default_backend(),
+    }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+_BOOKKEEPING = {"config.json", "log.txt", "run.json"}  # what the runner itself writes into a run folder
+
+
+def _make_run_dir(out: Path) -> Path | None:
+    """Create ``out`` (and missing parents); return the topmost folder created, None if ``out`` existed."""
+    if out.exists():
+        if not out.is_dir():
+            raise ExperimentError(f"The run folder {out} exists and is not a directory; choose another --out.")
+        return None
+    top = out
+    while not top.parent.exists():
+        top = top.parent
+    out.mkdir(parents=True)
+    return top
+
+
+def _remove_created(out: Path, top: Path) -> None:
+    """Remove the run folder ``out`` and the now empty parents created with it, up to ``top``."""
+    shutil.rmtree(out, ignore_errors=True)
+    folder = out.parent
+    while folder != top.parent and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
+
+
 def run_experiment(
     experiment: str | Experiment,
     *,
@@ -435,29 +701,32 @@ def run_experiment(
       experiment: an experiment name (looked up in ``directory`` / :func:`experiments_dir`) or a loaded one.
       quick: apply the experiment's ``QUICK`` settings.
       overrides: ``["key=value", ...]`` or ``{"key": value}``, applied after ``QUICK``.
-      out: run folder; default :func:`default_out`. Created if missing.
-      echo: print log lines and show progress bars.
+      out: run folder; default :func:`default_out`. Created (after every config check) if missing;
+        removed again if the run fails having written nothing beyond the runner's own files.
+      echo: print log lines and show progress bars (bars only when stderr is a terminal).
 
     Returns:
       :class:`RunResult` with the metrics the experiment returned (also in ``metrics.json``).
     """
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment, directory)
-    config = resolve_config(exp, quick=quick, overrides=overrides)
+    config = resolve_config(exp, quick=quick, overrides=overrides)  # every check before any folder exists
     out = Path(out) if out is not None else default_out(exp.name)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "config.json", config.to_dict())
     import jax
 
-    run = Run(exp.name, out, config, quick=quick, echo=echo)
     info = {
         "experiment": exp.name,
         "file": str(exp.path),
+        "file_sha256": _sha256(exp.path),
         "quick": quick,
         "overrides": list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides),
+        "status": "running",
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
+        **provenance(),
     }
+    created = _make_run_dir(out)
+    _write_json(out / "config.json", config.to_dict())
+    _write_json(out / "run.json", info)  # written now too, so that a killed run still says how it ran
+    run = Run(exp.name, out, config, quick=quick, echo=echo)
     run.log(f"== {exp.name}{' (quick)' if quick else ''}: {exp.description}")
     run.log(f"run folder: {out}")
     start = time.perf_counter()
@@ -470,10 +739,31 @@ def run_experiment(
         wall = time.perf_counter() - start
         metrics = to_jsonable(metrics)
         _write_json(out / "metrics.json", metrics)
-        info["wall_time_s"] = round(wall, 3)
-        info["figures"] = run.figures
+        info.update(status="completed", wall_time_s=round(wall, 3), figures=run.figures)
         _write_json(out / "run.json", info)
         run.log(f"metrics written to {out / 'metrics.json'} ({wall:.1f} s)")
+    except BaseException as e:
+        _record_failure(run, info, e, start, created)
+        raise
     finally:
         run.close()
     return RunResult(exp.name, out, config, metrics, run.figures, wall)
+
+
+def _record_failure(run: Run, info: dict, error: BaseException, start: float, created: Path | None) -> None:
+    """Remove a run folder this run created and left with nothing useful; otherwise record the failure in it."""
+    out = run.dir
+    useful = [p.name for p in out.iterdir() if p.name not in _BOOKKEEPING] if out.is_dir() else []
+    if created is not None and not useful:
+        run.close()
+        _remove_created(out, created)
+        return
+    info.update(status="interrupted" if isinstance(error, KeyboardInterrupt) else "failed",
+                error=f"{type(error).__name__}: {error}", wall_time_s=round(time.perf_counter() - start, 3),
+                figures=run.figures)
+    try:
+        _write_json(out / "run.json", info)
+        run._log.write("".join(traceback.format_exception(error)))
+        run._log.flush()
+    except (OSError, ValueError):  # a full disk or a closed log must not hide the original error
+        pass

@@ -5,6 +5,9 @@ Every loader goes through :func:`locate`, which finds a file in the data directo
 Anything wrong with a file raises :class:`DataFileError`, whose message names the file, the full
 path looked at, the expected and actual sha256 and the ways to obtain a good copy.
 
+Files are grouped into data sets (:data:`DATASETS`: ``mnist``, ``frey``, ``faithful``), which is
+what ``jaxgen data list`` reports on and ``jaxgen data fetch NAME`` (:func:`fetch`) downloads.
+
 Verification is cached per process by ``(path, mtime, size)``: the 11 MB MNIST archive is hashed
 once, then repeated loads cost a ``stat``.
 """
@@ -20,12 +23,18 @@ from pathlib import Path
 
 __all__ = [
     "DATA_DIR_ENV",
+    "DATASETS",
     "REGISTRY",
     "DataFile",
     "DataFileError",
+    "DataSet",
     "data_dir",
+    "dataset_status",
     "download",
+    "fetch",
+    "file_status",
     "locate",
+    "missing_dataset_error",
     "sha256_file",
     "verify",
 ]
@@ -133,8 +142,9 @@ REGISTRY: dict[str, DataFile] = {
             manual=(
                 "this exact archive (the 50k/10k/10k split as uint8) has no public URL; copy it from a "
                 "machine that has it, or do without it: load_mnist reads the four original IDX files "
-                "(train-images-idx3-ubyte.gz, ...) from the same folder when mnist.npz is absent, and "
-                "load_mnist(download=True) fetches those"
+                "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+                "t10k-labels-idx1-ubyte.gz) from the same folder when mnist.npz is absent, and "
+                "`jaxgen data fetch mnist` or load_mnist(download=True) fetches those"
             ),
             note="keys x_train/y_train (50000), x_valid/y_valid (10000), x_test/y_test (10000); uint8.",
         ),
@@ -210,8 +220,10 @@ def _how_to_fix(entry: DataFile, path: Path) -> str:
         + "), or pass data_dir=...;"
     ]
     if entry.urls:
+        dataset = _dataset_of(entry.filename)
+        cli = f"run `jaxgen data fetch {dataset.name}`, " if dataset is not None else ""
         lines.append(
-            f"  - or let jaxgen fetch it: pass download=True to the loader, or call "
+            f"  - or let jaxgen fetch it: {cli}pass download=True to the loader, or call "
             f"jaxgen.data.download({entry.filename!r}) (tries {', '.join(entry.urls)});"
         )
     lines.append(f"  - or by hand: {entry.manual}; save it as {path}.")
@@ -326,3 +338,144 @@ def download(name: str, data_dir=None, *, urls: Sequence[str] | None = None, tim
 
 
 _download = download  # locate()'s `download` flag shadows the function's name
+
+
+# --------------------------------------------------------------------------- data sets
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSet:
+    """A data set as a user names it (``jaxgen data fetch mnist``): the registry files behind one loader.
+
+    Attributes:
+      name: short name (the key of :data:`DATASETS`).
+      description: one line, with the loader that reads it.
+      files: registry names of the files the loader needs (all of them), fetched by :func:`fetch`.
+      alternative: a single registry file that can stand in for all of ``files`` (``mnist.npz``), or None.
+      bundled: the files ship inside the package (nothing to fetch; :func:`dataset_status` checks the
+        package's copy).
+    """
+
+    name: str
+    description: str
+    files: tuple[str, ...]
+    alternative: str | None = None
+    bundled: bool = False
+
+    def all_files(self) -> tuple[str, ...]:
+        return ((self.alternative,) if self.alternative else ()) + self.files
+
+
+MNIST_IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                   "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+DATASETS: dict[str, DataSet] = {
+    ds.name: ds
+    for ds in (
+        DataSet("mnist", "MNIST digits, 50k/10k/10k uint8 (load_mnist): mnist.npz, or the four original IDX files",
+                MNIST_IDX_FILES, alternative="mnist.npz"),
+        DataSet("frey", "Frey Face, 1965 x 28 x 20 uint8 (load_frey)", ("frey_rawface.mat",)),
+        DataSet("faithful", "Old Faithful, 272 x 2 (load_faithful), bundled in the package", ("faithful.csv",),
+                bundled=True),
+    )
+}
+
+
+def _dataset_of(filename: str) -> DataSet | None:
+    return next((ds for ds in DATASETS.values() if filename in ds.all_files()), None)
+
+
+def _dataset(name: str) -> DataSet:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(DATASETS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown data set {name!r}{hint} Known data sets: {', '.join(DATASETS)}.") from None
+
+
+def _bundled_dir() -> Path:
+    return Path(__file__).resolve().parent / "resources"
+
+
+def file_status(name: str, directory=None) -> tuple[str, Path, str]:
+    """``(status, path, detail)`` of registry file ``name`` in ``directory`` (default :func:`data_dir`).
+
+    ``status`` is ``"verified"`` (present, sha256 or structure checked), ``"missing"`` or
+    ``"corrupted"`` (present but fails its check; ``detail`` says how).
+    """
+    entry = _entry(name)
+    path = _resolve_dir(directory) / entry.filename
+    try:
+        verify(name, path)
+    except DataFileError as e:
+        if e.actual is None and not path.exists():
+            return "missing", path, ""
+        return "corrupted", path, str(e).splitlines()[0]
+    return "verified", path, ""
+
+
+def dataset_status(name: str, directory=None) -> dict:
+    """Where data set ``name`` stands in ``directory`` (default :func:`data_dir`; the package for bundled sets).
+
+    Returns:
+      ``{"name", "description", "ready": bool, "files": [(filename, status, path, detail), ...]}``;
+      ``ready`` when its loader can run: every file of ``files`` verified, or the ``alternative`` verified.
+    """
+    ds = _dataset(name)
+    folder = _bundled_dir() if ds.bundled else _resolve_dir(directory)
+    rows = [(f, *file_status(f, folder)) for f in ds.all_files()]
+    status = {f: st for f, st, _, _ in rows}
+    ready = all(status[f] == "verified" for f in ds.files) or (
+        ds.alternative is not None and status[ds.alternative] == "verified")
+    return {"name": ds.name, "description": ds.description, "ready": ready, "files": rows}
+
+
+def missing_dataset_error(name: str, directory=None) -> DataFileError:
+    """The error for a data set none of whose usable files is present: it names every file and how to get them."""
+    ds = _dataset(name)
+    folder = _resolve_dir(directory)
+    first = ds.alternative or ds.files[0]
+    entry = _entry(first)
+    needs = (f"either {ds.alternative} or all of {', '.join(ds.files)}" if ds.alternative
+             else f"all of {', '.join(ds.files)}")
+    state = "\n".join(f"    {f}: {st}{' (' + detail + ')' if detail else ''}"
+                       for f, st, _, detail in dataset_status(name, folder)["files"])
+    env = os.environ.get(DATA_DIR_ENV)
+    downloadable = [f for f in ds.files if _entry(f).urls]
+    how = [f"  - point {DATA_DIR_ENV} at a folder that holds them (it is "
+           + (f"set to {env!r}" if env else "not set") + "), or pass data_dir=...;"]
+    if downloadable:
+        how.append(f"  - or run `jaxgen data fetch {ds.name}` (downloads {', '.join(downloadable)} into {folder} and "
+                   "verifies each sha256), or pass download=True to the loader;")
+    if downloadable:
+        how.append(f"  - or by hand: download {', '.join(downloadable)} from "
+                   f"{_entry(downloadable[0]).urls[0].rsplit('/', 1)[0]}/ into {folder};")
+    if ds.alternative and not _entry(ds.alternative).urls:
+        how.append(f"  - or copy {ds.alternative} into {folder} from a machine that has it (it has no public URL).")
+    msg = (f"Data set {ds.name!r} was not found in {folder}: it needs {needs}.\n"
+           f"  looked for:\n{state}\nHow to get it:\n" + "\n".join(how))
+    return DataFileError(msg, name=first, path=folder / entry.filename, expected=entry.sha256, actual=None)
+
+
+def fetch(name: str, data_dir=None, *, force: bool = False, timeout: float = 60.0) -> list[Path]:
+    """Download the files of data set ``name`` into ``data_dir`` (default :func:`data_dir`) and verify them.
+
+    Files already present and verified are kept; a corrupted copy is replaced (see :func:`download`).
+    When the data set is already usable (e.g. ``mnist.npz`` verified) nothing is downloaded unless
+    ``force`` is True.
+
+    Returns:
+      the paths of the data set's files (verified), in :attr:`DataSet.files` order; empty for a
+      bundled set or when nothing had to be fetched.
+
+    Raises:
+      ValueError: an unknown data set name.
+      DataFileError: a download failed or a downloaded file did not verify (nothing bad is kept).
+    """
+    ds = _dataset(name)
+    if ds.bundled or (not force and dataset_status(name, data_dir)["ready"]):
+        return []
+    return [download(f, data_dir, timeout=timeout) for f in ds.files]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgen.data.files import _resolve_dir, locate, verify
+from jaxgen.data.files import _resolve_dir, locate, missing_dataset_error, verify
 from jaxgen.validation import check_choice
 
 __all__ = ["MNIST_SPLITS", "load_mnist", "read_idx"]
@@ -109,7 +109,8 @@ def load_mnist(split: str = "train", *, data_dir=None, download: bool = False):
 
     Raises:
       ValueError: an unknown split.
-      DataFileError: no usable file (the message says where it looked and how to get the data),
+      DataFileError: no usable file (the message names mnist.npz and the four IDX files, where it
+        looked and how to get them, e.g. ``jaxgen data fetch mnist``),
         or a file fails its checksum (a corrupted ``mnist.npz`` is an error, never skipped silently).
     """
     check_choice(split, "split", MNIST_SPLITS)
@@ -117,8 +118,10 @@ def load_mnist(split: str = "train", *, data_dir=None, download: bool = False):
     npz = directory / "mnist.npz"
     idx_names = [f"{p}-{k}-ubyte.gz" for p in (("t10k",) if split == "test" else ("train",))
                  for k in ("images-idx3", "labels-idx1")]
-    if npz.exists() or not (download or all((directory / n).exists() for n in idx_names)):
-        verify("mnist.npz", npz)  # raises the missing-file error, which explains the IDX route too
+    if not npz.exists() and not download and not all((directory / n).exists() for n in idx_names):
+        raise missing_dataset_error("mnist", directory)  # names mnist.npz and all four IDX files
+    if npz.exists():
+        verify("mnist.npz", npz)  # a corrupted archive is an error, never skipped for the IDX files
         with np.load(npz, allow_pickle=False) as z:
             return z[f"x_{split}"], z[f"y_{split}"]
     return _load_from_idx(split, directory, download)

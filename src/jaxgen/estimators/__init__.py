@@ -1,5 +1,5 @@
 """scikit-learn-style estimators over the pure model functions (fit / predict / score_samples ...)."""
-import importlib
+import importlib as _importlib
 
 _NAMES = {
     "GaussianMixture": "jaxgen.estimators.gmm",
@@ -13,5 +13,9 @@ __all__ = list(_NAMES)
 
 def __getattr__(name):
     if name in _NAMES:
-        return getattr(importlib.import_module(_NAMES[name]), name)
+        return getattr(_importlib.import_module(_NAMES[name]), name)
     raise AttributeError(f"module 'jaxgen.estimators' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(_NAMES)

@@ -76,8 +76,55 @@ class MetricsLog:
             self._tb = None
 
 
-def progress_bar(total: int, initial: int, enabled: bool):
-    """A tqdm bar over epochs on stderr (disabled when ``enabled`` is False)."""
+class _EpochLines:
+    """The progress of a run that is not on a terminal: plain lines on stderr, none redrawn.
+
+    One line ``train: epoch e/E loss=... ex_per_s=...`` for the first and the last epoch and at
+    most one per ``interval_s`` seconds between them, so a log file gets at most a line per epoch
+    (and far fewer in long runs). Same methods as the tqdm bar the loop uses.
+    """
+
+    def __init__(self, total: int, initial: int, interval_s: float, stream):
+        self.total, self.n, self.interval_s, self.stream = total, initial, interval_s, stream
+        self._postfix = ""
+        self._last = None  # monotonic time of the last line
+
+    def set_postfix(self, **values) -> None:
+        self._postfix = " ".join(f"{k}={v}" for k, v in values.items())
+
+    def update(self, n: int = 1) -> None:
+        import time
+
+        self.n += n
+        now = time.monotonic()
+        if self._last is None or self.n >= self.total or now - self._last >= self.interval_s:
+            self._last = now
+            print(f"train: epoch {self.n}/{self.total} {self._postfix}".rstrip(), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, initial: int, enabled: bool, *, interval_s: float = 30.0):
+    """Progress over epochs on stderr: a tqdm bar on a terminal, else plain lines (see :class:`_EpochLines`).
+
+    A bar's redraws written to a file or pipe (``make tour > log``, CI) become hundreds of lines of
+    carriage returns, so the bar is drawn only when stderr is a TTY. Nothing at all when ``enabled``
+    is False.
+
+    Args:
+      total: epochs in the run.
+      initial: epochs already done (a resumed run).
+      enabled: show progress at all.
+      interval_s: off a terminal, the least time between two lines (first and last epoch always print).
+
+    Returns:
+      an object with ``set_postfix(**values)``, ``update(n)`` and ``close()``.
+    """
+    from jaxgen.runner import stderr_is_terminal
+
+    if enabled and not stderr_is_terminal():
+        return _EpochLines(total, initial, interval_s, sys.stderr)
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="train", unit="epoch", leave=False, dynamic_ncols=True,
