@@ -1,10 +1,15 @@
 """``fit``: the one training loop (epochs, data parallelism, checkpoints and resume, logging, divergence).
 
-Randomness: ``key`` is split into a training key (stored in the state; step t uses
-``fold_in(key, t)``), a shuffle key (epoch e, counted from 0, is shuffled with ``fold_in(key, e)``)
-and an evaluation key (``eval_fn`` after epoch e, counted from 1, gets ``fold_in(key, e)``). Every
-random number is thus a function of (key, step) or (key, epoch), which is what makes a resumed run
-identical to an uninterrupted one.
+Randomness (the rule of :mod:`jaxgen.keys`): ``key`` is the parent of three named streams,
+``"state"`` (stored in the state; step t uses ``fold_in(state, t)``), ``"shuffle"`` (epoch e,
+counted from 0, is shuffled with ``fold_in(shuffle, e)``) and ``"eval"`` (``eval_fn`` after epoch e,
+counted from 1, gets ``fold_in(eval, e)``). Every random number is thus a function of (key, step)
+or (key, epoch), which is what makes a resumed run identical to an uninterrupted one.
+
+Checks before any work: the data (finite floats; device arrays are checked on the device, never
+copied to the host), the loss traced once on one batch's shapes (a shape mismatch between data
+and model becomes a ``ValueError``), and, when ``loss_fn`` has a ``check_train_data(params,
+train_data)`` attribute (the VAE's loss does), the model's own checks of the concrete values.
 """
 from __future__ import annotations
 
@@ -19,14 +24,15 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxgen import keys
 from jaxgen.runner import to_jsonable
 from jaxgen.sharding import DATA_AXIS, data_mesh
 from jaxgen.train.checkpoint import Checkpointer
 from jaxgen.train.config import TrainConfig
 from jaxgen.train.logs import MetricsLog, progress_bar
 from jaxgen.train.state import TrainState, as_typed_key, create_train_state
-from jaxgen.train.step import epoch_permutation, make_epoch_fn, make_train_step, tree_all_finite
-from jaxgen.validation import check_data
+from jaxgen.train.step import _checked_loss, epoch_permutation, make_epoch_fn, make_train_step, tree_all_finite
+from jaxgen.validation import check_data, float_dtype
 
 __all__ = ["TrainingDiverged", "fit"]
 
@@ -49,19 +55,32 @@ class TrainingDiverged(FloatingPointError):
 
 
 def _check_train_data(data):
-    """Validate the data pytree; returns (NumPy leaves, treedef, N)."""
+    """Validate the data pytree; returns (leaves, treedef, N).
+
+    NumPy (host) leaves are checked and converted by :func:`jaxgen.validation.check_data`; JAX
+    arrays stay where they are (a GPU's data is not copied to the host): their finiteness is one
+    reduction on the device.
+    """
     flat, treedef = jax.tree_util.tree_flatten_with_path(data)
     if not flat:
         raise ValueError("train_data is empty: pass an array of shape (N, ...) or a pytree of such arrays.")
     leaves, n = [], None
     for path, leaf in flat:
         name = "train_data" + jax.tree_util.keystr(path)
-        arr = np.asarray(leaf)
+        arr = leaf if isinstance(leaf, jax.Array) else np.asarray(leaf)
         if arr.ndim < 1:
             raise ValueError(f"{name} must have a leading example axis, got a scalar.")
-        if np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
-            if arr.shape[0] < 1:
-                raise ValueError(f"{name} has 0 samples.")
+        if arr.shape[0] < 1:
+            raise ValueError(f"{name} has 0 samples.")
+        if jnp.issubdtype(arr.dtype, jnp.integer) or arr.dtype == bool:
+            pass
+        elif isinstance(arr, jax.Array):
+            if not jnp.issubdtype(arr.dtype, jnp.floating):
+                raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}.")
+            n_bad = int(jnp.sum(~jnp.isfinite(arr)))  # one scalar to the host
+            if n_bad:
+                raise ValueError(f"{name} contains {n_bad} non-finite value(s); all entries must be finite.")
+            arr = arr.astype(float_dtype(arr.dtype))
         else:  # floats: finiteness and the dtype rule of the whole package
             arr = check_data(arr, name=name, ndim=arr.ndim)
         if n is not None and arr.shape[0] != n:
@@ -69,6 +88,22 @@ def _check_train_data(data):
         n = arr.shape[0]
         leaves.append(arr)
     return leaves, treedef, n
+
+
+def _check_loss_on_batch(loss_fn, params, leaves, treedef, batch_size: int, key) -> None:
+    """Trace ``loss_fn`` once on the shapes of one batch (no computation), so that data that do not
+    fit the model (e.g. a wrong number of features) fail with a ``ValueError`` before any work."""
+    batch = treedef.unflatten([jax.ShapeDtypeStruct((batch_size,) + tuple(a.shape[1:]), a.dtype) for a in leaves])
+    try:
+        jax.eval_shape(_checked_loss(loss_fn), params, batch, key, jnp.zeros((), jnp.int32))
+    except ValueError:
+        raise  # already says what is wrong (our checks, or the model's own)
+    except Exception as e:  # Flax's ScopeParamShapeError, jnp's TypeError on mismatched dot shapes, ...
+        shapes = ", ".join(f"{tuple(a.shape[1:])}" for a in leaves)
+        raise ValueError(
+            f"loss_fn fails on a batch of train_data (per-example shape(s) {shapes}): {type(e).__name__}: {e} "
+            "Check that the data have the shape the model was built for (e.g. its number of features)."
+        ) from e
 
 
 def _resume(ckpt: Checkpointer, state: TrainState, sharding, fingerprint: dict, epochs: int):
@@ -106,7 +141,9 @@ def fit(
     Args:
       loss_fn: ``loss_fn(params, batch, key) -> (loss, metrics)``; ``batch`` has the structure of
         ``train_data`` with leading axis ``batch_size``; ``loss`` is a scalar mean over the batch,
-        ``metrics`` a dict of scalars (averaged over each epoch in the log).
+        ``metrics`` a dict of scalars (averaged over each epoch in the log). Optional attribute
+        ``loss_fn.check_train_data(params, train_data)``: called once on the concrete data before
+        training, to raise ``ValueError`` for values the model cannot use.
       params: initial parameter pytree (not modified; the loop works on a copy).
       optimizer: any ``optax.GradientTransformation`` (learning-rate schedules included).
       train_data: array of shape (N, ...) or a pytree (tuple, dict) of arrays sharing N. Floating
@@ -133,8 +170,9 @@ def fit(
 
     Raises:
       ValueError: bad settings (unknown key, batch size < 1, > N or not divisible by the number of
-        devices, epochs < 1), non-finite data, a run folder holding a checkpoint of another model or
-        of a run with other settings.
+        devices, epochs < 1), non-finite data, data whose shape the loss cannot take (e.g. the
+        wrong number of features), values the loss's ``check_train_data`` rejects, a run folder
+        holding a checkpoint of another model or of a run with other settings.
       TrainingDiverged: the loss or the parameters became non-finite; the message names the step and
         epoch, and the checkpoints on disk are the finite ones written before.
     """
@@ -160,7 +198,12 @@ def fit(
     n_batches = n // cfg.batch_size
 
     root = as_typed_key(key)
-    state_key, shuffle_root, eval_root = jax.random.split(root, 3)
+    check_values = getattr(loss_fn, "check_train_data", None)
+    if callable(check_values):
+        check_values(params, treedef.unflatten(leaves))
+    streams = keys.streams(root, "state", "shuffle", "eval")
+    state_key, shuffle_root, eval_root = streams["state"], streams["shuffle"], streams["eval"]
+    _check_loss_on_batch(loss_fn, params, leaves, treedef, cfg.batch_size, state_key)
     replicated = NamedSharding(mesh, P())
     # A copy on the mesh: the state is donated to every step, which must not delete the caller's arrays.
     # (device_put alone may alias a single-device array into the replicated one, so copy first.)

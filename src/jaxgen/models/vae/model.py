@@ -35,6 +35,8 @@ __all__ = [
     "init",
     "num_params",
     "prepare",
+    "check_shape",
+    "check_values",
     "encode",
     "decode",
     "decode_mean",
@@ -241,7 +243,77 @@ def _mean_image(params: VAEParams, out: jax.Array) -> jax.Array:
 
 
 # --------------------------------------------------------------------------------------------
-# input checks (NumPy boundary; tracers pass through)
+# input checks (before any work; tracers pass through; device arrays stay on the device)
+
+
+def _dtype(params: VAEParams):
+    return jax.tree.leaves(params.encoder)[0].dtype
+
+
+def check_shape(params: VAEParams, shape, *, name: str = "x") -> None:
+    """Raise ``ValueError`` unless ``shape`` is ``(N, D)``, ``(N, *image_shape)`` or, when ``C == 1``,
+    ``(N, H, W)`` for this VAE. Works on static shapes, so also under ``jit``."""
+    c = params.config
+    shapes = [(c.data_dim,), tuple(c.image_shape)] + ([tuple(c.image_shape[:2])] if c.image_shape[2] == 1 else [])
+    if len(shape) < 2 or tuple(shape[1:]) not in shapes:
+        raise ValueError(
+            f"{name} must have shape (N, {c.data_dim}) or (N, {', '.join(map(str, c.image_shape))}) for this VAE "
+            f"(image_shape={c.image_shape}), got {tuple(shape)}."
+        )
+
+
+def _range_error(name: str, lo: float, hi: float) -> ValueError:
+    return ValueError(
+        f"{name} must lie in [0, 1] for the Bernoulli likelihood, got range [{lo:g}, {hi:g}]. Scale the data to [0, 1] "
+        "(pixel / 255 for 8-bit images, e.g. jaxgen.data.to_float; / 16 for scikit-learn's digits), pass uint8 bytes "
+        "(scaled by 1/255), or binarise them."
+    )
+
+
+def _check_device_values(params: VAEParams, x: jax.Array, name: str) -> None:
+    """Finiteness (and [0, 1] for Bernoulli) of a concrete JAX array, by reductions on its device:
+    only a few scalars come to the host, never the data."""
+    if not jnp.issubdtype(x.dtype, jnp.number) and x.dtype != jnp.bool_:
+        raise ValueError(f"{name} must be numeric, got dtype {x.dtype}.")
+    if x.dtype == jnp.uint8 or not jnp.issubdtype(x.dtype, jnp.inexact):
+        lo_hi = None if x.dtype == jnp.uint8 else jnp.stack([jnp.min(x), jnp.max(x)]).astype(jnp.float32)
+        n_bad = 0
+    else:
+        n_bad = int(jnp.sum(~jnp.isfinite(x)))
+        lo_hi = jnp.stack([jnp.min(x), jnp.max(x)])
+    if n_bad:
+        raise ValueError(f"{name} contains {n_bad} NaN or inf value(s); all entries must be finite.")
+    if params.config.likelihood == "bernoulli" and lo_hi is not None:
+        lo, hi = (float(v) for v in jax.device_get(lo_hi))
+        if lo < 0.0 or hi > 1.0:
+            raise _range_error(name, lo, hi)
+
+
+def check_values(params: VAEParams, x, *, name: str = "x") -> None:
+    """Check concrete data for this VAE without converting or copying it: shape (see
+    :func:`check_shape`), finite values, and for the Bernoulli likelihood values in [0, 1] (uint8
+    bytes are always valid: they are scaled by 1/255). NumPy input is checked on the host, JAX
+    arrays on their device (a few scalars come back). Tracers are skipped: their values do not exist
+    yet (under ``jit`` the check belongs to the caller, e.g. :func:`jaxgen.train.fit`).
+
+    Raises:
+      ValueError: what is wrong and how to fix it.
+    """
+    if isinstance(x, jax.core.Tracer):
+        check_shape(params, x.shape, name=name)
+        return
+    arr = x if isinstance(x, jax.Array) else np.asarray(x)
+    check_shape(params, arr.shape, name=name)
+    if isinstance(arr, jax.Array):
+        _check_device_values(params, arr, name)
+        return
+    if arr.dtype == np.uint8:
+        return
+    arr = check_data(arr.reshape(arr.shape[0], -1), name=name, dtype=_dtype(params))
+    if params.config.likelihood == "bernoulli":
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0.0 or hi > 1.0:
+            raise _range_error(name, lo, hi)
 
 
 def prepare(params: VAEParams, x, *, name: str = "x") -> jax.Array:
@@ -249,34 +321,30 @@ def prepare(params: VAEParams, x, *, name: str = "x") -> jax.Array:
 
     Accepts ``(N, D)``, ``(N, H, W, C)`` = ``(N, *image_shape)``, or ``(N, H, W)`` when ``C == 1``.
     uint8 input is scaled by 1/255. For the Bernoulli likelihood every value must lie in [0, 1].
+    A JAX array is checked and converted on its device (see :func:`check_values`).
 
     Raises:
       ValueError: wrong shape, non-finite values, values outside [0, 1] for the Bernoulli likelihood.
     """
-    if isinstance(x, jax.core.Tracer):  # under jit: no value checks, but the same scaling and dtype
-        dtype = jax.tree.leaves(params.encoder)[0].dtype
+    dtype = _dtype(params)
+    if isinstance(x, jax.core.Tracer):  # under jit: no value checks, but the same shape check, scaling and dtype
+        check_shape(params, x.shape, name=name)
         flat = x.reshape(x.shape[0], -1)
         return flat.astype(dtype) / 255.0 if x.dtype == jnp.uint8 else flat.astype(dtype)
-    c = params.config
+    if isinstance(x, jax.Array):
+        check_values(params, x, name=name)
+        flat = x.reshape(x.shape[0], -1)
+        return flat.astype(dtype) / 255.0 if x.dtype == jnp.uint8 else flat.astype(dtype)
     arr = np.asarray(x)
+    check_shape(params, arr.shape, name=name)
     uint8 = arr.dtype == np.uint8
-    shapes = [(c.data_dim,), tuple(c.image_shape)] + ([tuple(c.image_shape[:2])] if c.image_shape[2] == 1 else [])
-    if arr.ndim < 2 or tuple(arr.shape[1:]) not in shapes:
-        raise ValueError(
-            f"{name} must have shape (N, {c.data_dim}) or (N, {', '.join(map(str, c.image_shape))}) for this VAE "
-            f"(image_shape={c.image_shape}), got {arr.shape}."
-        )
-    dtype = jax.tree.leaves(params.encoder)[0].dtype
     arr = check_data(arr.reshape(arr.shape[0], -1), name=name, dtype=dtype)
     if uint8:
         arr = arr / np.asarray(255, arr.dtype)
-    if c.likelihood == "bernoulli":
+    if params.config.likelihood == "bernoulli":
         lo, hi = float(arr.min()), float(arr.max())
         if lo < 0.0 or hi > 1.0:
-            raise ValueError(
-                f"{name} must lie in [0, 1] for the Bernoulli likelihood, got range [{lo:g}, {hi:g}]. Scale "
-                "images with jaxgen.data.to_float (pixel / 255), pass uint8 bytes, or binarise them."
-            )
+            raise _range_error(name, lo, hi)
     return jnp.asarray(arr)
 
 
@@ -284,7 +352,14 @@ def _check_latent(params: VAEParams, z) -> jax.Array:
     if isinstance(z, jax.core.Tracer):
         return z
     q = params.config.latent_dim
-    dtype = jax.tree.leaves(params.encoder)[0].dtype
+    dtype = _dtype(params)
+    if isinstance(z, jax.Array):  # checked on its device: one scalar comes back
+        if z.ndim != 2 or z.shape[1] != q:
+            raise ValueError(f"z must have shape (M, {q}) for this VAE (latent_dim={q}), got {z.shape}.")
+        z = z.astype(dtype)
+        if not bool(jnp.all(jnp.isfinite(z))):
+            raise ValueError("z contains NaN or inf value(s); all entries must be finite.")
+        return z
     return jnp.asarray(check_data(z, name="z", n_features=q, dtype=dtype))
 
 
@@ -431,8 +506,8 @@ def attribute_vector(params: VAEParams, x, labels, a, b) -> jax.Array:
     for v, nm in ((a, "a"), (b, "b")):
         if not np.any(labels == v):
             raise ValueError(f"no example has label {nm}={v!r}; labels present: {sorted(np.unique(labels).tolist())}.")
-    mu = np.asarray(encode(params, x)[0])
-    return jnp.asarray(mu[labels == b].mean(0) - mu[labels == a].mean(0))
+    mu = encode(params, x)[0]  # stays on the device; only the masks come from the host
+    return mu[jnp.asarray(labels == b)].mean(0) - mu[jnp.asarray(labels == a)].mean(0)
 
 
 def apply_attribute(params: VAEParams, x, vector, alpha=1.0) -> jax.Array:

@@ -23,8 +23,10 @@ from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
+import optax
 
-from jaxgen.models.vae.model import VAEParams, _decode_raw, _encode, _log_likelihood, _prior_log_prob, prepare
+from jaxgen.models.vae.model import (VAEParams, _decode_raw, _encode, _log_likelihood, _prior_log_prob, check_shape,
+                                     check_values, prepare)
 from jaxgen.models.vae.priors import diag_normal_log_prob
 from jaxgen.validation import check_choice, check_positive_float, check_positive_int
 
@@ -177,13 +179,14 @@ class Objective:
 
 
 def kl_weight(step, beta: float, warmup_steps: int):
-    """KL weight at ``step``: ``beta * min(1, step / warmup_steps)`` (``beta`` without warm-up)."""
+    """KL weight at ``step``: ``beta * min(1, step / warmup_steps)`` (``beta`` without warm-up), an
+    ``optax.linear_schedule`` from 0 to ``beta`` over ``warmup_steps``."""
     if warmup_steps <= 0:
         return jnp.asarray(beta)
     if step is None:
         raise ValueError(f"KL warm-up over {warmup_steps} steps needs the training step: pass step= (jaxgen.train.fit "
                          "does), or set warmup_steps=0.")
-    return beta * jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / warmup_steps)
+    return optax.linear_schedule(0.0, beta, warmup_steps)(step)
 
 
 def _as_objective(objective) -> Objective:
@@ -222,7 +225,10 @@ def loss_fn(objective: Objective | str | Mapping | None = None, **kwargs):
 
     The returned function takes ``batch``: an ``(B, D)`` array or a dict with ``"x"`` (uint8 bytes
     are scaled by 1/255; for dynamic binarisation the values are pixel probabilities) and, for KL
-    warm-up, the global step as ``step=`` or ``batch["step"]``. ``loss`` is the negative bound
+    warm-up, the global step as ``step=`` or ``batch["step"]``. Its attribute
+    ``check_train_data(params, train_data)`` (called by :func:`jaxgen.train.fit` before training)
+    rejects data of the wrong shape and, for the Bernoulli likelihood, values outside [0, 1] (the
+    0..16 pixels of scikit-learn's digits, say) with a ``ValueError``. ``loss`` is the negative bound
     averaged over the batch; ``metrics`` holds scalar means: ``elbo``, ``recon`` (log p(x|z)),
     ``kl`` and ``kl_weight`` for the ELBO, ``iwae`` for IWAE.
     """
@@ -233,6 +239,7 @@ def loss_fn(objective: Objective | str | Mapping | None = None, **kwargs):
     def loss(params: VAEParams, batch, key: jax.Array, step=None):
         x, batch_step = _batch_x(batch)
         step = batch_step if step is None else step
+        check_shape(params, x.shape, name="batch")  # static: also under jit
         dtype = jax.tree.leaves(params.encoder)[0].dtype
         if x.dtype == jnp.uint8:
             x = x.astype(dtype) / 255.0
@@ -248,5 +255,11 @@ def loss_fn(objective: Objective | str | Mapping | None = None, **kwargs):
         metrics = {"elbo": jnp.mean(rec - kl), "recon": jnp.mean(rec), "kl": jnp.mean(kl), "kl_weight": w}
         return -jnp.mean(rec - w * kl), metrics
 
+    def check_train_data(params: VAEParams, train_data) -> None:
+        """What :func:`jaxgen.train.fit` calls once on the concrete data before training (inside the
+        jitted loss the values cannot be checked): shape, finiteness, [0, 1] for Bernoulli."""
+        check_values(params, _batch_x(train_data)[0], name="train_data")
+
     loss.objective = obj
+    loss.check_train_data = check_train_data
     return loss
