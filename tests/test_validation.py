@@ -1,4 +1,5 @@
 """The shared input checks: every kind of bad input gets a ValueError that says what is wrong."""
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -115,3 +116,86 @@ def test_hand_built_mixture_parameters_are_checked():
         GMMParams.from_covariances(np.array([1.0]), np.zeros(2), np.eye(2)[None])
     with pytest.raises(ValueError, match="shape"):
         GMMParams.from_precisions(np.array([1.0]), np.zeros((1, 2)), np.ones(2), "spherical")
+
+
+def test_object_array_with_a_non_number_is_a_type_error_as_in_sklearn():
+    from sklearn.utils import check_array
+
+    X = np.ones((3, 2)).astype(object)
+    X[0, 0] = {"foo": "bar"}
+    with pytest.raises(TypeError, match="argument must be .* string.* number") as ref:
+        check_array(X)
+    with pytest.raises(TypeError, match="argument must be .* string.* number") as ours:
+        check_data(X)
+    assert str(ref.value) in str(ours.value)  # numpy's own reason, quoted
+    X[0, 0] = "a"  # a string is a bad value, not a bad type
+    with pytest.raises(ValueError, match="non-numeric"):
+        check_data(X)
+
+
+def test_feature_count_message_is_sklearns_word_for_word():
+    from sklearn.mixture import GaussianMixture as SkGMM
+
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    with pytest.raises(ValueError) as ref:
+        SkGMM(1).fit(X).predict(X[:, :3])
+    with pytest.raises(ValueError) as ours:
+        check_data(X[:, :3], n_features=4, estimator="GaussianMixture")
+    assert str(ours.value) == str(ref.value) == "X has 3 features, but GaussianMixture is expecting 4 features as input."
+
+
+class _HostCopyForbidden:
+    """Stands in for NumPy inside jaxgen.validation: any NumPy call given a jax.Array with more than
+    one element fails (that would copy the array to the host); scalars may come back."""
+
+    def __getattr__(self, name):
+        attr = getattr(np, name)
+        if not callable(attr) or isinstance(attr, type):
+            return attr
+
+        def guarded(*args, **kwargs):
+            for a in list(args) + list(kwargs.values()):
+                if isinstance(a, jax.Array) and a.size > 1:
+                    raise AssertionError(f"np.{name} was given a device array of shape {a.shape}")
+            return attr(*args, **kwargs)
+
+        return guarded
+
+
+def test_jax_arrays_are_checked_on_their_devices(monkeypatch):
+    from jaxgen import validation
+    from jaxgen.sharding import shard_rows
+
+    monkeypatch.setattr(validation, "np", _HostCopyForbidden())
+    X, _ = shard_rows(jnp.arange(32.0).reshape(16, 2))
+    assert len(X.sharding.device_set) == 4
+    out = check_data(X)
+    assert isinstance(out, jax.Array) and out.sharding == X.sharding and out is X  # float32 in, nothing to do
+    ints = check_data(shard_rows(jnp.arange(32).reshape(16, 2))[0])
+    assert ints.dtype == jnp.float32 and ints.sharding.is_equivalent_to(X.sharding, 2)
+    bad = X.at[3, 1].set(jnp.nan).at[5, 0].set(jnp.inf)
+    with pytest.raises(ValueError, match="1 NaN, 1 inf"):
+        check_data(bad)
+    with pytest.raises(ValueError, match="inf"):
+        check_data(bad, allow_nan=True)
+    assert bool(jnp.isnan(check_data(X.at[3, 1].set(jnp.nan), allow_nan=True)[3, 1]))
+    with pytest.raises(ValueError, match="expecting 3 features"):
+        check_data(X, n_features=3)
+    with pytest.raises(ValueError, match="Reshape your data"):
+        check_data(X[:, 0])
+    with pytest.raises(ValueError, match="Complex"):
+        check_data(X.astype(jnp.complex64))
+
+
+def test_jax_float64_beyond_float32_range_is_named(x64):
+    X = jnp.asarray([[1e39, 1.0]], jnp.float64)
+    assert check_data(X).dtype == jnp.float64  # x64 on: kept
+    with pytest.raises(ValueError, match="beyond the float32 range"):
+        check_data(X, dtype=np.float32)
+
+
+def test_under_jit_only_shapes_are_checked():
+    f = jax.jit(lambda x: check_data(x, n_features=2) * 2)
+    np.testing.assert_array_equal(f(jnp.ones((3, 2), jnp.int32)), 2.0)
+    with pytest.raises(ValueError, match="expecting 2 features"):
+        f(jnp.ones((3, 4)))
