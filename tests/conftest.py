@@ -11,12 +11,34 @@ _shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if "JAXGEN_DATA_DIR" not in os.environ and _shared.is_dir():
     os.environ["JAXGEN_DATA_DIR"] = str(_shared)
 
+import contextlib  # noqa: E402
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
 # Tests are compile-bound: most XLA optimisations cost more compile time than they save.
 if os.environ.get("JAXGEN_TEST_OPTIMIZE", "0") != "1":
     jax.config.update("jax_disable_most_optimizations", True)
+
+
+@contextlib.contextmanager
+def xla_optimizations(on: bool):
+    """Compile with XLA's optimisations on (the program users run) or mostly off (the suite's fast
+    setting) inside the block. The flag is read when a program is compiled, so it applies to every
+    function first compiled in the block (``fit`` compiles its step and epoch anew on each call)."""
+    old = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", not on)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", old)
+
+
+@pytest.fixture(params=[False, True], ids=["fast-compile", "xla-optimized"])
+def optimized(request):
+    """Run the test twice: with the suite's fast compile setting and with XLA's optimisations on."""
+    with xla_optimizations(request.param):
+        yield request.param
 
 
 @pytest.fixture

@@ -50,11 +50,22 @@ def strip_timing(history):
     return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in history]
 
 
-@pytest.fixture(scope="module")
-def noisy_run(data):
-    """3 epochs of the noisy problem on the 4 devices with the scan path (shared by several tests)."""
+_NOISY_RUNS = {}
+
+
+def noisy_fit(data, **kwargs):
     return fit(noisy_loss, init_params(), optax.adam(0.05), data, key=jax.random.key(3), epochs=3,
-               batch_size=BATCH, progress=False)
+               batch_size=BATCH, progress=False, **kwargs)
+
+
+@pytest.fixture
+def noisy_run(data):
+    """3 epochs of the noisy problem on the 4 devices with the scan path, compiled with the current
+    XLA setting (shared by several tests: one run per setting)."""
+    setting = bool(jax.config.read("jax_disable_most_optimizations"))
+    if setting not in _NOISY_RUNS:
+        _NOISY_RUNS[setting] = noisy_fit(data)
+    return _NOISY_RUNS[setting]
 
 
 def test_fit_reaches_the_least_squares_solution(data):
@@ -75,22 +86,23 @@ def test_fit_reaches_the_least_squares_solution(data):
     assert np.all(np.asarray(params["w"]) == 0)
 
 
-def test_scan_path_equals_per_step_path(data, noisy_run):
+def test_scan_path_equals_per_step_path(data, optimized, noisy_run):
+    """With the fast compile setting and with XLA's optimisations on (``optimized``)."""
+    assert jax.config.read("jax_disable_most_optimizations") is (not optimized)
     state_scan, hist_scan = noisy_run
-    state_step, hist_step = fit(noisy_loss, init_params(), optax.adam(0.05), data, key=jax.random.key(3), epochs=3,
-                                batch_size=BATCH, progress=False, use_scan=False)
+    state_step, hist_step = noisy_fit(data, use_scan=False)
     for a, b in zip(leaves(state_scan.params), leaves(state_step.params)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose([r["loss"] for r in hist_scan], [r["loss"] for r in hist_step], rtol=1e-6)
     assert int(state_step.step) == int(state_scan.step) == 3 * (N // BATCH)
 
 
-def test_one_device_equals_four_devices(data, noisy_run):
+def test_one_device_equals_four_devices(data, optimized, noisy_run):
+    """With the fast compile setting and with XLA's optimisations on (``optimized``)."""
     assert len(jax.devices()) == 4
     state4, hist4 = noisy_run
     assert state4.params["w"].sharding.mesh.size == 4
-    state1, hist1 = fit(noisy_loss, init_params(), optax.adam(0.05), data, key=jax.random.key(3), epochs=3,
-                        batch_size=BATCH, progress=False, mesh=data_mesh(jax.devices()[:1]))
+    state1, hist1 = noisy_fit(data, mesh=data_mesh(jax.devices()[:1]))
     assert state1.params["w"].sharding.mesh.size == 1
     for a, b in zip(leaves(state4.params), leaves(state1.params)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -120,6 +132,53 @@ def test_train_step_uses_fold_in_of_the_step(data):
     np.testing.assert_allclose(np.asarray(new_state.params["w"]), -0.1 * np.asarray(grads["w"]), rtol=1e-6)
     np.testing.assert_allclose(float(metrics["loss"]), float(loss), rtol=1e-6)
     assert int(new_state.step) == 1
+
+
+def _draw_loss(p, batch, key):
+    """mse plus, as metrics, a uniform draw from the step key and a code of the batch's order."""
+    x, y, idx = batch
+    r = x @ p["w"] + p["b"] - y
+    order = jnp.sum(idx.astype(jnp.float32) * jnp.arange(1, idx.shape[0] + 1, dtype=jnp.float32))
+    return jnp.mean(r**2), {"draw": jax.random.uniform(key), "order": order, "first": idx[0].astype(jnp.float32)}
+
+
+@pytest.mark.parametrize("use_scan", [True, False])
+def test_step_keys_and_epoch_orders_are_fresh(data, use_scan):
+    """Catches a step key stuck at ``fold_in(rng, 0)`` and a shuffle that repeats every epoch.
+
+    One step per epoch (batch = all N examples), so each epoch's metrics are one step's: step t draws
+    from ``fold_in(stream(key, "state"), t)`` and epoch e sees the permutation of
+    ``fold_in(stream(key, "shuffle"), e)``; all differ from each other.
+    """
+    from jaxgen import keys
+    from jaxgen.train.step import epoch_permutation
+
+    x, y = data
+    key, epochs = jax.random.key(11), 4
+    _, history = fit(_draw_loss, init_params(), optax.sgd(0.01), (x, y, np.arange(N, dtype=np.int32)), key=key,
+                     epochs=epochs, batch_size=N, progress=False, use_scan=use_scan)
+    draws = [r["draw"] for r in history]
+    orders = [r["order"] for r in history]
+    assert len(set(draws)) == epochs, f"the step key repeats: draws {draws}"
+    assert len(set(orders)) == epochs, f"the epoch order repeats: {orders}"
+    state_key, shuffle_key = keys.stream(key, "state"), keys.stream(key, "shuffle")
+    expected_draws = [float(jax.random.uniform(jax.random.fold_in(state_key, t))) for t in range(epochs)]
+    np.testing.assert_array_equal(np.float32(draws), np.float32(expected_draws))
+    perms = [np.asarray(epoch_permutation(jax.random.fold_in(shuffle_key, e), N, 1, N))[0] for e in range(epochs)]
+    assert [r["first"] for r in history] == [float(p[0]) for p in perms]
+    assert orders == [float(np.sum(p * np.arange(1, N + 1))) for p in perms]
+
+
+def test_consecutive_steps_use_different_keys(data):
+    """Two steps of the real train_step: the second step's key and draws differ from the first's."""
+    x, y = data
+    state = create_train_state(jax.random.key(5), init_params(), optax.sgd(0.0))
+    step = jax.jit(make_train_step(_draw_loss, optax.sgd(0.0)))
+    batch = (x[:BATCH], y[:BATCH], np.arange(BATCH, dtype=np.int32))
+    state, m1 = step(state, batch)
+    state, m2 = step(state, batch)
+    assert float(m1["draw"]) != float(m2["draw"])
+    assert float(m2["draw"]) == float(jax.random.uniform(jax.random.fold_in(jax.random.key(5), 1)))
 
 
 def test_loss_that_takes_the_step_gets_the_global_step(data):
@@ -227,6 +286,22 @@ def test_bad_data_loss_and_config(data):
         fit(mse_loss, init_params(), 0.1, data, **run)
     with pytest.raises(ValueError, match="PRNG key"):
         fit(mse_loss, init_params(), optax.sgd(0.1), data, **(run | {"key": 0}))
+    # data of the wrong width: a clear ValueError before training, for a Flax model and a plain loss
+    import flax.linen as nn
+
+    model = nn.Dense(1)
+    dense = model.init(jax.random.key(0), jnp.zeros((1, D)))
+
+    def flax_loss(p, batch, key):
+        xb, yb = batch
+        return jnp.mean((model.apply(p, xb)[:, 0] - yb) ** 2), {}
+
+    wide = np.c_[x, x[:, :1]]
+    with pytest.raises(ValueError, match=r"loss_fn fails on a batch of train_data \(per-example shape\(s\) \(4,\), "
+                       r"\(\)\): ScopeParamShapeError"):
+        fit(flax_loss, dense, optax.sgd(0.1), (wide, y), **run)
+    with pytest.raises(ValueError, match="dot_general requires contracting dimensions"):
+        fit(mse_loss, init_params(), optax.sgd(0.1), (wide, y), **run)
     with pytest.raises(ValueError, match="Training settings need"):
         TrainConfig.from_dict({"epochs": 3})
     cfg = TrainConfig.from_dict(ml_collections.ConfigDict({"epochs": 3, "batch_size": 8}), eval_every=2)

@@ -2,6 +2,7 @@
 bitwise the same parameters and history as an uninterrupted run; foreign run folders are refused."""
 import importlib.util
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -58,12 +59,29 @@ def test_resume_in_process_is_exact(uninterrupted, tmp_path):
     assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == [7 * STEPS_PER_EPOCH, 8 * STEPS_PER_EPOCH]
 
 
-def test_sigkill_mid_run_then_rerun_matches_uninterrupted(uninterrupted, tmp_path):
-    ref_dir, ref_state, ref_history = uninterrupted
+def _helper_env(optimized: bool) -> dict:
+    return dict(os.environ, JAXGEN_TEST_OPTIMIZE="1" if optimized else "0")
+
+
+@pytest.mark.parametrize("optimized", [False, True], ids=["fast-compile", "xla-optimized"])
+def test_sigkill_mid_run_then_rerun_matches_uninterrupted(uninterrupted, tmp_path, optimized):
+    """Also with XLA's optimisations on (the program users run): then every process, the
+    uninterrupted reference included, runs with ``JAXGEN_TEST_OPTIMIZE=1``."""
+    env = _helper_env(optimized)
+    if optimized:
+        ref_out = tmp_path / "ref.npz"
+        ref = subprocess.run([sys.executable, str(HELPER), str(tmp_path / "ref"), str(ref_out)], capture_output=True,
+                             timeout=300, env=env)
+        assert ref.returncode == 0, ref.stderr.decode()[-3000:]
+        ref_npz = np.load(ref_out, allow_pickle=False)
+        ref_leaves = [ref_npz[f"p{i}"] for i in range(len(leaves(uninterrupted[1].params)))]
+        ref_history = json.loads(str(ref_npz["history"]))
+    else:
+        ref_leaves, ref_history = leaves(uninterrupted[1].params), strip_timing(uninterrupted[2])
     run_dir, out = tmp_path / "run", tmp_path / "out.npz"
     ckpt_dir = run_dir / "checkpoints"
     proc = subprocess.Popen([sys.executable, str(HELPER), str(run_dir), str(out), "--sleep", "0.5"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 180
         reached = False  # a complete checkpoint of epoch >= 2 exists (orbax renames it into place when done)
@@ -85,13 +103,14 @@ def test_sigkill_mid_run_then_rerun_matches_uninterrupted(uninterrupted, tmp_pat
     assert 2 * STEPS_PER_EPOCH <= killed_at < helper.EPOCHS * STEPS_PER_EPOCH
     assert not out.exists()
 
-    rerun = subprocess.run([sys.executable, str(HELPER), str(run_dir), str(out)], capture_output=True, timeout=300)
+    rerun = subprocess.run([sys.executable, str(HELPER), str(run_dir), str(out)], capture_output=True, timeout=300,
+                           env=env)
     assert rerun.returncode == 0, rerun.stderr.decode()[-3000:]
     result = np.load(out, allow_pickle=False)
-    for i, ref in enumerate(leaves(ref_state.params)):
+    for i, ref in enumerate(ref_leaves):
         assert np.array_equal(result[f"p{i}"], ref), f"parameter leaf {i} differs after SIGKILL + resume"
-    assert json.loads(str(result["history"])) == strip_timing(ref_history)
-    assert jsonl(run_dir) == strip_timing(ref_history)
+    assert json.loads(str(result["history"])) == ref_history
+    assert jsonl(run_dir) == ref_history
 
 
 def test_completed_run_is_returned_without_training(uninterrupted):
@@ -106,12 +125,13 @@ def test_foreign_run_folder_is_refused(uninterrupted):
     ref_dir, _, ref_history = uninterrupted
     loss_fn, params, optimizer, data, key, settings = helper.problem()
     before = (Path(ref_dir) / "metrics.jsonl").read_text()
-    other_model = dict(params, w1=jnp.zeros((helper.D, 9)), b1=jnp.zeros(9))
+    other_model = dict(params, w1=jnp.zeros((helper.D, 9)), b1=jnp.zeros(9), w2=jnp.zeros((9, 1)))  # 9 hidden units
     with pytest.raises(ValueError, match=r"different model or optimizer \(pytree structure/shape mismatch: "
                        r"\.params\['b1'\] is float32\(8,\) in the checkpoint but float32\(9,\) here\)"):
         fit(loss_fn, other_model, optimizer, data, key=key, run_dir=ref_dir, **settings)
     with pytest.raises(ValueError, match=r"different model or optimizer.*only in the checkpoint"):
-        fit(loss_fn, {k: params[k] for k in ("w1", "b1")}, optimizer, data, key=key, run_dir=ref_dir, **settings)
+        fit(lambda p, b, k: (jnp.sum(p["w1"]) + jnp.sum(p["b1"]), {}), {k: params[k] for k in ("w1", "b1")}, optimizer,
+            data, key=key, run_dir=ref_dir, **settings)
     with pytest.raises(ValueError, match=r"other settings \(batch_size was 16, now 32\)"):
         fit(loss_fn, params, optimizer, data, key=key, run_dir=ref_dir, **(settings | {"batch_size": 32}))
     with pytest.raises(ValueError, match=r"other settings \(key was"):
