@@ -15,12 +15,19 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import BayesianGaussianMixture as SkBGM
 
-from jaxgen import BayesianGaussianMixture, plotting
+from jaxgen import BayesianGaussianMixture, plotting, runner
 from jaxgen.data import make_blobs
 
 DESCRIPTION = "Bayesian GMM on blobs of known K: clusters recovered, ARI, held-out density, vs scikit-learn."
 
 QUICK = {"n_train": 400, "n_test": 400, "nuts.enabled": False}
+
+
+CHECKS = {  # valid values, checked before the run folder is created (jaxgen.runner.check_config)
+    "true_k": runner.positive(), "n_train": runner.positive(), "n_test": runner.positive(),
+    "cluster_std": runner.positive(), "n_components": runner.positive(), "alpha0": runner.positive(),
+    "weight_threshold": runner.fraction(), "nuts.num_warmup": runner.positive(), "nuts.num_samples": runner.positive(),
+}
 
 
 def get_config() -> ml_collections.ConfigDict:

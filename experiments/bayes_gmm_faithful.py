@@ -15,13 +15,20 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxgen import plotting
+from jaxgen import plotting, runner
 from jaxgen.data import load_faithful
 from jaxgen.models import bayes_gmm as bg
 
 DESCRIPTION = "Bayesian GMM on Old Faithful: alpha0 = 1e-3 leaves two clusters, alpha0 = 10 keeps all six (PRML Fig. 10.6)."
 
 QUICK = {"nuts.enabled": False}
+
+
+CHECKS = {  # valid values, checked before the run folder is created (jaxgen.runner.check_config)
+    "n_components": runner.positive(), "alpha0s": runner.positive(), "max_iter": runner.positive(),
+    "tol": runner.positive(), "weight_threshold": runner.fraction(), "nuts.alpha0": runner.positive(),
+    "nuts.num_warmup": runner.positive(), "nuts.num_samples": runner.positive(), "nuts.num_chains": runner.positive(),
+}
 
 
 def get_config() -> ml_collections.ConfigDict:

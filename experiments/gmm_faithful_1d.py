@@ -10,13 +10,19 @@ import ml_collections
 import numpy as np
 from scipy import stats
 
-from jaxgen import plotting
+from jaxgen import plotting, runner
 from jaxgen.data import load_faithful
 from jaxgen.models import gmm
 
 DESCRIPTION = "GMM on 1-D Old Faithful eruption durations: K=2 density, components, samples, BIC over K."
 
 QUICK = {"n_init": 2, "k_max": 2, "n_generated": 1000}
+
+
+CHECKS = {  # valid values, checked before the run folder is created (jaxgen.runner.check_config)
+    "n_components": runner.positive(), "n_init": runner.positive(), "max_iter": runner.positive(),
+    "tol": runner.positive(), "k_max": runner.positive(), "n_generated": runner.positive(), "bins": runner.positive(),
+}
 
 
 def get_config() -> ml_collections.ConfigDict:

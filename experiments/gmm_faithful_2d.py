@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxgen import plotting
+from jaxgen import plotting, runner
 from jaxgen.data import load_faithful
 from jaxgen.models import gmm
 
@@ -17,6 +17,13 @@ DESCRIPTION = "GMM on 2-D Old Faithful: K=2 full covariance reaches the known op
 QUICK = {"n_init": 3, "k_max": 2, "covariance_types": ("full", "diag")}
 
 REFERENCE_LOGLIK = -1130.26  # K=2, full covariances, raw units (e.g. scikit-learn / mclust on R's faithful)
+
+
+CHECKS = {  # valid values, checked before the run folder is created (jaxgen.runner.check_config)
+    "n_components": runner.positive(), "n_init": runner.positive(), "max_iter": runner.positive(),
+    "tol": runner.positive(), "k_max": runner.positive(),
+    "covariance_types": runner.one_of("full", "tied", "diag", "spherical"),
+}
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -17,13 +17,33 @@ import ml_collections
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from jaxgen import plotting
+from jaxgen import plotting, runner
 from jaxgen.data import make_blobs, make_subspace
 from jaxgen.models import gmm, ppca
 
 DESCRIPTION = "Outlier detection by log-likelihood with PPCA and a GMM: ROC AUC on contaminated held-out data."
 
 QUICK = {"subspace.n_test": 500, "blobs.n_test": 400, "gmm.n_init": 2}
+
+
+CHECKS = {  # valid values, checked before the run folder is created (jaxgen.runner.check_config)
+    **{f"{group}.{key}": runner.positive() for group in ("subspace", "blobs")
+       for key in ("n_train", "n_test", "ppca_components")},
+    "subspace.n_features": runner.positive(), "subspace.n_components": runner.positive(),
+    "subspace.noise_std": runner.positive(), "subspace.outlier_scale": runner.positive(),
+    "subspace.outlier_fraction": runner.fraction(), "blobs.outlier_fraction": runner.fraction(),
+    "blobs.centers": runner.positive(), "blobs.cluster_std": runner.positive(), "blobs.box_margin": runner.non_negative(),
+    "gmm.n_components": runner.positive(), "gmm.n_init": runner.positive(),
+    "gmm.covariance_type": runner.one_of("full", "tied", "diag", "spherical"),
+}
+
+
+def check_config(config):
+    """The fitted and the true subspace must be proper subspaces of the data space."""
+    s = config.subspace
+    for key in ("n_components", "ppca_components"):
+        if s[key] >= s.n_features:
+            raise ValueError(f"subspace.{key} must be smaller than subspace.n_features={s.n_features}, got {s[key]}.")
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -11,12 +11,20 @@ import ml_collections
 import numpy as np
 from scipy import stats
 
-from jaxgen import plotting
+from jaxgen import plotting, runner
 from jaxgen.models import ppca
 
 DESCRIPTION = "PCA as a linear generative model: PPCA fitted (closed form and EM) to data from a known PPCA."
 
 QUICK = {"n_train": 200, "n_test": 1000, "n_generated": 500}
+
+
+CHECKS = {  # valid values, checked before the run folder is created (jaxgen.runner.check_config)
+    "n_train": runner.positive(), "n_test": runner.positive(), "n_generated": runner.positive(),
+    "true_scale": runner.positive(), "true_sigma2": runner.positive(),
+    "n_components": runner.one_of(1),  # the true model is 2-D with a 1-D principal subspace
+    "em_max_iter": runner.positive(), "em_tol": runner.positive(),
+}
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from jaxgen import plotting
+from jaxgen import plotting, runner
 from jaxgen.data import make_subspace
 from jaxgen.linalg import principal_angles
 from jaxgen.models import ppca, tpca
@@ -25,6 +25,21 @@ DESCRIPTION = "Robust PCA: Student-t PCA stays on the true subspace where Gaussi
 
 QUICK = {"n_train": 300, "n_test": 1000, "hd.n_train": 400, "nuts.num_warmup": 100, "nuts.num_samples": 100,
          "nuts.n_points": 100}
+
+
+CHECKS = {  # valid values, checked before the run folder is created (jaxgen.runner.check_config)
+    "n_train": runner.positive(), "n_test": runner.positive(), "noise_std": runner.positive(),
+    "outlier_fraction": runner.fraction(), "outlier_scale": runner.positive(),
+    "hd.n_train": runner.positive(), "hd.n_features": runner.positive(), "hd.n_components": runner.positive(),
+    "nuts.num_warmup": runner.positive(), "nuts.num_samples": runner.positive(), "nuts.n_points": runner.positive(),
+}
+
+
+def check_config(config):
+    """The high-dimensional example's subspace must be a proper subspace of its data space."""
+    if config.hd.n_components >= config.hd.n_features:
+        raise ValueError(f"hd.n_components must be smaller than hd.n_features={config.hd.n_features}, "
+                         f"got {config.hd.n_components}.")
 
 
 def get_config() -> ml_collections.ConfigDict:

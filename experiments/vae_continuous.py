@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from scipy import stats
 
-from jaxgen import plotting, train
+from jaxgen import plotting, runner, train
 from jaxgen.data import load_digits, load_frey
 from jaxgen.data.files import DataFileError, data_dir
 from jaxgen.models import ppca, vae
@@ -31,6 +31,17 @@ from jaxgen.models import ppca, vae
 DESCRIPTION = "Gaussian-decoder VAE with a 2-D latent space on Frey Face (or sklearn digits): the learned image manifold."
 
 QUICK = {"train.epochs": 20, "eval.k": 50}
+
+
+CHECKS = {  # valid values, checked before the run folder is created (jaxgen.runner.check_config)
+    "data": runner.one_of("auto", "frey", "digits"),
+    "test_fraction": runner.interval(0, 1, lo_open=True, hi_open=True),  # both parts must be non-empty
+    "model.latent_dim": runner.positive(), "model.hidden": runner.positive(),
+    "model.prior": runner.one_of("normal", "mog", "vamp"), "model.n_components": runner.positive(),
+    "model.min_obs_var": runner.positive(),
+    "train.epochs": runner.positive(), "train.batch_size": runner.positive(), "train.lr": runner.positive(),
+    "eval.k": runner.positive(), "eval.grid": runner.positive(),
+}
 
 
 def get_config() -> ml_collections.ConfigDict:

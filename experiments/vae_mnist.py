@@ -34,7 +34,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxgen import plotting, train
+from jaxgen import plotting, runner, train
 from jaxgen.data import load_mnist
 from jaxgen.models import vae
 
@@ -45,6 +45,17 @@ QUICK = {"n_train": 1000, "train.batch_size": 100, "train.stages": 2, "eval.n_te
 
 BURDA = {"n_train": 50_000, "train.stages": 8, "eval.k": 5000, "eval.n_test": 10_000}
 REFERENCE_NLL = {"elbo": 86.76, "iwae": 84.78}  # Burda et al. Table 1: VAE (k = 1) and IWAE with k = 50
+
+
+CHECKS = {  # valid values, checked before the run folder is created (jaxgen.runner.check_config)
+    "protocol": runner.one_of("cpu", "burda"), "n_train": runner.interval(1, 50_000),  # the 50k train split
+    "model.latent_dim": runner.positive(), "model.hidden": runner.positive(),
+    "objective.name": runner.one_of("elbo", "iwae"), "objective.k": runner.positive(),
+    "train.batch_size": runner.positive(), "train.stages": runner.positive(), "train.lr": runner.positive(),
+    "train.adam_eps": runner.positive(), "train.checkpoint_every": runner.positive(),
+    "eval.k": runner.positive(), "eval.n_test": runner.interval(1, 10_000), "eval.batch_size": runner.positive(),
+    "eval.n_monitor": runner.positive(), "latent2d.epochs": runner.non_negative(), "latent2d.grid": runner.positive(),
+}
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -18,9 +18,17 @@ TOY = '''
 import ml_collections
 import numpy as np
 import jax
+from jaxgen import runner
 
 DESCRIPTION = "A toy experiment."
 QUICK = {"n": 5, "model.scale": 0.5}
+CHECKS = {"n": runner.positive(), "model.scale": runner.positive(), "model.kind": runner.one_of("full", "diag"),
+          "frac": runner.fraction(), "sizes": runner.interval(1, 10)}
+
+
+def check_config(config):
+    if config.flag and config.n > 50:
+        raise ValueError(f"with flag=true, n must be at most 50, got {config.n}.")
 
 
 def get_config():
@@ -30,6 +38,7 @@ def get_config():
     c.name = "a"
     c.flag = False
     c.sizes = (1, 2, 3)
+    c.frac = 0.1
     c.model = ml_collections.ConfigDict({"scale": 1.0, "kind": "full"})
     return c
 
@@ -41,6 +50,7 @@ def run(config, run):
     run.log("toy mean", float(x.mean()))
     with run.figure("hist") as (fig, ax):
         ax.hist(np.asarray(x))
+        ax.set(xlabel="x", ylabel="count")
     return {"mean": x.mean(), "n": config.n, "sizes": list(config.sizes), "nan": float("nan")}
 '''
 
@@ -88,7 +98,7 @@ def test_run_writes_run_folder_and_records_overrides(toy_dir, tmp_path, capsys):
     assert {p.name for p in out.iterdir()} == {"config.json", "metrics.json", "log.txt", "run.json", "hist.png"}
     config = _json(out / "config.json")
     # QUICK set n=5 and scale=0.5; the command line overrides n afterwards.
-    assert config == {"seed": 0, "n": 7, "name": "a", "flag": True, "sizes": [4, 5],
+    assert config == {"seed": 0, "n": 7, "name": "a", "flag": True, "sizes": [4, 5], "frac": 0.1,
                       "model": {"scale": 0.5, "kind": "diag"}}
     metrics = _json(out / "metrics.json")
     assert metrics["n"] == 7 and metrics["sizes"] == [4, 5] and metrics["nan"] is None
@@ -111,7 +121,8 @@ def test_default_out_folder(toy_dir, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("nn=3", "Unknown config key 'nn'. Valid keys: flag, model.kind, model.scale, n, name, seed, sizes."),
+        ("nn=3", "Unknown config key 'nn' (did you mean 'n'?). Valid keys: flag, frac, model.kind, model.scale, n, "
+                 "name, seed, sizes."),
         ("model.size=3", "Unknown config key 'model.size'"),
         ("n=abc", "Bad value for config key 'n': expected an integer"),
         ("n=2.5", "expected an integer"),
@@ -214,3 +225,151 @@ def test_python_dash_m(toy_dir):
     res = subprocess.run([sys.executable, "-m", "jaxgen", "run", "nope"], capture_output=True, text=True, env=env,
                          timeout=120)
     assert res.returncode == 2 and "Available experiments" in res.stderr
+
+
+# ------------------------------------------------------------------ the first hour (issue 7, item 8)
+LATE = '''
+import ml_collections
+DESCRIPTION = "Saves a figure, then fails."
+def get_config():
+    return ml_collections.ConfigDict({"seed": 0, "interrupt": False})
+def run(config, run):
+    with run.figure("partial") as (fig, ax):
+        ax.plot([0, 1], [0, 1])
+        ax.set(xlabel="x", ylabel="y")
+    if config.interrupt:
+        raise KeyboardInterrupt
+    raise RuntimeError("late boom")
+'''
+
+NEEDS_DATA = '''
+import ml_collections
+from jaxgen.data import load_mnist
+DESCRIPTION = "Needs MNIST."
+def get_config():
+    return ml_collections.ConfigDict({"seed": 0, "data_dir": ""})
+def run(config, run):
+    run.log("loading")
+    load_mnist("train", data_dir=config.data_dir)
+    return {}
+'''
+
+
+@pytest.fixture
+def more_dir(toy_dir):
+    (toy_dir / "late.py").write_text(LATE)
+    (toy_dir / "needs_data.py").write_text(NEEDS_DATA)
+    return toy_dir
+
+
+def test_version(capsys):
+    import importlib.metadata
+
+    import jax
+
+    import jaxgen
+
+    assert cli.main(["--version"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"jaxgen {jaxgen.__version__} (jax {jax.__version__}, jaxlib ")
+    assert importlib.metadata.version("jaxlib") in out
+    assert jaxgen.__version__ == importlib.metadata.version("jaxgen")  # the installed metadata agrees
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "toyy"], "Unknown experiment 'toyy' (did you mean 'toy'?)"),
+    (["config", "tyo"], "(did you mean 'toy'?)"),
+    (["run", "toy", "modl.scale=2"], "Unknown config key 'modl.scale' (did you mean 'model.scale'?)"),
+    (["run", "toy", "scale=2"], "(did you mean 'model.scale'?)"),  # a leaf found inside a group
+    (["run", "toy", "n=0"], "Bad value for config key 'n': the value must be > 0, got 0."),
+    (["run", "toy", "seed=-1"], "Bad value for config key 'seed': the value must be >= 0, got -1."),
+    (["run", "toy", "frac=1.5"], "Bad value for config key 'frac': the value must be in [0, 1), got 1.5."),
+    (["run", "toy", "frac=1"], "in [0, 1), got 1.0"),
+    (["run", "toy", "model.kind=ful"], "the value must be one of ['full', 'diag'], got 'ful'."),
+    (["run", "toy", "sizes=1,20"], "every element of the value must be in [1, 10], got (1, 20)."),
+    (["run", "toy", "flag=true", "n=60"], "Bad config for experiment 'toy': with flag=true, n must be at most 50, got 60."),
+    (["config", "toy", "n=-3"], "must be > 0"),  # `config` checks like `run`
+])
+def test_user_errors_exit_2_with_a_message_and_no_folder(toy_dir, tmp_path, capsys, argv, message):
+    out = tmp_path / "runs" / "never"
+    extra = ["--out", str(out)] if argv[0] == "run" else []
+    assert cli.main([*argv, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jaxgen: error: ") and message in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # rejected before any folder is created
+
+
+def test_outliers_range_and_misspelled_key(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv(runner.EXPERIMENTS_ENV, raising=False)
+    out = tmp_path / "o"
+    assert cli.main(["run", "outliers", "--out", str(out), "subspace.outlier_fraction=1.5"]) == 2
+    assert "'subspace.outlier_fraction': the value must be in [0, 1), got 1.5" in capsys.readouterr().err
+    assert cli.main(["run", "outliers", "--out", str(out), "outlier_fraction=0.2"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'blobs.outlier_fraction' or 'subspace.outlier_fraction'?" in err
+    assert not out.exists()
+
+
+def test_failed_run_that_wrote_nothing_leaves_no_folder(toy_dir, tmp_path):
+    out = tmp_path / "runs" / "deep" / "b"
+    with pytest.raises(RuntimeError, match="boom"):  # a real failure keeps its traceback (exit 1)
+        cli.main(["run", "broken", "--out", str(out)])
+    assert not (tmp_path / "runs").exists()  # the folder and the parents created for it are gone
+
+
+def test_failed_run_with_results_keeps_folder_and_says_why(more_dir, tmp_path):
+    out = tmp_path / "late"
+    with pytest.raises(RuntimeError, match="late boom"):
+        cli.main(["run", "late", "--out", str(out)])
+    assert {p.name for p in out.iterdir()} == {"config.json", "log.txt", "run.json", "partial.png"}
+    info = _json(out / "run.json")
+    assert info["status"] == "failed" and info["error"] == "RuntimeError: late boom"
+    assert info["figures"] == ["partial.png"]
+    log = (out / "log.txt").read_text()
+    assert "Traceback" in log and "RuntimeError: late boom" in log
+
+
+def test_interrupted_run(more_dir, tmp_path):
+    out = tmp_path / "late"
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_experiment("late", overrides=["interrupt=true"], out=out, echo=False)
+    info = _json(out / "run.json")
+    assert info["status"] == "interrupted" and info["error"].startswith("KeyboardInterrupt")
+
+
+def test_failed_run_keeps_a_folder_that_existed(toy_dir, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    with pytest.raises(RuntimeError):
+        runner.run_experiment("broken", out=out, echo=False)
+    assert _json(out / "run.json")["status"] == "failed"  # the user's folder is never deleted
+
+
+def test_missing_data_in_a_run_exits_2_without_traceback(more_dir, tmp_path, capsys):
+    out = tmp_path / "d"
+    assert cli.main(["run", "needs_data", "--out", str(out), f"data_dir={tmp_path / 'empty'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jaxgen: error: Data set 'mnist' was not found") and "Traceback" not in err
+    for name in ("mnist.npz", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "jaxgen data fetch mnist"):
+        assert name in err, name
+    assert not out.exists()  # it had only logged a line: nothing useful, removed
+
+
+def test_user_errors_in_a_real_process(more_dir, tmp_path):
+    """The console entry point as a user runs it: message on stderr, no traceback, exit status 2."""
+    env = {**os.environ, runner.EXPERIMENTS_ENV: str(more_dir), runner.CACHE_ENV: "0"}
+    cases = [(["run", "toy", "n=0", "--out", str(tmp_path / "r1")], "must be > 0, got 0"),
+             (["run", "needs_data", f"data_dir={tmp_path / 'empty'}", "--out", str(tmp_path / "r2")],
+              "t10k-labels-idx1-ubyte.gz"),
+             (["run", "toyy"], "did you mean 'toy'?")]
+    for argv, message in cases:
+        res = subprocess.run([sys.executable, "-m", "jaxgen", *argv], capture_output=True, text=True, env=env,
+                             timeout=300)
+        assert res.returncode == 2, res.stderr
+        assert message in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+    res = subprocess.run([sys.executable, "-m", "jaxgen", "run", "broken", "--out", str(tmp_path / "r3")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 1 and "Traceback" in res.stderr and "RuntimeError: boom" in res.stderr
+    assert not (tmp_path / "r3").exists()
