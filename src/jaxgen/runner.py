@@ -88,7 +88,7 @@ class ExperimentError(ValueError):
 
 
 def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
-    """``"; did you mean 'x'?"`` (or ``'x' or 'y'``) for close matches of ``word``, else ``""``.
+    """``" (did you mean 'x'?)"`` (or ``'x' or 'y'``) for close matches of ``word``, else ``""``.
 
     Dotted keys also match by their last part, so ``outlier_fraction`` suggests
     ``subspace.outlier_fraction`` and ``blobs.outlier_fraction``.
@@ -101,7 +101,7 @@ def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
     close += [c for c in candidates if leaves[c] in close_leaves and c not in close]
     if not close:
         return ""
-    return "; did you mean " + " or ".join(repr(c) for c in close[:4]) + "?"
+    return " (did you mean " + " or ".join(repr(c) for c in close[:4]) + "?)"
 
 
 # --------------------------------------------------------------------------- discovery

@@ -392,8 +392,8 @@ def _dataset(name: str) -> DataSet:
         import difflib
 
         close = difflib.get_close_matches(name, list(DATASETS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown data set {name!r}{hint} Known data sets: {', '.join(DATASETS)}.") from None
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"Unknown data set {name!r}{hint}. Known data sets: {', '.join(DATASETS)}.") from None
 
 
 def _bundled_dir() -> Path:
@@ -441,8 +441,8 @@ def missing_dataset_error(name: str, directory=None) -> DataFileError:
     entry = _entry(first)
     needs = (f"either {ds.alternative} or all of {', '.join(ds.files)}" if ds.alternative
              else f"all of {', '.join(ds.files)}")
-    state = "\n".join(f"    {f}: {st}{' (' + detail + ')' if detail else ''}"
-                       for f, st, _, detail in dataset_status(name, folder)["files"])
+    state = "\n".join(f"    {path}: {st}{' (' + detail + ')' if detail else ''}"
+                       for _, st, path, detail in dataset_status(name, folder)["files"])
     env = os.environ.get(DATA_DIR_ENV)
     downloadable = [f for f in ds.files if _entry(f).urls]
     how = [f"  - point {DATA_DIR_ENV} at a folder that holds them (it is "
