@@ -2,21 +2,37 @@
 
 Model: 784-200-200-50 tanh MLPs for q(z|x) and p(x|z) (Bernoulli), N(0, I) prior. Training
 objective ``objective.name`` ("elbo", or "iwae" with ``objective.k`` samples), a fresh binarisation
-of every batch at every step, Adam (beta1 0.9, beta2 0.999, eps 1e-4). Learning-rate schedule:
-stage i = 0..train.stages-1 runs 3^i epochs at 1e-3 * 10^(-i/7).
+of every batch at every step.
 
 Protocols (``protocol``):
-  * ``"cpu"`` (default): the settings below as written: ``train.stages=4`` (1 + 3 + 9 + 27 = 40 epochs),
-    the test log-likelihood with ``eval.k`` importance samples on the first ``eval.n_test`` test
-    images (k = 5000 on 2000 images). A few minutes on a 2-core CPU.
-  * ``"burda"``: the published protocol for a GPU: 8 stages (3280 epochs) on all 50 000 training
-    images, k = 5000 on all 10 000 test images. Overrides ``n_train``, ``train.stages``, ``eval.k``,
-    ``eval.n_test``; the values used are in metrics.json.
+  * ``"cpu"`` (default): a shortened run for a 2-core CPU (a few minutes): the first ``n_train``
+    images of the 50 000-image training split, minibatch ``train.batch_size``, optax's Adam (beta1
+    0.9, beta2 0.999, eps 1e-4), ``train.stages=4`` stages of 3^i epochs (i = 0..3, 40 epochs) at
+    ``train.lr * 10^(-i/7)``, the test log-likelihood with ``eval.k`` importance samples on the
+    first ``eval.n_test`` test images (k = 5000 on 2000 images).
+  * ``"burda"``: the protocol of Burda et al.'s released code (github.com/yburda/iwae:
+    ``experiments.py``, ``datasets.py``, ``optimizers.py``), for a GPU: the first 59 600 of MNIST's
+    60 000 training images in their original order (our 50 000-image train split, then the first
+    9 600 of the 10 000-image validation split; the last 400 are held out), minibatch 20, 8 stages
+    of 3^(i-1) epochs (i = 1..8, 3280 epochs) at learning rate 1e-4 * round(10^(1 - (i-1)/7), 1),
+    the decoder's output bias initialised to the logits of the training pixel means clipped to
+    [0.001, 0.999], the released code's Adam (:func:`released_adam`: beta1 0.99, beta2 0.999, eps
+    1e-4 added to sqrt(v), v initialised to ones, the update from the moments before the current
+    gradient, the gradient of the minibatch *sum*), and the test log-likelihood with k = 5000 on
+    all 10 000 test images. It overrides ``n_train``, ``train.*`` and ``eval.k`` / ``eval.n_test``;
+    the values used are in metrics.json.
+
+  What the ``burda`` protocol still does differently from the released code (also in metrics.json
+  as ``protocol_differences``): :data:`BURDA_DIFFERENCES`.
+
 Reference (Burda et al., k = 5000): VAE -86.76 nats, IWAE (k=50) -84.78 nats.
 
-The test set is binarised once (a fixed draw, key from ``seed``); ``test_nll_nats`` is
-``-mean log p(x)`` estimated with ``test_nll_k`` samples (an upper bound in expectation, tight as k
-grows), ``test_elbo_nats`` the mean ELBO on the same images (one sample, analytic KL).
+The test set is binarised once (a fixed draw from the ``binarize_test`` stream); ``test_nll_nats``
+is ``-mean log p(x)`` estimated with ``test_nll_k`` samples (an upper bound in expectation, tight as
+k grows), ``test_elbo_nats`` the mean ELBO on the same images (one sample, analytic KL).
+
+Randomness: ``run.key`` is the parent of the named streams of :data:`STREAMS` only
+(:func:`jaxgen.keys.streams`); the 2-D model's keys are streams of its own ``latent2d`` key.
 
 Figures: prior samples; test images and reconstructions; latent interpolations (linear and slerp);
 the 50-D posterior means of the test images projected on their first two principal components,
@@ -34,7 +50,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxgen import plotting, runner, train
+from jaxgen import keys, plotting, runner, train
 from jaxgen.data import load_mnist
 from jaxgen.models import vae
 
@@ -43,8 +59,23 @@ DESCRIPTION = "VAE/IWAE on binarised MNIST (Burda et al. 784-200-200-50 protocol
 QUICK = {"n_train": 1000, "train.batch_size": 100, "train.stages": 2, "eval.n_test": 100, "eval.k": 50,
          "eval.n_monitor": 100, "latent2d.epochs": 2}
 
-BURDA = {"n_train": 50_000, "train.stages": 8, "eval.k": 5000, "eval.n_test": 10_000}
 REFERENCE_NLL = {"elbo": 86.76, "iwae": 84.78}  # Burda et al. Table 1: VAE (k = 1) and IWAE with k = 50
+STREAMS = ("init", "fit", "binarize_test", "eval", "elbo", "sample", "latent2d")
+
+# The released code's settings (experiments.py: checkpoint1to8, datasets.binarized_mnist, iwae.py).
+BURDA = {"n_train": 59_600, "batch_size": 20, "stages": 8, "k": 5000, "n_test": 10_000, "bias_clip": (0.001, 0.999)}
+BURDA_DIFFERENCES = [
+    "float32 arithmetic in JAX/XLA (the released code: Theano with floatX)",
+    "random numbers from JAX's threefry (named streams of the run's seed), not Theano's MRG generator with its seeds",
+    "the training images are reshuffled every epoch; the released code visits the minibatches in the same fixed order "
+    "every epoch",
+    "weights initialised with Flax's LeCun-normal, not Glorot-uniform with numpy seed 123 per layer",
+    "the encoder outputs a log-variance; the released code outputs the standard deviation through exp (the same family)",
+    "objective 'elbo' uses the analytic KL term; the released VAE differentiates the one-sample log weight "
+    "log p(x, z) - log q(z|x) (the same expectation; use objective.name=iwae objective.k=1 for that estimator)",
+    "the test images are binarised once with one fixed draw and the importance samples are drawn in chunks; the "
+    "released code binarises each test minibatch of 20 with its generator (the same distribution)",
+]
 
 
 CHECKS = {  # valid values, checked before the run folder is created (jaxgen.runner.check_config)
@@ -61,7 +92,7 @@ CHECKS = {  # valid values, checked before the run folder is created (jaxgen.run
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
-    c.protocol = "cpu"  # "cpu" (the values below) or "burda" (the published protocol, for a GPU)
+    c.protocol = "cpu"  # "cpu" (the values below) or "burda" (the released code's protocol, for a GPU)
     c.n_train = 50_000
     c.model = ml_collections.ConfigDict(dict(latent_dim=50, hidden=(200, 200), activation="tanh"))
     c.objective = ml_collections.ConfigDict(dict(name="elbo", k=1))
@@ -73,23 +104,93 @@ def get_config() -> ml_collections.ConfigDict:
     return c
 
 
-def _effective(config) -> dict:
-    """The settings actually used (the ``burda`` protocol replaces some of them)."""
-    eff = {"n_train": config.n_train, "stages": config.train.stages, "k": config.eval.k, "n_test": config.eval.n_test}
-    if config.protocol == "burda":
-        eff.update(n_train=BURDA["n_train"], stages=BURDA["train.stages"], k=BURDA["eval.k"], n_test=BURDA["eval.n_test"])
-    elif config.protocol != "cpu":
+def burda_learning_rates(stages: int = 8) -> list[float]:
+    """The released code's learning rate of stage i = 1..stages: ``1e-4 * round(10^(1 - (i-1)/7), 1)``."""
+    return [1e-4 * round(10.0 ** (1 - (i - 1) / 7), 1) for i in range(1, stages + 1)]
+
+
+def stage_schedule(rates, steps_per_epoch: int):
+    """Stage i = 1..len(rates) runs 3^(i-1) epochs at ``rates[i-1]``.
+
+    Returns ``(optax schedule of the step, total epochs, stage boundaries in steps)``."""
+    epochs = [3**i for i in range(len(rates))]
+    boundaries = [int(b) for b in np.cumsum(epochs[:-1]) * steps_per_epoch]
+    schedule = optax.join_schedules([optax.constant_schedule(r) for r in rates], boundaries)
+    return schedule, sum(epochs), boundaries
+
+
+def released_adam(learning_rate, grad_scale: float = 1.0, b1: float = 0.99, b2: float = 0.999,
+                  eps: float = 1e-4) -> optax.GradientTransformation:
+    """Adam exactly as in Burda et al.'s ``optimizers.py`` (which differs from Kingma & Ba's):
+
+    moments m = 0 and v = **1** at the start; at timestep t = 1, 2, ... (never reset between stages)
+    the parameters move by ``-lr_t * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)`` with the
+    moments **before** the current gradient (Theano computes every update from the old values), then
+    ``m = b1 m + (1 - b1) g`` and ``v = b2 v + (1 - b2) g^2``. The released code differentiates the
+    minibatch *sum* of the bound: ``grad_scale`` (the batch size) turns the gradient of our
+    batch-mean loss into that.
+
+    Args:
+      learning_rate: a float or an optax schedule of the step (counted from 0).
+    """
+    schedule = learning_rate if callable(learning_rate) else optax.constant_schedule(learning_rate)
+
+    def init(params):
+        return {"count": jnp.zeros((), jnp.int32), "m": jax.tree.map(jnp.zeros_like, params),
+                "v": jax.tree.map(jnp.ones_like, params)}
+
+    def update(grads, state, params=None):
+        del params
+        t = (state["count"] + 1).astype(jnp.float32)
+        alpha = schedule(state["count"]) * jnp.sqrt(1 - b2**t) / (1 - b1**t)
+        updates = jax.tree.map(lambda m, v: (-alpha * m / (jnp.sqrt(v) + eps)).astype(m.dtype), state["m"], state["v"])
+        g = jax.tree.map(lambda x: grad_scale * x, grads)
+        m = jax.tree.map(lambda m, x: b1 * m + (1 - b1) * x, state["m"], g)
+        v = jax.tree.map(lambda v, x: b2 * v + (1 - b2) * x * x, state["v"], g)
+        return updates, {"count": state["count"] + 1, "m": m, "v": v}
+
+    return optax.GradientTransformation(init, update)
+
+
+def output_bias(x_train, clip=BURDA["bias_clip"]) -> np.ndarray:
+    """Logits of the training pixel means (images scaled to [0, 1]) clipped to ``clip``, float32 (D,)."""
+    mean = np.clip(np.asarray(x_train, np.float64).reshape(len(x_train), -1).mean(0) / 255.0, *clip)
+    return np.log(mean / (1 - mean)).astype(np.float32)
+
+
+def protocol(config) -> dict:
+    """Resolve the protocol: data, batch size, schedule, optimizer, epochs, evaluation settings.
+
+    Returns a dict with ``x_train`` (uint8 (N, 784)), ``batch_size``, ``schedule`` (optax),
+    ``optimizer``, ``epochs``, ``stages``, ``learning_rates``, ``boundaries`` (steps), ``k``,
+    ``n_test``, ``output_bias`` ((784,) or None) and ``differences`` (how it differs from the paper).
+    Nothing is trained here (the test of the protocol calls it).
+    """
+    if config.protocol not in ("burda", "cpu"):
         raise ValueError(f"protocol must be one of ['burda', 'cpu'], got {config.protocol!r}.")
-    return eff
-
-
-def burda_schedule(lr: float, stages: int, steps_per_epoch: int):
-    """Stage i = 0..stages-1: 3^i epochs at ``lr * 10^(-i/7)``; returns ``(optax schedule, total epochs)``."""
-    boundaries, step = {}, 0
-    for i in range(stages - 1):
-        step += 3**i * steps_per_epoch
-        boundaries[step] = 10 ** (-1 / 7)
-    return optax.piecewise_constant_schedule(lr, boundaries), sum(3**i for i in range(stages))
+    x_train = load_mnist("train")[0]
+    if config.protocol == "burda":
+        x_valid = load_mnist("valid")[0]
+        x_train = np.concatenate([x_train, x_valid[: BURDA["n_train"] - len(x_train)]]).reshape(-1, 784)
+        bs, stages, k, n_test = BURDA["batch_size"], BURDA["stages"], BURDA["k"], BURDA["n_test"]
+        rates = burda_learning_rates(stages)
+        schedule, epochs, boundaries = stage_schedule(rates, len(x_train) // bs)
+        optimizer = released_adam(schedule, grad_scale=float(bs))
+        bias = output_bias(x_train)
+        differences = list(BURDA_DIFFERENCES)
+    else:
+        x_train = x_train[: config.n_train].reshape(-1, 784)
+        bs, stages, k, n_test = config.train.batch_size, config.train.stages, config.eval.k, config.eval.n_test
+        rates = [config.train.lr * 10 ** (-i / 7) for i in range(stages)]
+        schedule, epochs, boundaries = stage_schedule(rates, len(x_train) // bs)
+        optimizer = optax.adam(schedule, b1=0.9, b2=0.999, eps=config.train.adam_eps)
+        bias = None
+        differences = [f"shortened: {len(x_train)} training images, {epochs} epochs in {stages} stages, minibatch {bs}, "
+                       f"k = {k} on {n_test} test images; optax's Adam (beta1 0.9); decoder bias initialised to 0 "
+                       "(protocol=burda follows the released code)", *BURDA_DIFFERENCES]
+    return {"x_train": x_train, "batch_size": bs, "schedule": schedule, "optimizer": optimizer, "epochs": epochs,
+            "stages": stages, "learning_rates": rates, "boundaries": boundaries, "k": k, "n_test": n_test,
+            "output_bias": bias, "differences": differences}
 
 
 def _show(ax, images, rows: int, cols: int, title: str):
@@ -98,29 +199,31 @@ def _show(ax, images, rows: int, cols: int, title: str):
 
 
 def run(config, run) -> dict:
-    eff = _effective(config)
-    k_init, k_fit, k_bin, k_eval, k_elbo, k_sample = jax.random.split(run.key, 6)
-    x_train, _ = load_mnist("train")
+    proto = protocol(config)
+    ks = keys.streams(run.key, *STREAMS)
     x_test, y_test = load_mnist("test")
-    x_train = x_train[: eff["n_train"]].reshape(-1, 784)  # uint8 on the device: 4x less memory, scaled in the loss
+    x_train = proto["x_train"]  # uint8 on the device: 4x less memory, scaled in the loss
     test_probs = x_test.reshape(-1, 784).astype(np.float32) / 255.0
-    x_test_bin = np.asarray(jax.random.bernoulli(k_bin, test_probs)).astype(np.float32)
+    x_test_bin = np.asarray(jax.random.bernoulli(ks["binarize_test"], test_probs)).astype(np.float32)
 
     cfg = vae.VAEConfig(image_shape=(28, 28, 1), latent_dim=config.model.latent_dim, hidden=tuple(config.model.hidden),
                         activation=config.model.activation, likelihood="bernoulli")
-    params = vae.init(k_init, cfg)
+    params = vae.init(ks["init"], cfg)
+    if proto["output_bias"] is not None:  # the decoder's last layer: logits of the training pixel means
+        last = f"dense_{len(cfg.hidden)}"
+        net = dict(params.decoder["net"])
+        net[last] = dict(net[last], bias=jnp.asarray(proto["output_bias"], net[last]["bias"].dtype))
+        params = params.replace(decoder=dict(params.decoder, net=net))
     objective = vae.Objective(config.objective.name, k=config.objective.k, binarize=True)
     loss = vae.loss_fn(objective)
-    bs = config.train.batch_size
-    schedule, epochs = burda_schedule(config.train.lr, eff["stages"], len(x_train) // bs)
-    opt = optax.adam(schedule, b1=0.9, b2=0.999, eps=config.train.adam_eps)
+    bs, epochs, opt = proto["batch_size"], proto["epochs"], proto["optimizer"]
     monitor = jnp.asarray(x_test_bin[: config.eval.n_monitor])
     elbo_fn = jax.jit(lambda p, key: {"test_elbo": jnp.mean(vae.elbo(p, monitor, key))})
     run.log(f"{vae.num_params(params)['total']} parameters; objective {objective.name} (k={objective.k}); "
             f"{epochs} epochs over {len(x_train)} images, protocol {config.protocol}")
 
     t0 = time.perf_counter()
-    state, history = train.fit(loss, params, opt, x_train, key=k_fit, epochs=epochs, batch_size=bs,
+    state, history = train.fit(loss, params, opt, x_train, key=ks["fit"], epochs=epochs, batch_size=bs,
                                run_dir=run.dir, eval_fn=elbo_fn, use_scan=config.train.use_scan, progress=not run.quick,
                                checkpoint_every=config.train.checkpoint_every,
                                tensorboard=False)
@@ -131,22 +234,24 @@ def run(config, run) -> dict:
                 f"{h['examples_per_s']:.0f} images/s")
 
     # ---- test log-likelihood
-    xt = x_test_bin[: eff["n_test"]]
+    xt = x_test_bin[: proto["n_test"]]
     t0 = time.perf_counter()
-    lp = np.asarray(vae.log_prob(params, xt, k_eval, k=eff["k"], batch_size=config.eval.batch_size))
+    lp = np.asarray(vae.log_prob(params, xt, ks["eval"], k=proto["k"], batch_size=config.eval.batch_size))
     eval_seconds = time.perf_counter() - t0
-    el = np.asarray(vae.elbo(params, xt, k_elbo))
+    el = np.asarray(vae.elbo(params, xt, ks["elbo"]))
     metrics = {
         "test_nll_nats": float(-lp.mean()),
         "test_nll_sem": float(lp.std(ddof=1) / np.sqrt(len(lp))) if len(lp) > 1 else None,
-        "test_nll_k": eff["k"],
+        "test_nll_k": proto["k"],
         "test_n": len(xt),
         "test_elbo_nats": float(el.mean()),
         "train_seconds": train_seconds,  # wall clock of fit, compile included
         "compile_seconds": history[0].get("compile_time_s"),
         "eval_seconds": eval_seconds,
         "epochs": epochs,
-        "stages": eff["stages"],
+        "stages": proto["stages"],
+        "batch_size": bs,
+        "learning_rates": proto["learning_rates"],
         "n_train": len(x_train),
         "protocol": config.protocol,
         "objective": objective.name,
@@ -156,12 +261,13 @@ def run(config, run) -> dict:
         "reference_nll_burda": REFERENCE_NLL["elbo"] if objective.name == "elbo" else (
             REFERENCE_NLL["iwae"] if objective.k == 50 else None),
         "n_params": vae.num_params(params)["total"],
+        "protocol_differences": proto["differences"],
     }
-    run.log(f"test NLL {metrics['test_nll_nats']:.2f} nats (k={eff['k']}, {len(xt)} images, {eval_seconds:.1f} s); "
+    run.log(f"test NLL {metrics['test_nll_nats']:.2f} nats (k={proto['k']}, {len(xt)} images, {eval_seconds:.1f} s); "
             f"test ELBO {metrics['test_elbo_nats']:.2f}; training {train_seconds:.1f} s")
 
     # ---- figures
-    samples, _ = vae.sample(k_sample, params, 64)
+    samples, _ = vae.sample(ks["sample"], params, 64)
     with run.figure("samples", 1, 1, figsize=(5, 5)) as (fig, ax):
         _show(ax, samples, 8, 8, "samples: E[x | z], z ~ N(0, I)")
 
@@ -172,7 +278,7 @@ def run(config, run) -> dict:
               "binarised test digits (top) and E[x | z = mean(x)] (bottom)")
 
     # interpolations between test digits of different classes
-    firsts = [int(np.flatnonzero(y_test[: eff["n_test"]] == d)[0]) if np.any(y_test[: eff["n_test"]] == d) else d
+    firsts = [int(np.flatnonzero(y_test[: proto["n_test"]] == d)[0]) if np.any(y_test[: proto["n_test"]] == d) else d
               for d in range(10)]
     pairs = [(firsts[a], firsts[b]) for a, b in ((0, 1), (2, 3), (4, 9), (7, 1), (5, 6))]
     i0, i1 = zip(*pairs)
@@ -192,6 +298,8 @@ def run(config, run) -> dict:
     with run.figure("latent_pca", 1, 1, figsize=(6, 5)) as (fig, ax):
         sc = ax.scatter(proj[:, 0], proj[:, 1], c=y_test[:n_lat], cmap="tab10", s=4, alpha=0.7)
         fig.colorbar(sc, ax=ax, ticks=range(10), label="digit")
+        ax.set_xlabel("first principal component of E[z | x]")
+        ax.set_ylabel("second principal component of E[z | x]")
         ax.set_title(f"posterior means of {n_lat} test digits, first two principal components\n"
                      f"(PCA of the {cfg.latent_dim}-D codes; {100 * explained:.0f}% of their variance)", fontsize=9)
 
@@ -213,7 +321,7 @@ def run(config, run) -> dict:
               "z + alpha * (mean z of heavy - mean z of thin strokes, per class), alpha = -1.5 .. 1.5")
     decoded_ink = out.sum(-1).mean(1)
     if config.latent2d.epochs:
-        metrics.update(_latent2d(config, run, x_train, xt, y_test[: len(xt)], jax.random.fold_in(run.key, 2)))
+        metrics.update(_latent2d(config, run, x_train, xt, y_test[: len(xt)], ks["latent2d"]))
     metrics.update(latent_pca_explained=explained, stroke_vector_norm=float(jnp.linalg.norm(v)),
                    arithmetic_ink_at_min_alpha=float(decoded_ink[0]), arithmetic_ink_at_max_alpha=float(decoded_ink[-1]))
     return metrics
@@ -223,7 +331,7 @@ def _latent2d(config, run, x_train, x_test, y_test, key) -> dict:
     """Train the same architecture with q = 2 (ELBO, Adam 1e-3) and draw its latent space and manifold."""
     from scipy import stats
 
-    k_init, k_fit, k_elbo = jax.random.split(key, 3)
+    k_init, k_fit, k_elbo = keys.streams(key, "init", "fit", "elbo").values()
     cfg = vae.VAEConfig(image_shape=(28, 28, 1), latent_dim=2, hidden=tuple(config.model.hidden),
                         activation=config.model.activation)
     opt = optax.adam(config.train.lr, eps=config.train.adam_eps)
@@ -239,6 +347,8 @@ def _latent2d(config, run, x_train, x_test, y_test, key) -> dict:
     with run.figure("latent_2d", 1, 2, figsize=(13, 6)) as (fig, axes):
         sc = axes[0].scatter(mu[:, 0], mu[:, 1], c=y_test, cmap="tab10", s=4, alpha=0.7)
         fig.colorbar(sc, ax=axes[0], ticks=range(10), label="digit")
+        axes[0].set_xlabel("E[z_1 | x]")
+        axes[0].set_ylabel("E[z_2 | x]")
         axes[0].set_title(f"2-D latent VAE ({config.latent2d.epochs} epochs): posterior means of {len(mu)} test digits",
                           fontsize=9)
         _show(axes[1], grid, n, n, f"its decoder means on a {n} x {n} grid of z (prior quantiles 3%..97%)")

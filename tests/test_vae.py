@@ -295,3 +295,34 @@ def test_config_widths_are_not_truncated():
         vae.VAEConfig(hidden=(200.5,))
     with pytest.raises(ValueError, match="image_shape"):
         vae.VAEConfig(image_shape=784)
+
+
+def test_fit_rejects_unscaled_pixels_and_wrong_width_before_training():
+    """scikit-learn's digits hold 0..16: a Bernoulli VAE must refuse them before any step (they used
+    to train silently); data of the wrong width are a ValueError too, also under jit. JAX arrays are
+    checked on their device with the same results as NumPy input."""
+    from jaxgen import train
+
+    p = vae.init(jax.random.key(0), vae.VAEConfig(image_shape=(8, 8, 1), latent_dim=2, hidden=(8,)))
+    X = np.random.default_rng(0).integers(0, 17, (32, 64)).astype(np.float32)
+    X[0, 0] = 16.0
+    run = dict(key=jax.random.key(1), epochs=1, batch_size=16, progress=False, tensorboard=False)
+    loss = vae.loss_fn("elbo", binarize=True)
+    for data in (X, jnp.asarray(X), {"x": X}, X.astype(np.int64)):
+        with pytest.raises(ValueError, match=r"train_data must lie in \[0, 1\] for the Bernoulli likelihood, got "
+                           r"range \[0, 16\]\. Scale the data"):
+            train.fit(loss, p, optax.adam(1e-3), data, **run)
+    with pytest.raises(ValueError, match=r"train_data must have shape \(N, 64\) or \(N, 8, 8, 1\) for this VAE"):
+        train.fit(loss, p, optax.adam(1e-3), X[:, :60] / 16, **run)
+    with pytest.raises(ValueError, match=r"batch must have shape \(N, 64\)"):
+        jax.jit(loss)(p, jnp.zeros((4, 60)), jax.random.key(0))
+    # scaled data train; device arrays give the same numbers as host arrays
+    state, _ = train.fit(loss, p, optax.adam(1e-3), jnp.asarray(X / 16), **run)
+    assert int(state.step) == 2
+    np.testing.assert_allclose(vae.encode(p, jnp.asarray(X / 16))[0], vae.encode(p, X / 16)[0], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"x must lie in \[0, 1\]"):
+        vae.encode(p, jnp.asarray(X))
+    with pytest.raises(ValueError, match="1 NaN or inf"):
+        vae.encode(p, jnp.asarray(X / 16).at[3, 5].set(jnp.nan))
+    with pytest.raises(ValueError, match=r"z must have shape \(M, 2\)"):
+        vae.decode(p, jnp.zeros((3, 5)))

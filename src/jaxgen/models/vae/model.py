@@ -305,7 +305,10 @@ def check_values(params: VAEParams, x, *, name: str = "x") -> None:
     arr = x if isinstance(x, jax.Array) else np.asarray(x)
     check_shape(params, arr.shape, name=name)
     if isinstance(arr, jax.Array):
-        _check_device_values(params, arr, name)
+        try:
+            _check_device_values(params, arr, name)
+        except jax.errors.ConcretizationTypeError:
+            pass  # a concrete array closed over inside a jitted function: its reductions are traced too
         return
     if arr.dtype == np.uint8:
         return
