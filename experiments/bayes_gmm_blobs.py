@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import BayesianGaussianMixture as SkBGM
 
-from jaxgen import BayesianGaussianMixture, plotting, runner
+from jaxgen import BayesianGaussianMixture, keys, plotting, runner
 from jaxgen.data import make_blobs
 
 DESCRIPTION = "Bayesian GMM on blobs of known K: clusters recovered, ARI, held-out density, vs scikit-learn."
@@ -52,7 +52,7 @@ def _timed_fit(est, X):
 
 
 def run(config, run) -> dict:
-    k_data, k_centers = jax.random.split(run.key)
+    k_data, k_centers = keys.streams(run.key, "data", "centers").values()
     centers = np.asarray(jax.random.uniform(k_centers, (config.true_k, 2), minval=-8.0, maxval=8.0))
     X, y = make_blobs(k_data, config.n_train + config.n_test, centers, cluster_std=config.cluster_std)
     X, y = np.asarray(X, np.float64), np.asarray(y)

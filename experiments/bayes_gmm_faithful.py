@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxgen import plotting, runner
+from jaxgen import keys, plotting, runner
 from jaxgen.data import load_faithful
 from jaxgen.models import bayes_gmm as bg
 
@@ -50,7 +50,7 @@ def run(config, run) -> dict:
     X = (X - X.mean(0)) / X.std(0)
     Xj = jnp.asarray(X, jnp.float32)
     K = config.n_components
-    k_vb, k_count, k_nuts = jax.random.split(run.key, 3)
+    k_vb, k_count, k_nuts = keys.streams(run.key, "vb", "count", "nuts").values()
     fits, metrics = {}, {"vb": {}}
     for a0 in run.progress(config.alpha0s, "VB per alpha0"):
         prior = bg.default_prior(X, alpha0=a0, n_components=K)

@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 from scipy import stats
 
-from jaxgen import plotting, runner
+from jaxgen import keys, plotting, runner
 from jaxgen.data import load_faithful
 from jaxgen.models import gmm
 
@@ -49,7 +49,7 @@ def _components(params) -> dict:
 
 def run(config, run) -> dict:
     X = load_faithful()[:, :1]  # eruption durations, (272, 1)
-    k_fit, k_bic, k_gen = jax.random.split(run.key, 3)
+    k_fit, k_bic, k_gen = keys.streams(run.key, "fit", "bic", "generate").values()
     fit = lambda key, k: gmm.fit(key, X, k, "full", n_init=config.n_init, max_iter=config.max_iter,  # noqa: E731
                                  tol=config.tol)
     params, info = fit(k_fit, config.n_components)

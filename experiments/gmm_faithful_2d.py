@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxgen import plotting, runner
+from jaxgen import keys, plotting, runner
 from jaxgen.data import load_faithful
 from jaxgen.models import gmm
 
@@ -48,7 +48,7 @@ def _min_variance(params) -> float:
 
 def run(config, run) -> dict:
     X, names = load_faithful(return_names=True)  # (272, 2) float64, raw minutes
-    k_fit, k_sel = jax.random.split(run.key)
+    k_fit, k_sel = keys.streams(run.key, "fit", "select").values()
     fit = lambda key, k, ct: gmm.fit(key, X, k, ct, n_init=config.n_init, max_iter=config.max_iter,  # noqa: E731
                                      tol=config.tol)[0]
     params = fit(k_fit, config.n_components, "full")

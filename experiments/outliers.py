@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from jaxgen import plotting, runner
+from jaxgen import keys, plotting, runner
 from jaxgen.data import make_blobs, make_subspace
 from jaxgen.models import gmm, ppca
 
@@ -70,7 +70,7 @@ def _subspace(key, c):
 
 
 def _blobs(key, c):
-    k_blobs, k_out, k_perm = jax.random.split(key, 3)
+    k_blobs, k_out, k_perm = keys.streams(key, "blobs", "outliers", "permutation").values()
     n_out = int(round(c.outlier_fraction * c.n_test))
     X, _ = make_blobs(k_blobs, c.n_train + c.n_test - n_out, c.centers, cluster_std=c.cluster_std)
     X = np.asarray(X)
@@ -84,7 +84,7 @@ def _blobs(key, c):
 
 
 def run(config, run) -> dict:
-    k_sub, k_blob, k_gmm = jax.random.split(run.key, 3)
+    k_sub, k_blob, k_gmm = keys.streams(run.key, "subspace", "blobs", "gmm").values()
     datasets = {"subspace": (_subspace(k_sub, config.subspace), config.subspace.ppca_components),
                 "blobs": (_blobs(k_blob, config.blobs), config.blobs.ppca_components)}
     scores, truth, models, auc = {}, {}, {}, {}

@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 from scipy import stats
 
-from jaxgen import plotting, runner
+from jaxgen import keys, plotting, runner
 from jaxgen.models import ppca
 
 DESCRIPTION = "PCA as a linear generative model: PPCA fitted (closed form and EM) to data from a known PPCA."
@@ -54,7 +54,7 @@ def true_params(config) -> ppca.PPCAParams:
 
 
 def run(config, run) -> dict:
-    k_train, k_test, k_em, k_gen = jax.random.split(run.key, 4)
+    k_train, k_test, k_em, k_gen = keys.streams(run.key, "train", "test", "em", "generate").values()
     truth = true_params(config)
     X_train, _ = ppca.sample(k_train, truth, config.n_train)
     X_test, _ = ppca.sample(k_test, truth, config.n_test)

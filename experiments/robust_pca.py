@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from jaxgen import plotting, runner
+from jaxgen import keys, plotting, runner
 from jaxgen.data import make_subspace
 from jaxgen.linalg import principal_angles
 from jaxgen.models import ppca, tpca
@@ -82,7 +82,7 @@ def _score(name, params, X):
 
 
 def run(config, run) -> dict:
-    k_2d, k_test, k_hd, k_hd_test, k_nuts = jax.random.split(run.key, 5)
+    k_2d, k_test, k_hd, k_hd_test, k_nuts = keys.streams(run.key, "2d", "test", "hd", "hd_test", "nuts").values()
     metrics = {}
     # ---- 2-D: the figure
     # one draw for training and test so both share the true line

@@ -72,7 +72,8 @@ def _load(name: str):
 
 
 def run(config, run) -> dict:
-    k_split, k_init, k_fit, k_eval, k_elbo, k_sample = jax.random.split(run.key, 6)
+    k_split, k_init, k_fit, k_eval, k_elbo, k_sample = keys.streams(
+        run.key, "split", "init", "fit", "eval", "elbo", "sample").values()
     X, y, shape, name = _load(config.data)
     perm = np.asarray(jax.random.permutation(k_split, len(X)))
     n_test = int(round(config.test_fraction * len(X)))
