@@ -329,3 +329,138 @@ def test_binarize():
 def test_binarize_x64(x64):
     b = D.binarize(np.full((4, 5), 0.5), jax.random.key(0))
     assert b.dtype == np.float64
+
+
+# ---------------------------------------------------------------------------------- data sets, `jaxgen data`
+@pytest.fixture
+def mnist_server(tmp_path, monkeypatch):
+    """A local HTTP server holding the four MNIST IDX files, made from the shared mnist.npz.
+
+    The registry's URLs point at the server and its sha256 at these files' digests (gzip output
+    differs from the published files' bytes, so the published digests cannot be reproduced here);
+    everything else (urllib streaming, hashing, atomic rename) is the real download code.
+    Returns ``(mirror folder, reference arrays)``.
+    """
+    import functools
+    import http.server
+    import threading
+
+    d = _shared_mnist()
+    with np.load(d / "mnist.npz", allow_pickle=False) as z:
+        ref = {k: z[k] for k in z.files}
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    arrays = {
+        "train-images-idx3-ubyte.gz": np.concatenate([ref["x_train"], ref["x_valid"]]),
+        "train-labels-idx1-ubyte.gz": np.concatenate([ref["y_train"], ref["y_valid"]]),
+        "t10k-images-idx3-ubyte.gz": ref["x_test"],
+        "t10k-labels-idx1-ubyte.gz": ref["y_test"],
+    }
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(mirror))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    for name, arr in arrays.items():
+        blob = gzip.compress(_idx_bytes(arr, 0x08), compresslevel=0)
+        (mirror / name).write_bytes(blob)
+        monkeypatch.setitem(files.REGISTRY, name, dataclasses.replace(
+            D.REGISTRY[name], sha256=_sha(blob), size=len(blob), urls=(base + name,)))
+    yield mirror, ref
+    server.shutdown()
+    server.server_close()
+
+
+def test_cli_data_fetch_mnist_over_http(mnist_server, tmp_path, capsys):
+    from jaxgen import cli
+
+    mirror, ref = mnist_server
+    target = tmp_path / "data"
+    assert cli.main(["data", "list", "--data-dir", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert "mnist: NOT READY" in out and "get it with: jaxgen data fetch mnist" in out
+    assert f"missing    mnist.npz                     {target / 'mnist.npz'}" in out
+    assert cli.main(["data", "fetch", "mnist", "--data-dir", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in target.iterdir()) == sorted(files.MNIST_IDX_FILES)  # no temporaries left
+    for name in files.MNIST_IDX_FILES:
+        assert f"verified  {target / name}" in out
+        assert _sha((target / name).read_bytes()) == files.REGISTRY[name].sha256
+    for split in ("train", "valid", "test"):  # the fetched files give exactly the shared arrays
+        x, y = D.load_mnist(split, data_dir=target)
+        np.testing.assert_array_equal(x, ref[f"x_{split}"])
+        np.testing.assert_array_equal(y, ref[f"y_{split}"])
+    assert cli.main(["data", "list", "--data-dir", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert "mnist: ready" in out and "missing    mnist.npz                     " in out and "(not needed)" in out
+    assert all(f"verified   {name}" in out for name in files.MNIST_IDX_FILES)
+    # A second fetch downloads nothing: the data set is already usable.
+    (mirror / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert cli.main(["data", "fetch", "mnist", "--data-dir", str(target)]) == 0
+    assert "already present and verified" in capsys.readouterr().out
+
+
+def test_cli_data_fetch_rejects_a_corrupted_download(mnist_server, tmp_path, capsys):
+    from jaxgen import cli
+
+    mirror, _ = mnist_server
+    bad = mirror / "t10k-images-idx3-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:-10] + b"0123456789")  # same size, other bytes
+    target = tmp_path / "data"
+    assert cli.main(["data", "fetch", "mnist", "--data-dir", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "jaxgen: error: Data file 't10k-images-idx3-ubyte.gz' could not be downloaded" in err
+    assert "differs from the expected" in err and "Traceback" not in err
+    assert sorted(p.name for p in target.iterdir()) == ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+    assert cli.main(["data", "list", "--data-dir", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert "verified   train-images-idx3-ubyte.gz" in out and "missing    t10k-images-idx3-ubyte.gz" in out
+
+
+def test_cli_data_list_reports_corrupted_and_verified(tmp_path, capsys):
+    from jaxgen import cli
+
+    (tmp_path / "mnist.npz").write_bytes(b"not the archive")
+    assert cli.main(["data", "list", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"data folder: {tmp_path}" in out
+    assert "corrupted  mnist.npz" in out and "sha256 mismatch" in out and "mnist: NOT READY" in out
+    assert "frey: NOT READY" in out and "missing    frey_rawface.mat" in out
+    bundled = Path(files.__file__).parent / "resources" / "faithful.csv"
+    assert f"verified   faithful.csv                  {bundled}" in out and "faithful: ready" in out
+    shared = shared_data_dir()
+    if shared is not None and (shared / "mnist.npz").is_file():
+        assert cli.main(["data", "list", "--data-dir", str(shared)]) == 0
+        assert "verified   mnist.npz" in capsys.readouterr().out
+
+
+def test_cli_data_errors(tmp_path, capsys):
+    from jaxgen import cli
+
+    assert cli.main(["data", "fetch", "mnits"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown data set 'mnits' (did you mean 'mnist'?). Known data sets: mnist, frey, faithful." in err
+    assert cli.main(["data", "fetch", "faithful"]) == 0
+    assert "bundled" in capsys.readouterr().out
+    assert cli.main(["data"]) == 2  # an action is required
+
+
+def test_dataset_status_and_fetch_api(toy, tmp_path, monkeypatch):
+    name, payload, folder, url = toy
+    monkeypatch.setitem(files.DATASETS, "toys", files.DataSet("toys", "Toys.", (name,)))
+    st = files.dataset_status("toys", folder)
+    assert not st["ready"] and st["files"] == [(name, "missing", folder / name, "")]
+    assert files.fetch("toys", folder) == [folder / name]
+    assert files.dataset_status("toys", folder)["ready"]
+    assert files.fetch("toys", folder) == []  # already usable
+    assert files.fetch("toys", folder, force=True) == [folder / name]  # a good copy is kept, not re-fetched
+    with pytest.raises(ValueError, match="Unknown data set 'toy' \\(did you mean 'toys'\\?\\)"):
+        files.fetch("toy", folder)
+    # Each data set names registered files, and the missing-set message names every one of them.
+    for ds in files.DATASETS.values():
+        assert set(ds.all_files()) <= set(files.REGISTRY)
+    msg = str(files.missing_dataset_error("mnist", tmp_path))
+    for f in ("mnist.npz", *files.MNIST_IDX_FILES):
+        assert str(tmp_path / f) in msg
+    assert "jaxgen data fetch mnist" in msg
