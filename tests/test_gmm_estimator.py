@@ -1,6 +1,9 @@
 """jaxgen.GaussianMixture: the scikit-learn estimator contract, checked against scikit-learn itself."""
+import contextlib
+import re
 import warnings
 
+import jax
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -55,18 +58,45 @@ def test_fit_predict_equals_fit_then_predict_and_is_deterministic():
     assert g.converged_ and g.predict_proba(X).shape == (150, 3)
     np.testing.assert_allclose(g.predict_proba(X).sum(1), 1.0, rtol=1e-5)
     assert np.isclose(g.score(X), g.score_samples(X).mean())
-    assert g.weights_.dtype == np.float32  # float32 by default
+    assert g.weights_.dtype == np.float64  # float64 data: fitted in float64, as in scikit-learn
+    g32 = GaussianMixture(3, random_state=0).fit(X.astype(np.float32))
+    assert g32.weights_.dtype == g32.score_samples(X).dtype == np.float32  # the fast path
     Xs, ys = g.sample(500)
     assert Xs.shape == (500, 2) and ys.shape == (500,) and set(np.unique(ys)) <= {0, 1, 2}
     np.testing.assert_array_equal(g.sample(500)[0], Xs)  # int random_state: reproducible
 
 
-def test_float64_under_x64(x64):
+def test_float64_data_are_fitted_in_float64_without_x64():
     X = _data()
     g = GaussianMixture(3, random_state=0).fit(X)
     ref = SkGMM(3, random_state=0, means_init=g.means_ + 0.01).fit(X)
-    assert g.means_.dtype == np.float64
-    assert abs(g.score(X) - ref.score(X)) < 1e-6  # the same optimum
+    assert not jax.config.jax_enable_x64  # the estimator enabled float64 locally only
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_", "lower_bounds_"):
+        assert getattr(g, name).dtype == np.float64, name
+    for out in (g.score_samples(X), g.predict_proba(X), g.sample(5)[0]):
+        assert out.dtype == np.float64
+    assert abs(g.score(X) - ref.score(X)) < 1e-9  # the same optimum, to float64 precision
+
+
+def _tiny_spherical_data():
+    """Two clusters at +-1e-18 with spread 1e-20: variances ~1e-40 lie below float32's smallest
+    normal number (1.2e-38), fine in float64."""
+    rng = np.random.default_rng(0)
+    return np.concatenate([1e-18 + 1e-20 * rng.normal(size=(40, 2)), -1e-18 + 1e-20 * rng.normal(size=(40, 2))])
+
+
+def test_a_fit_scikit_learn_completes_in_float64_completes_in_float64():
+    X = _tiny_spherical_data()
+    kw = dict(covariance_type="spherical", reg_covar=0.0, tol=1e-10, max_iter=50, weights_init=[0.5, 0.5],
+              means_init=[[1e-18, 1e-18], [-1e-18, -1e-18]], precisions_init=[1e40, 1e40])
+    ref = SkGMM(2, **kw).fit(X)
+    ours = GaussianMixture(2, **kw).fit(X)
+    assert ref.converged_ and ours.converged_ and ours.n_iter_ == ref.n_iter_
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(ref, name), rtol=1e-9, err_msg=name)
+    np.testing.assert_allclose(ours.score_samples(X), ref.score_samples(X), rtol=1e-12)
+    with pytest.raises(ValueError, match="ill-defined empirical covariance"):  # why float64 is needed
+        GaussianMixture(2, covariance_type="spherical", reg_covar=0.0, random_state=0).fit(X.astype(np.float32))
 
 
 def test_gridsearch_and_pipeline():
@@ -137,13 +167,103 @@ def test_bad_input_raises_clear_errors():
         (lambda: GaussianMixture(2, max_iter=1.5).fit(X), "max_iter"),
         (lambda: GaussianMixture(2, n_init=0).fit(X), "n_init"),
         (lambda: GaussianMixture(2, init_params="nope").fit(X), "init_params"),
-        (lambda: GaussianMixture(2, weights_init=[0.2, 0.2]).fit(X), "weights_init"),
-        (lambda: GaussianMixture(2, means_init=np.zeros((3, 2))).fit(X), "means_init"),
-        (lambda: GaussianMixture(2, precisions_init=np.zeros((2, 2, 2))).fit(X), "positive-definite"),
-        (lambda: g.predict(np.ones((4, 3))), "features"),
-        (lambda: g.score_samples(np.ones((4, 3))), "features"),
-        (lambda: g.sample(0), "n_samples"),
+        (lambda: GaussianMixture(2, weights_init=[0.5, np.nan]).fit(X), "weights_init contains 1 NaN"),
+        (lambda: g.sample(1.5), "n_samples"),
+        (lambda: g.sample(-2), "n_samples"),
     ]
     for fn, match in cases:
         with pytest.raises(ValueError, match=match):
             fn()
+
+
+_EYE2 = np.stack([np.eye(2)] * 2)
+_NOT_PD = np.stack([np.eye(2), -np.eye(2)])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"weights_init": [0.2, 0.2]},  # not normalised
+        {"weights_init": [1.5, -0.5]},  # out of [0, 1]
+        {"weights_init": [0.2, 0.3, 0.5]},  # shape
+        {"means_init": np.zeros((3, 2))},
+        {"means_init": np.zeros(2)},
+        {"precisions_init": np.zeros((3, 2, 2))},
+        {"precisions_init": _NOT_PD},
+        {"precisions_init": np.array([[[1.0, 0.5], [0.0, 1.0]]] * 2)},  # not symmetric
+        {"precisions_init": np.eye(3), "covariance_type": "tied"},
+        {"precisions_init": -np.eye(2), "covariance_type": "tied"},
+        {"precisions_init": np.ones(2), "covariance_type": "diag"},
+        {"precisions_init": np.array([[1.0, 0.0], [1.0, 1.0]]), "covariance_type": "diag"},
+        {"precisions_init": np.ones(3), "covariance_type": "spherical"},
+        {"precisions_init": np.array([1.0, -1.0]), "covariance_type": "spherical"},
+    ],
+)
+def test_invalid_initial_parameters_get_scikit_learns_message(kwargs):
+    X = _data()
+    with pytest.raises(ValueError) as ref:
+        SkGMM(2, **kwargs).fit(X)
+    with pytest.raises(ValueError, match=re.escape(str(ref.value))):
+        GaussianMixture(2, **kwargs).fit(X)
+
+
+def test_wrong_feature_count_and_sample_zero_get_scikit_learns_message():
+    X = _data()
+    ours, ref = GaussianMixture(2, random_state=0).fit(X), SkGMM(2, random_state=0).fit(X)
+    for method in ("predict", "predict_proba", "score_samples", "score"):
+        with pytest.raises(ValueError) as expected:
+            getattr(ref, method)(np.ones((4, 3)))
+        assert str(expected.value) == "X has 3 features, but GaussianMixture is expecting 2 features as input."
+        with pytest.raises(ValueError, match=re.escape(str(expected.value))):
+            getattr(ours, method)(np.ones((4, 3)))
+    with pytest.raises(ValueError) as expected:
+        ref.sample(0)
+    # scikit-learn prints n_components where it means n_samples; the words are the same
+    pattern = r"Invalid value for 'n_samples': -?\d+ \. The sampling requires at least one sample\."
+    assert re.fullmatch(pattern, str(expected.value))
+    with pytest.raises(ValueError, match=pattern):
+        ours.sample(0)
+
+
+@contextlib.contextmanager
+def _count_compilations():
+    """Collect the XLA compilations that happen inside the block."""
+    events = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            events.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield events
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
+def test_sample_compiles_nothing_per_size_and_has_the_fitted_distribution(ct):
+    X = _data().astype(np.float32)
+    g = GaussianMixture(3, covariance_type=ct, random_state=0).fit(X)
+    g.sample(2)  # the random_state -> key derivation compiles once
+    with _count_compilations() as compiled:
+        for n in range(1, 21):  # 20 distinct sizes: this compiled 20 programs (10 s) before
+            x, y = g.sample(n)
+            assert x.shape == (n, 2) and y.shape == (n,) and x.dtype == np.float32
+    assert compiled == []
+    x, y = g.sample(200_000)
+    assert np.all(np.diff(y) >= 0)  # grouped by component, as scikit-learn
+    counts = np.bincount(y, minlength=3)
+    # multinomial counts: within 5 standard deviations of n w_k
+    sd = np.sqrt(200_000 * g.weights_ * (1 - g.weights_))
+    assert np.all(np.abs(counts - 200_000 * g.weights_) < 5 * sd)
+    cov = g.covariances_
+    for k in range(3):
+        xk = x[y == k].astype(np.float64)
+        full = {"full": cov[k] if ct == "full" else None, "tied": cov, "diag": np.diag(cov[k]) if ct == "diag" else None,
+                "spherical": cov[k] * np.eye(2) if ct == "spherical" else None}[ct]
+        sd_mean = np.sqrt(np.diag(full) / len(xk))
+        assert np.all(np.abs(xk.mean(0) - g.means_[k]) < 5 * sd_mean), k
+        np.testing.assert_allclose(np.cov(xk.T), full, rtol=0.05, atol=0.05 * np.abs(full).max())
+    np.testing.assert_array_equal(g.sample(7)[0], g.sample(7)[0])  # int random_state: reproducible
+    assert not np.array_equal(GaussianMixture(3, covariance_type=ct, random_state=1).fit(X).sample(7)[0], g.sample(7)[0])

@@ -1,12 +1,18 @@
 """``jaxgen.GaussianMixture``: scikit-learn's GaussianMixture contract over :mod:`jaxgen.models.gmm`.
 
 Same constructor parameters, methods and fitted attributes as ``sklearn.mixture.GaussianMixture``
-(plus ``chunk_size``); the EM loop runs as one jitted ``lax.while_loop``. Fitted attributes are
-NumPy arrays in the computation dtype (float32, or float64 under ``jax_enable_x64``).
+(plus ``chunk_size``); the EM loop runs as one jitted ``lax.while_loop``.
+
+dtype: float64 data are fitted in float64 (under a local ``jax.enable_x64``) and every method of
+that fit computes and returns float64, as in scikit-learn; other input (float32, integers) runs in
+float32, the fast path. Errors for bad ``weights_init``, ``means_init``, ``precisions_init``, a
+wrong feature count and ``sample(0)`` use scikit-learn's wording.
 """
 from __future__ import annotations
 
+import functools
 import math
+import numbers
 import warnings
 
 import jax
@@ -17,12 +23,29 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from jaxgen.models import gmm as G
-from jaxgen.estimators._keys import key_from
+from jaxgen.estimators._keys import key_from, numpy_rng
+from jaxgen.estimators._precision import computing_in, input_dtype
 from jaxgen.validation import check_choice, check_data, check_positive_float, check_positive_int
 
 __all__ = ["GaussianMixture"]
 
 _SK_INITS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+def _in_fitted_dtype(method):
+    """Run a method of a fitted estimator in the dtype it was fitted in (float64 or float32)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        check_is_fitted(self)
+        with computing_in(self.means_.dtype):
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
+def _sk_shape(param, shape, name):
+    """scikit-learn's ``_check_shape`` message, word for word."""
+    if param.shape != shape:
+        raise ValueError(f"The parameter '{name}' should have the shape of {shape}, but got {param.shape}")
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -95,31 +118,38 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             check_positive_int(self.chunk_size, "chunk_size")
 
     def _user_init(self, X, dt):
-        """Validated (weights, means, precisions) given by the user, each None when not given."""
+        """Validated (weights, means, precisions) given by the user, each None when not given.
+
+        The checks and their messages are scikit-learn's (``_check_weights``, ``_check_means``,
+        ``_check_precisions``), so that code matching those messages keeps working."""
         k, d = self.n_components, X.shape[1]
         w = m = p = None
         if self.weights_init is not None:
-            w = check_data(self.weights_init, name="weights_init", ndim=1, dtype=dt)
-            if w.shape != (k,):
-                raise ValueError(f"weights_init must have shape ({k},), got {w.shape}.")
-            if np.any(w < 0) or np.any(w > 1) or abs(float(w.sum()) - 1.0) > (1e-6 if dt == np.float32 else 1e-8):
-                raise ValueError("weights_init must lie in [0, 1] and sum to one.")
+            w = check_data(self.weights_init, name="weights_init", ndim=1, min_samples=0, dtype=dt)
+            _sk_shape(w, (k,), "weights")
+            if np.any(w < 0.0) or np.any(w > 1.0):
+                raise ValueError(
+                    "The parameter 'weights' should be in the range [0, 1], but got max value "
+                    f"{w.min():.5f}, min value {w.max():.5f}"  # sic: scikit-learn swaps min and max
+                )
+            if abs(1.0 - float(w.sum())) > (1e-6 if dt == np.float32 else 1e-8):
+                raise ValueError(f"The parameter 'weights' should be normalized, but got sum(weights) = {w.sum():.5f}")
         if self.means_init is not None:
-            m = check_data(self.means_init, name="means_init", dtype=dt)
-            if m.shape != (k, d):
-                raise ValueError(f"means_init must have shape ({k}, {d}), got {m.shape}.")
+            m = check_data(self.means_init, name="means_init", ndim=max(1, np.ndim(self.means_init)), min_samples=0, dtype=dt)
+            _sk_shape(m, (k, d), "means")
         if self.precisions_init is not None:
-            shapes = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}
-            shape = shapes[self.covariance_type]
-            p = check_data(self.precisions_init, name="precisions_init", ndim=len(shape), dtype=dt)
-            if p.shape != shape:
-                raise ValueError(f"precisions_init for '{self.covariance_type}' must have shape {shape}, got {p.shape}.")
-            if self.covariance_type in ("full", "tied"):
-                mats = p.reshape((-1, d, d))
-                if not (np.allclose(mats, np.swapaxes(mats, 1, 2)) and np.all(np.linalg.eigvalsh(mats.astype(np.float64)) > 0)):
-                    raise ValueError(f"'{self.covariance_type}' precisions_init must be symmetric, positive-definite.")
-            elif np.any(p <= 0):
-                raise ValueError(f"'{self.covariance_type}' precisions_init must be positive.")
+            ct = self.covariance_type
+            shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[ct]
+            p = check_data(
+                self.precisions_init, name="precisions_init", ndim=max(1, np.ndim(self.precisions_init)), min_samples=0, dtype=dt
+            )
+            _sk_shape(p, shape, f"{ct} precision")
+            if ct in ("full", "tied"):
+                for mat in p.reshape((-1, d, d)):
+                    if not (np.allclose(mat, mat.T) and np.all(np.linalg.eigvalsh(mat.astype(np.float64)) > 0.0)):
+                        raise ValueError(f"'{ct} precision' should be symmetric, positive-definite")
+            elif np.any(p <= 0.0):
+                raise ValueError(f"'{ct} precision' should be positive")
         return w, m, p
 
     def _validate_X(self, X, *, reset: bool):
@@ -128,7 +158,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if reset:
             return check_data(X, min_samples=2)
         check_is_fitted(self)
-        return check_data(X, n_features=self.n_features_in_)
+        return check_data(X, n_features=self.n_features_in_, estimator=self)
 
     # ------------------------------------------------------------------ fitting
     def _initial_params(self, key, X, user):
@@ -151,8 +181,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return self
 
     def fit_predict(self, X, y=None):
-        """Fit, then return the most probable component of each row of X: (N,) int."""
+        """Fit, then return the most probable component of each row of X: (N,) int.
+
+        Computed in float64 when X holds float64 numbers, else in float32."""
         self._check_hyperparameters()
+        with computing_in(input_dtype(X)):
+            return self._fit_predict(X)
+
+    def _fit_predict(self, X):
         warm = self.warm_start and hasattr(self, "converged_")
         if warm:
             X = self._validate_X(X, reset=False)
@@ -161,7 +197,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if X.shape[0] < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
-                f"n_samples = {X.shape[0]}."
+                f"n_samples = {X.shape[0]}"
             )
         dt = X.dtype
         user = self._user_init(X, dt)
@@ -169,7 +205,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         fixed_init = all(u is not None for u in user)
         common = dict(max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar, chunk_size=self.chunk_size)
         if warm:
-            params, info = G.fit_em(X, self.params_, lower_bound0=self.lower_bound_, **common)
+            start = jax.tree.map(lambda a: jnp.asarray(a, X.dtype), self.params_)  # the new data's dtype
+            params, info = G.fit_em(X, start, lower_bound0=self.lower_bound_, **common)
         elif self.n_init > 1 and not any(u is not None for u in user):
             params, info = G.fit(key, X, self.n_components, self.covariance_type, n_init=self.n_init,
                                  init=self.init_params, warn=False, **common)
@@ -208,6 +245,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bounds_ = np.asarray(info.history)[: self.n_iter_]
 
     # ------------------------------------------------------------------ inference
+    @_in_fitted_dtype
     def score_samples(self, X):
         """Per-sample log-likelihood: (N,)."""
         X = self._validate_X(X, reset=False)
@@ -217,32 +255,63 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Mean per-sample log-likelihood of X (higher is better; GridSearchCV's default score)."""
         return float(np.mean(self.score_samples(X)))
 
+    @_in_fitted_dtype
     def predict(self, X):
         """Most probable component per row: (N,) int."""
         X = self._validate_X(X, reset=False)
         return np.asarray(G.predict(self.params_, X, chunk_size=self.chunk_size))
 
+    @_in_fitted_dtype
     def predict_proba(self, X):
         """Posterior probability of each component: (N, K)."""
         X = self._validate_X(X, reset=False)
         return np.asarray(G.responsibilities(self.params_, X, chunk_size=self.chunk_size))
 
     def sample(self, n_samples=1):
-        """Draw from the fitted mixture: ``(X (n_samples, D), y (n_samples,))``, y = component labels."""
+        """Draw from the fitted mixture: ``(X (n_samples, D), y (n_samples,))``, y = component labels.
+
+        As scikit-learn: the counts per component are multinomial, the rows come grouped by
+        component (y sorted). Drawn with NumPy on the host from the fitted parameters (the
+        result is a NumPy array anyway): no compilation for a new ``n_samples``, memory O(n D).
+        The generator is seeded from the estimator's JAX key (``random_state``), so an int
+        ``random_state`` gives the same draws on every call. Returned in the fitted dtype.
+        """
         check_is_fitted(self)
-        n_samples = check_positive_int(n_samples, "n_samples")
-        x, labels = G.sample(key_from(self.random_state, salt=1), self.params_, n_samples)
-        return np.asarray(x), np.asarray(labels)
+        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+            # scikit-learn's message (which prints n_components where it means n_samples)
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples!r} . The sampling requires at least one sample."
+            )
+        rng = numpy_rng(key_from(self.random_state, salt=1))
+        weights = self.weights_.astype(np.float64)
+        counts = rng.multinomial(int(n_samples), weights / weights.sum())
+        cov = self.covariances_.astype(np.float64)
+        means = self.means_.astype(np.float64)
+        ct, d = self.covariance_type, means.shape[1]
+        parts = []
+        for k, c in enumerate(counts):
+            z = rng.standard_normal((int(c), d))
+            if ct == "full":
+                x = z @ np.linalg.cholesky(cov[k]).T
+            elif ct == "tied":
+                x = z @ np.linalg.cholesky(cov).T
+            else:  # diag (K, D) or spherical (K,)
+                x = z * np.sqrt(cov[k])
+            parts.append(means[k] + x)
+        X = np.vstack(parts).astype(self.means_.dtype, copy=False)
+        return X, np.repeat(np.arange(len(counts)), counts)
 
     def _n_parameters(self) -> int:
         return G.n_parameters(self.params_)
 
+    @_in_fitted_dtype
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""
         X = self._validate_X(X, reset=False)
-        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * math.log(X.shape[0])
+        return -2 * float(np.sum(self.score_samples(X))) + self._n_parameters() * math.log(X.shape[0])
 
+    @_in_fitted_dtype
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
         X = self._validate_X(X, reset=False)
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        return -2 * float(np.sum(self.score_samples(X))) + 2 * self._n_parameters()
