@@ -1,6 +1,7 @@
 """jaxgen.PPCA: the scikit-learn contract, agreement with sklearn.decomposition.PCA, model selection."""
 import warnings
 
+import jax
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -44,10 +45,13 @@ def test_ddof1_matches_sklearn_pca_float32():
     _compare_with_sklearn(X, est, PCA(n_components=3).fit(X), atol=2e-4, rtol=2e-5)
 
 
-def test_ddof1_matches_sklearn_pca_float64(x64):
-    X, _ = _data()
+def test_ddof1_matches_sklearn_pca_float64():
+    X, _ = _data()  # float64 data, jax_enable_x64 off: the estimator computes in float64 locally
     est = PPCA(3, ddof=1).fit(X)
-    assert est.components_.dtype == np.float64 and est.score_samples(X).dtype == np.float64
+    assert not jax.config.jax_enable_x64
+    for out in (est.components_, est.mean_, est.W_, est.score_samples(X), est.transform(X), est.get_covariance(),
+                est.get_precision(), est.inverse_transform(est.transform(X)), est.sample(3)[0]):
+        assert out.dtype == np.float64
     _compare_with_sklearn(X, est, PCA(n_components=3, svd_solver="full").fit(X), atol=1e-10, rtol=1e-10)
 
 
@@ -153,12 +157,37 @@ def test_not_fitted_and_bad_input():
         PPCA(1).fit([["a", "b"], ["c", "d"]])
     est = PPCA(2).fit(X)
     for method in (est.transform, est.score_samples, est.score):
-        with pytest.raises(ValueError, match="fitted with 8 features"):
+        with pytest.raises(ValueError, match="^X has 5 features, but PPCA is expecting 8 features as input.$"):
             method(X[:, :5])
-    with pytest.raises(ValueError, match="fitted with 2 features"):
+    with pytest.raises(ValueError, match=r"Z \(latents\) has 8 features, but the model is expecting 2"):
         est.inverse_transform(X)
     with pytest.raises(ValueError, match="n_samples"):
         est.sample(0)
+
+
+def test_closed_form_counts_one_iteration():
+    X, _ = _data(9)
+    est = PPCA(2).fit(X)
+    assert est.n_iter_ == 1 and est.converged_  # scikit-learn's check_transformer_n_iter: n_iter_ >= 1
+
+
+def test_sample_sizes_share_compiled_programs():
+    X, _ = _data(10)
+    est = PPCA(3, random_state=0).fit(X.astype(np.float32))
+    est.sample(1)
+    compiles = []
+    listener = lambda event, duration, **kw: compiles.append(event) if event.endswith("backend_compile_duration") else None
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        for n in range(2, 22):  # 20 distinct sizes, all in the first bucket (256 rows)
+            x, z = est.sample(n)
+            assert x.shape == (n, D) and z.shape == (n, 3) and x.dtype == np.float32
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert compiles == []
+    np.testing.assert_array_equal(est.sample(5)[0], est.sample(300)[0][:5])  # i.i.d. rows: a prefix is a sample
+    x, z = est.sample(100_000)
+    np.testing.assert_allclose(np.cov(x.T.astype(np.float64)), est.get_covariance(), atol=0.05 * est.get_covariance().max())
 
 
 def test_em_warns_when_not_converged():

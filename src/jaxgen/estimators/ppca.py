@@ -13,9 +13,13 @@ scikit-learn's ``PCA``, on purpose:
 * ``method="em"`` accepts NaN entries as missing values in ``fit`` and ``transform`` (posterior
   given the observed coordinates); ``score_samples`` of a row with NaN (either method) is the log
   density of its observed coordinates.
+
+dtype: float64 data are fitted in float64 (a local ``jax.enable_x64``) and every method of that
+fit computes and returns float64; float32 (and integer) data run in float32, the fast path.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 
 import jax
@@ -28,6 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from jaxgen.models import ppca as _ppca
 from jaxgen.estimators._keys import key_from
+from jaxgen.estimators._precision import computing_in, input_dtype
 from jaxgen.validation import check_choice, check_data, check_positive_float, check_positive_int
 
 __all__ = ["PPCA"]
@@ -59,6 +64,22 @@ def _to_jax(arr: np.ndarray) -> jax.Array:
     return jax.device_put(arr, may_alias=True)
 
 
+def _in_fitted_dtype(method):
+    """Run a method of a fitted estimator in the dtype it was fitted in (float64 or float32)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        check_is_fitted(self)
+        with computing_in(self.mean_.dtype):
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
+def _bucket(n: int) -> int:
+    """Rows to draw for a request of n: the next power of two, at least 256, so that distinct
+    sizes share a few compiled programs (the draws are i.i.d., the first n rows are a sample)."""
+    return max(256, 1 << (int(n) - 1).bit_length())
+
+
 def _reject_sparse(X) -> None:
     if sp.issparse(X):
         raise ValueError("PPCA does not support sparse input (the model is dense); convert it with X.toarray().")
@@ -76,12 +97,15 @@ class PPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, Base
         see :func:`jaxgen.models.ppca.fit_em` (complete data: EM plus an exact rescaling step).
       random_state: int / RandomState / None; seeds EM's initial loadings and :meth:`sample`.
 
+    float64 data are fitted and answered in float64, the rest in float32.
+
     Fitted attributes: ``components_ (q, D)`` orthonormal rows spanning the principal subspace
     (largest entry of each row positive), ``explained_variance_ (q,)`` (variance of C along each
     component), ``explained_variance_ratio_``, ``singular_values_``, ``mean_ (D,)``,
     ``noise_variance_``, ``W_ (D, q)``, ``n_components_``, ``n_features_in_``, ``n_samples_``,
-    ``params_`` (:class:`jaxgen.models.ppca.PPCAParams`), and for EM ``n_iter_``, ``converged_``,
-    ``log_likelihood_`` (history of mean per-sample log-likelihoods).
+    ``params_`` (:class:`jaxgen.models.ppca.PPCAParams`), ``n_iter_`` (EM iterations; 1 for the
+    closed form, one eigen-decomposition), ``converged_`` (always True for the closed form), and
+    for EM ``log_likelihood_`` (history of mean per-sample log-likelihoods).
     """
 
     def __init__(
@@ -103,7 +127,11 @@ class PPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, Base
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None):
-        """Fit to ``X (N, D)``; returns ``self``."""
+        """Fit to ``X (N, D)`` (in float64 when X holds float64 numbers); returns ``self``."""
+        with computing_in(input_dtype(X)):
+            return self._fit(X)
+
+    def _fit(self, X):
         method = check_choice(self.method, "method", {"ml", "em"})
         _reject_sparse(X)
         ddof = check_positive_int(self.ddof, "ddof", minimum=0)
@@ -121,6 +149,7 @@ class PPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, Base
         q = (D - 1 if D > 1 else 1) if self.n_components is None else _ppca._check_q(self.n_components, D)
         if method == "ml":
             params = _ppca._fit_ml(_to_jax(Xc), q, ddof)  # Xc is already validated
+            self.n_iter_, self.converged_ = 1, True  # one eigen-decomposition, exact
         else:
             max_iter = check_positive_int(self.max_iter, "max_iter")
             tol = check_positive_float(self.tol, "tol", allow_zero=True)
@@ -156,15 +185,20 @@ class PPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, Base
         return self.n_components_
 
     # ------------------------------------------------------------------ inference
-    def _check(self, X, *, allow_nan=False, n_features=None) -> tuple[jax.Array, bool]:
-        """Validated JAX view of ``X`` and whether it holds NaN."""
+    def _check(self, X, *, allow_nan=False, latent=False) -> tuple[jax.Array, bool]:
+        """Validated JAX view of data ``X (N, D)`` (or of latents ``(N, q)`` when ``latent``) and
+        whether it holds NaN."""
         check_is_fitted(self)
         _reject_sparse(X)
-        n = self.n_features_in_ if n_features is None else n_features
-        arr = check_data(X, allow_nan=allow_nan, n_features=n, dtype=self.params_.mu.dtype)
+        if latent:
+            arr = check_data(X, name="Z (latents)", n_features=self.n_components_, dtype=self.params_.mu.dtype)
+        else:  # scikit-learn's message for a wrong feature count
+            arr = check_data(X, allow_nan=allow_nan, n_features=self.n_features_in_, dtype=self.params_.mu.dtype,
+                             estimator=self)
         has_nan = allow_nan and bool(np.isnan(arr.min()))  # min propagates NaN; no (N, D) temporary
         return _to_jax(arr), has_nan
 
+    @_in_fitted_dtype
     def transform(self, X):
         """Posterior mean of the latents, ``(N, q)``; NaN entries (method="em" only) are left out of
         the posterior of their row."""
@@ -172,11 +206,13 @@ class PPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, Base
         mean, _ = (_ppca.encode_observed if has_nan else _ppca.encode)(self.params_, Xj)
         return np.asarray(mean)
 
+    @_in_fitted_dtype
     def inverse_transform(self, X):
         """Map latents ``(N, q)`` back to data space: ``W z + mu``, ``(N, D)``."""
-        Z, _ = self._check(X, n_features=self.n_components_)
+        Z, _ = self._check(X, latent=True)
         return np.asarray(Z @ self.params_.W.T + self.params_.mu)
 
+    @_in_fitted_dtype
     def score_samples(self, X):
         """Log-likelihood of each sample, ``(N,)``; NaN entries are marginalised out."""
         Xj, has_nan = self._check(X, allow_nan=True)
@@ -186,21 +222,24 @@ class PPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, Base
         """Mean log-likelihood of the samples (what ``GridSearchCV`` maximises)."""
         return float(np.mean(self.score_samples(X)))
 
+    @_in_fitted_dtype
     def sample(self, n_samples: int = 1):
         """Draw from the fitted model: returns ``(X (n_samples, D), Z (n_samples, q))``.
 
         Seeded by ``random_state`` (an int gives the same draws on every call, like scikit-learn's
-        mixtures)."""
-        check_is_fitted(self)
+        mixtures). Drawn in power-of-two batches (:func:`_bucket`), so that a new ``n_samples``
+        rarely compiles a new program."""
         n = check_positive_int(n_samples, "n_samples")
-        x, z = _ppca.sample(key_from(self.random_state, salt=1), self.params_, n)
-        return np.asarray(x), np.asarray(z)
+        x, z = _ppca.sample(key_from(self.random_state, salt=1), self.params_, _bucket(n))
+        return np.asarray(x)[:n], np.asarray(z)[:n]  # sliced on the host: no program per n
 
+    @_in_fitted_dtype
     def get_covariance(self):
         """Marginal covariance ``W W^T + sigma2 I``, ``(D, D)``."""
         check_is_fitted(self)
         return np.asarray(_ppca.covariance(self.params_))
 
+    @_in_fitted_dtype
     def get_precision(self):
         """Inverse of :meth:`get_covariance` (computed from the low-rank structure), ``(D, D)``."""
         check_is_fitted(self)
@@ -209,6 +248,5 @@ class PPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, Base
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = self.method == "em"
-        # float64 is kept only under jax_enable_x64 (project policy: float32 by default)
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"] if jax.config.jax_enable_x64 else ["float32"]
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]  # float64 data: computed in float64
         return tags
