@@ -74,6 +74,10 @@ def test_git_state_dirty_and_outside_a_checkout(tmp_path):
     assert state["dirty"] is False and len(state["commit"]) == 40
     (repo / "a.txt").write_text("2")
     assert runner._git_state(repo) == {"commit": state["commit"], "dirty": True}
+    pkg = repo / "venv" / "jaxgen"  # an installed copy in an untracked folder of the repository
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    assert runner._git_state(pkg) is None
 
 
 # ------------------------------------------------------------------ progress only on a terminal

@@ -53,7 +53,7 @@ def version_text() -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="jaxgen",
-        description="Run jaxgen experiments (files in the experiments/ folder) and the tour.",
+        description="Run jaxgen experiments (files in the experiments/ folder) and the tour; list and fetch data sets.",
         epilog=f"Experiments are found in ${runner.EXPERIMENTS_ENV}, else the repository's experiments/ folder, "
         "else ./experiments.",
     )

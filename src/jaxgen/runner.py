@@ -616,6 +616,10 @@ def _git_state(path: Path) -> dict | None:
                               timeout=20).stdout.strip()
 
     try:
+        if (path / "__init__.py").is_file():
+            # A package installed into some repository's ignored folder (a .venv) is not that
+            # repository's code: its files must be tracked for the commit to describe them.
+            git("ls-files", "--error-unmatch", "__init__.py")
         commit = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain"))
     except (OSError, subprocess.SubprocessError):  # no git, not a checkout, no commit yet
