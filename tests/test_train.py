@@ -169,6 +169,16 @@ def test_step_keys_and_epoch_orders_are_fresh(data, use_scan):
     assert orders == [float(np.sum(p * np.arange(1, N + 1))) for p in perms]
 
 
+@pytest.mark.parametrize("use_scan", [True, False])
+def test_without_shuffle_every_epoch_visits_the_data_in_order(data, use_scan):
+    x, y = data
+    _, history = fit(_draw_loss, init_params(), optax.sgd(0.01), (x, y, np.arange(N, dtype=np.int32)),
+                     key=jax.random.key(11), epochs=2, batch_size=N, progress=False, use_scan=use_scan, shuffle=False)
+    in_order = float(np.sum(np.arange(N) * np.arange(1, N + 1)))
+    assert [(r["first"], r["order"]) for r in history] == [(0.0, in_order)] * 2
+    assert history[0]["draw"] != history[1]["draw"]  # the step keys still move
+
+
 def test_consecutive_steps_use_different_keys(data):
     """Two steps of the real train_step: the second step's key and draws differ from the first's."""
     x, y = data

@@ -23,6 +23,8 @@ class TrainConfig:
       use_scan: True: the data lives on the device and each epoch is one ``lax.scan`` program.
         False: the data stays on the host and each step is one call of the jitted step (the path for
         data that does not fit on the device).
+      shuffle: reshuffle the examples every epoch (False: every epoch visits the batches in the
+        data's order, as some papers' released code does).
       progress: show a tqdm progress bar.
       tensorboard: also write TensorBoard scalars when tensorboardX or torch is installed.
     """
@@ -33,13 +35,14 @@ class TrainConfig:
     keep_checkpoints: int = 3
     eval_every: int = 1
     use_scan: bool = True
+    shuffle: bool = True
     progress: bool = True
     tensorboard: bool = True
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "checkpoint_every", "keep_checkpoints", "eval_every"):
             check_positive_int(getattr(self, name), name)
-        for name in ("use_scan", "progress", "tensorboard"):
+        for name in ("use_scan", "shuffle", "progress", "tensorboard"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")
 

@@ -158,7 +158,7 @@ def fit(
       mesh: device mesh with a ``"data"`` axis (default: :func:`jaxgen.sharding.data_mesh` over all
         devices). Batches are split over it and the state is replicated.
       **settings: fields of :class:`TrainConfig` (``epochs``, ``batch_size``, ``checkpoint_every``,
-        ``keep_checkpoints``, ``eval_every``, ``use_scan``, ``progress``, ``tensorboard``).
+        ``keep_checkpoints``, ``eval_every``, ``use_scan``, ``shuffle``, ``progress``, ``tensorboard``).
 
     Returns:
       ``(state, history)``: the final :class:`TrainState` and one record per epoch (the dicts written
@@ -211,6 +211,7 @@ def fit(
     fingerprint = {
         "batch_size": cfg.batch_size,
         "n_examples": n,
+        **({} if cfg.shuffle else {"shuffle": False}),  # (absent when True: older run folders still resume)
         "key": np.asarray(jax.random.key_data(root)).tolist(),
         "key_impl": str(jax.random.key_impl(root)),
     }
@@ -235,13 +236,14 @@ def fit(
         train_step = make_train_step(loss_fn, optimizer)
         if cfg.use_scan:
             data = jax.device_put(treedef.unflatten(leaves), replicated)
-            epoch_fn = jax.jit(make_epoch_fn(train_step, mesh, n_batches, cfg.batch_size), donate_argnums=0)
+            epoch_fn = jax.jit(make_epoch_fn(train_step, mesh, n_batches, cfg.batch_size, cfg.shuffle), donate_argnums=0)
             compiled = epoch_fn.lower(state, data, shuffle_root).compile()
 
             def run_epoch(state, shuffle_key):
                 return compiled(state, data, shuffle_key)
         else:
-            run_epoch = _host_epoch_fn(train_step, state, leaves, treedef, mesh, n_batches, cfg.batch_size, shuffle_root)
+            run_epoch = _host_epoch_fn(train_step, state, leaves, treedef, mesh, n_batches, cfg.batch_size, shuffle_root,
+                                       cfg.shuffle)
         compile_s = time.perf_counter() - t0
 
         for epoch in range(start_epoch, cfg.epochs):
@@ -279,7 +281,7 @@ def fit(
         return state, history
 
 
-def _host_epoch_fn(train_step, state, leaves, treedef, mesh, n_batches, batch_size, shuffle_root):
+def _host_epoch_fn(train_step, state, leaves, treedef, mesh, n_batches, batch_size, shuffle_root, shuffle=True):
     """The per-step path: data stays in host memory, each step is one call of the compiled step.
 
     Returns ``run_epoch(state, shuffle_key) -> (state, metrics, params_finite)`` like the scan path,
@@ -290,7 +292,8 @@ def _host_epoch_fn(train_step, state, leaves, treedef, mesh, n_batches, batch_si
         [jax.ShapeDtypeStruct((batch_size,) + a.shape[1:], a.dtype, sharding=batch_sharding) for a in leaves])
     step_fn = jax.jit(train_step, donate_argnums=0).lower(state, abstract_batch).compile()
     n = leaves[0].shape[0]
-    order_fn = jax.jit(epoch_permutation, static_argnums=(1, 2, 3)).lower(shuffle_root, n, n_batches, batch_size).compile()
+    order_fn = jax.jit(epoch_permutation, static_argnums=(1, 2, 3, 4)).lower(shuffle_root, n, n_batches, batch_size,
+                                                                             shuffle).compile()
     finite_fn = jax.jit(tree_all_finite).lower(state.params).compile()
 
     def run_epoch(state, shuffle_key):

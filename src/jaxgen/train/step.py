@@ -89,9 +89,12 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
     return train_step
 
 
-def epoch_permutation(key: jax.Array, n_examples: int, n_batches: int, batch_size: int) -> jax.Array:
-    """Indices (n_batches, batch_size) of one epoch: a permutation of ``n_examples``, remainder dropped."""
-    return jax.random.permutation(key, n_examples)[: n_batches * batch_size].reshape(n_batches, batch_size)
+def epoch_permutation(key: jax.Array, n_examples: int, n_batches: int, batch_size: int,
+                      shuffle: bool = True) -> jax.Array:
+    """Indices (n_batches, batch_size) of one epoch: a permutation of ``n_examples`` drawn with
+    ``key`` (``shuffle=False``: the original order, ``key`` unused), remainder dropped."""
+    order = jax.random.permutation(key, n_examples) if shuffle else jnp.arange(n_examples)
+    return order[: n_batches * batch_size].reshape(n_batches, batch_size)
 
 
 def tree_all_finite(tree) -> jax.Array:
@@ -100,8 +103,9 @@ def tree_all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-def make_epoch_fn(train_step, mesh: Mesh, n_batches: int, batch_size: int):
-    """One epoch as a single program: shuffle on device, then ``lax.scan`` the step over the batches.
+def make_epoch_fn(train_step, mesh: Mesh, n_batches: int, batch_size: int, shuffle: bool = True):
+    """One epoch as a single program: shuffle on device (unless ``shuffle=False``), then ``lax.scan``
+    the step over the batches.
 
     Returns ``run_epoch(state, data, shuffle_key) -> (state, metrics, params_finite)`` where ``data``
     is the device-resident data pytree with leaves (N, ...) (replicated), ``metrics`` maps names to
@@ -114,7 +118,7 @@ def make_epoch_fn(train_step, mesh: Mesh, n_batches: int, batch_size: int):
 
     def run_epoch(state: TrainState, data, shuffle_key):
         n_examples = jax.tree.leaves(data)[0].shape[0]
-        idx = epoch_permutation(shuffle_key, n_examples, n_batches, batch_size)
+        idx = epoch_permutation(shuffle_key, n_examples, n_batches, batch_size, shuffle)
         batches = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x[idx], batch_sharding), data)
         state, metrics = jax.lax.scan(train_step, state, batches)
         state = jax.lax.with_sharding_constraint(state, replicated)
