@@ -1,5 +1,6 @@
 """VAE: the linear-Gaussian VAE is PPCA (exact marginal likelihood), bound orderings, priors that
 normalise, analytic vs Monte Carlo KL, likelihoods against scipy, latent-space tools, bad input."""
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -326,3 +327,21 @@ def test_fit_rejects_unscaled_pixels_and_wrong_width_before_training():
         vae.encode(p, jnp.asarray(X / 16).at[3, 5].set(jnp.nan))
     with pytest.raises(ValueError, match=r"z must have shape \(M, 2\)"):
         vae.decode(p, jnp.zeros((3, 5)))
+
+
+class TestWithAndWithoutJit(chex.TestCase):
+    """The public functions and the training loss give the same numbers jitted and not (chex.variants)."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_loss_and_bounds(self):
+        p = vae.init(jax.random.key(0), vae.VAEConfig(image_shape=(4, 4, 1), latent_dim=2, hidden=(8,)))
+        x = jnp.asarray(np.random.default_rng(0).random((6, 16)), jnp.float32)
+        key = jax.random.key(3)
+        for objective in (vae.Objective("elbo", warmup_steps=4), vae.Objective("iwae", k=3, binarize=True)):
+            loss = vae.loss_fn(objective)
+            got, metrics = self.variant(lambda p, x, key: loss(p, {"x": x, "step": jnp.int32(2)}, key))(p, x, key)
+            want, want_metrics = loss(p, {"x": x, "step": 2}, key)
+            chex.assert_trees_all_close((got, metrics), (want, want_metrics), rtol=1e-5)
+            chex.assert_shape(got, ())
+        chex.assert_trees_all_close(self.variant(lambda p, x: vae.iwae_bound(p, x, key, 4))(p, x),
+                                    vae.iwae_bound(p, x, key, 4), rtol=1e-5)
