@@ -558,13 +558,25 @@ class Run:
         self.log(f"{label}: {n} items in {time.perf_counter() - start:.1f} s")
 
     def save_figure(self, fig, name: str) -> Path:
-        """Save ``fig`` as ``<run dir>/<name>.png`` and close it; returns the path."""
+        """Save ``fig`` as ``<run dir>/<name>.png`` and close it; returns the path.
+
+        The figure is checked against :func:`jaxgen.plotting.check_figure` (labelled axes, legends
+        off the data, well-formed titles, filled contour peaks) and saved either way; a problem
+        raises :class:`jaxgen.plotting.FigureRuleError` in a quick run (the tests run every
+        experiment quick) and is logged as a warning in a full run, whose results it must not lose.
+        """
         from jaxgen import plotting
 
         path = self.dir / (name if name.endswith(".png") else f"{name}.png")
+        problems = plotting.check_figure(fig)
         plotting.save(fig, path)
         self.figures.append(path.name)
         self.log(f"saved figure {path.name}")
+        if problems:
+            msg = f"figure {path.name} breaks the figure rules: " + "; ".join(problems)
+            if self.quick:
+                raise plotting.FigureRuleError(msg)
+            self.log(f"warning: {msg}")
         return path
 
     @contextlib.contextmanager
