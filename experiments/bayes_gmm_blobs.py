@@ -99,6 +99,8 @@ def run(config, run) -> dict:
         ax.scatter(*X_test.T, s=5, c=vb.predict(X_test), cmap="tab10", vmin=0, vmax=9, zorder=3)
         ax.set_title(f"jaxgen VB: {table['jaxgen VB']['clusters_found']} of K_max={K} components used "
                      f"(true {config.true_k})")
+        ax.set_xlabel("x1")  # synthetic data: no units
+        ax.set_ylabel("x2")
         ax = axes[1]
         ax.bar(np.arange(K), np.sort(vb.weights_)[::-1], color=plotting.COLORS[0], label="jaxgen VB")
         ax.plot(np.arange(K), np.sort(models["scikit-learn VB"].weights_)[::-1], "o", color=plotting.COLORS[1],
@@ -113,7 +115,9 @@ def run(config, run) -> dict:
         ax = axes[2]
         C = vb.co_clustering(X_test[order])
         im = ax.imshow(C, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-        fig.colorbar(im, ax=ax, shrink=0.8)
-        ax.set_title("co-clustering P(z_i = z_j), test points sorted by true label")
+        fig.colorbar(im, ax=ax, shrink=0.8, label="P(z_i = z_j)")
+        ax.set_title("co-clustering matrix of the test points")
+        ax.set_xlabel("test point j (sorted by true label)")
+        ax.set_ylabel("test point i (sorted by true label)")
         ax.grid(False)
     return {"table": table, "true_k": config.true_k}

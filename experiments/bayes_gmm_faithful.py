@@ -94,7 +94,7 @@ def run(config, run) -> dict:
             ax.set_xlabel("component")
             ax.set_ylabel("posterior mean weight E[pi_k]")
             ax.set_ylim(0, 1)
-            ax.set_title("P(occupied = " + ", ".join(f"{n}: {p:.2f}" for n, p in enumerate(occ) if p > 0.005) + ")",
+            ax.set_title("occupied clusters: " + ", ".join(f"P({n}) = {p:.2f}" for n, p in enumerate(occ) if p > 0.005),
                          fontsize=8)
 
     # ---- NUTS, diagnosed on label-invariant quantities

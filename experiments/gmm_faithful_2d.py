@@ -17,6 +17,9 @@ DESCRIPTION = "GMM on 2-D Old Faithful: K=2 full covariance reaches the known op
 QUICK = {"n_init": 3, "k_max": 2, "covariance_types": ("full", "diag")}
 
 REFERENCE_LOGLIK = -1130.26  # K=2, full covariances, raw units (e.g. scikit-learn / mclust on R's faithful)
+# The published value is rounded to 2 decimals (the optimum is -1130.264 to 3): a gap of up to half a
+# unit in the last decimal (0.005) is agreement, not a shortfall. The metrics say so (gap_within_rounding).
+REFERENCE_DECIMALS = 2
 
 
 CHECKS = {  # valid values, checked before the run folder is created (jaxgen.runner.check_config)
@@ -54,7 +57,10 @@ def run(config, run) -> dict:
     params = fit(k_fit, config.n_components, "full")
     loglik = float(jnp.sum(gmm.log_prob(params, X)))
     gap = loglik - REFERENCE_LOGLIK
-    run.log(f"K={config.n_components} full: total log-likelihood {loglik:.4f} (reference {REFERENCE_LOGLIK}, gap {gap:+.4f})")
+    within = abs(gap) <= 0.5 * 10.0 ** -REFERENCE_DECIMALS + 1e-9
+    run.log(f"K={config.n_components} full: total log-likelihood {loglik:.4f}; published {REFERENCE_LOGLIK} (rounded to "
+            f"{REFERENCE_DECIMALS} decimals), gap {gap:+.4f}: " + ("within the rounding of the published value"
+                                                                     if within else "larger than its rounding"))
 
     grid = [(ct, k) for ct in config.covariance_types for k in range(1, config.k_max + 1)]
     bic, aic, min_var = ({ct: [] for ct in config.covariance_types} for _ in range(3))
@@ -78,7 +84,9 @@ def run(config, run) -> dict:
     metrics = {
         "loglik_total": loglik,
         "reference_loglik": REFERENCE_LOGLIK,
-        "gap": gap,
+        "reference_decimals": REFERENCE_DECIMALS,  # the published value is rounded to this many decimals
+        "gap": gap,  # loglik_total - reference_loglik; |gap| <= 0.005 is the rounding of the published value
+        "gap_within_rounding": within,
         "weights": np.asarray(params.weights)[order],
         "means": np.asarray(params.means)[order],
         "covariances": np.asarray(params.covariances)[order],
@@ -102,7 +110,7 @@ def run(config, run) -> dict:
     with run.figure("faithful_2d_fit", figsize=(6, 4.6)) as (fig, ax):
         cs = plotting.density_contours(ax, lambda P: gmm.log_prob(params, P), (lo[0], hi[0]), (lo[1], hi[1]),
                                        levels=10, filled=True, alpha=0.55)
-        fig.colorbar(cs, ax=ax, label="log density")
+        fig.colorbar(cs, ax=ax, label="log density (density in 1/min²)", format="%.1f")
         for j, comp in enumerate(order):
             pts = Xn[labels == comp]
             ax.scatter(*pts.T, s=9, color=plotting.COLORS[j], edgecolor="white", lw=0.3,
@@ -113,7 +121,8 @@ def run(config, run) -> dict:
         ax.set_ylabel(f"{names[1]} (min)")
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])
-        ax.set_title(f"K=2 full-covariance GMM: log-likelihood {loglik:.2f}")
+        ax.set_title(f"K=2 full-covariance GMM: log-likelihood {loglik:.3f}\n"
+                     f"(published optimum {REFERENCE_LOGLIK:.{REFERENCE_DECIMALS}f}, rounded to {REFERENCE_DECIMALS} decimals)")
         ax.legend(loc="upper left")
 
     ks = metrics["k_values"]

@@ -142,7 +142,7 @@ def run(config, run) -> dict:
     s = scores["blobs"][list(scores["blobs"])[1]]
     flagged = s >= np.quantile(s, 1.0 - metrics["outlier_fraction"]["blobs"])  # flag as many as there are
     lo, hi = test.min(0) - 0.5, test.max(0) + 0.5
-    with run.figure("outliers_blobs", figsize=(6, 5)) as (fig, ax):
+    with run.figure("outliers_blobs", figsize=(7.8, 5)) as (fig, ax):
         plotting.density_contours(ax, lambda P: gmm.log_prob(p_gmm, P), (lo[0], hi[0]), (lo[1], hi[1]),
                                   levels=8, cmap="Greys", linewidths=0.8)
         is_out = truth["blobs"]
@@ -151,5 +151,7 @@ def run(config, run) -> dict:
         ax.scatter(*test[flagged].T, s=60, facecolor="none", edgecolor="k", lw=0.8,
                    label=f"flagged by the GMM (top {flagged.mean():.0%})")
         ax.set_title("blobs: GMM log-density contours and flagged points")
-        ax.legend(loc="best", fontsize=7)
+        ax.set_xlabel("x1")  # synthetic data: no units
+        ax.set_ylabel("x2")
+        plotting.legend_outside(ax, "right", fontsize=7)
     return metrics

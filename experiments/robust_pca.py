@@ -125,6 +125,8 @@ def run(config, run) -> dict:
             ax.set_ylim(ylim)
             ax.set_aspect("equal")
             ax.set_title(title if ang is None else f"{title}\nangle to truth {ang:.1f} deg")
+            ax.set_xlabel("x1")  # synthetic data: no units; the panels share both axes
+        axes[0].set_ylabel("x2")
         axes[0].legend(loc="lower right", fontsize=7)
 
     # ---- higher-dimensional check of the same claim
