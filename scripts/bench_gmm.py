@@ -1,20 +1,29 @@
 """Benchmark: full-covariance EM, jaxgen vs scikit-learn, same data, same start, same iterations.
 
-Each implementation runs in its own child process (so that peak memory is its own): the child
-builds the data from the seed, takes the same initial parameters (uniform weights, K random rows
-as means, the inverse data covariance as every precision), runs EM once to warm up (jaxgen: jit
-compilation; scikit-learn: caches/BLAS threads), then ``--repeats`` timed runs of exactly
-``--iters`` iterations (tol=0). Reported: median and best wall time, the ratio, the final lower
-bound (mean per-sample log-likelihood of the last E-step) of each, and memory:
+    python scripts/bench_gmm.py                      # N=200000 D=16 K=16 float32, 20 iterations
+    python scripts/bench_gmm.py --quick              # tiny setting, seconds
+    python scripts/bench_gmm.py --n 10000000 --no-sklearn   # accelerator figure (scikit-learn would take minutes)
+    python scripts/bench_gmm.py --memory             # also peak RSS of each library in its own child
 
-* ``peak RSS`` = the child's ``ru_maxrss`` (whole-process high-water mark, includes the Python
-  interpreter, the libraries and the data);
-* ``peak - baseline`` = that high-water mark minus the RSS measured after the data were built and
-  the libraries imported, i.e. what fitting added at its peak (XLA buffers included -- tracemalloc
-  would not see them).
+Both libraries get the same data (built from the seed), the same initial parameters (uniform
+weights, K random rows as means, the inverse data covariance as every precision) and run exactly
+``--iters`` iterations (tol=0). ``--threads 1`` gives each library one thread on one core: on a
+shared machine OpenBLAS's default 2-thread pool can collapse under contention (measured: 7 s per
+iteration instead of 0.6), which would flatter jaxgen. Each runs once untimed (jaxgen: jit compilation, reported as
+"1st call"; scikit-learn: caches, BLAS threads), then the timed runs alternate (jaxgen, sklearn,
+jaxgen, ...) so that load from other processes hits both alike; reported are medians and minima
+and the ratio of the medians. Both use the machine's default thread count (XLA's and the BLAS's).
 
-Usage: ``python scripts/bench_gmm.py [--n 200000 --d 16 --k 16 --iters 20 --dtype float32]``,
-``--quick`` for a tiny smoke setting.
+Speed against the hardware: one EM iteration of a full-covariance mixture costs about
+4 K D^2 N flops in two GEMM-shaped contractions (the E-step's whitening U_k^T (x - mu_k) for all k,
+and the M-step's scatter sum r y y^T); the achieved GFLOP/s is that count over the measured time,
+printed beside two matmul rates measured in the same run with jnp on the same device: a large
+square float32 GEMM (what the chips can do) and a GEMM of the E-step's shape, (K D, D) x (D, chunk)
+scanned over the data (what such thin GEMMs can do).
+
+``--memory``: each library also runs one fit in a fresh child process; reported are the child's
+peak RSS (``ru_maxrss``: interpreter, libraries, data) and that minus the RSS after the data were
+built and the libraries imported (what fitting added at its peak, XLA buffers included).
 """
 from __future__ import annotations
 
@@ -22,9 +31,14 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _machine import print_machine  # noqa: E402
 
 
 def _rss_mb() -> float:
@@ -39,61 +53,113 @@ def _problem(n, d, k, dtype, seed):
     centres = rng.normal(scale=3.0, size=(k, d))
     mix = rng.normal(size=(k, d, d)) / np.sqrt(d) + np.eye(d)
     labels = rng.integers(0, k, size=n)
-    X = rng.standard_normal((n, d))
+    X = rng.standard_normal((n, d), dtype=np.float32 if dtype == "float32" else np.float64)
     for j in range(k):  # per component, so that generating the data never needs (N, D, D)
         rows = labels == j
         X[rows] = centres[j] + X[rows] @ mix[j]
-    X = X.astype(dtype)
+    X = X.astype(dtype, copy=False)
     weights = np.full(k, 1.0 / k)
     means = X[rng.choice(n, k, replace=False)].astype(np.float64)
-    prec = np.linalg.inv(np.cov(X.T.astype(np.float64)))
+    prec = np.linalg.inv(np.cov(X[: min(n, 1_000_000)].T.astype(np.float64)))
     precisions = np.stack([prec] * k)
     return X, weights, means, precisions
 
 
-def _child(args) -> dict:
-    import warnings
+def _jaxgen_runner(X, w0, m0, p0, args):
+    import jax
+    import jax.numpy as jnp
 
+    from jaxgen.models import gmm as G
+
+    Xd = jax.device_put(X)
+    params0 = G.GMMParams.from_precisions(w0.astype(X.dtype), m0.astype(X.dtype), p0.astype(X.dtype), "full")
+
+    def run():
+        params, info = G.fit_em(Xd, params0, max_iter=args.iters, tol=0.0, chunk_size=args.chunk_size)
+        jax.block_until_ready(params)
+        return float(info.lower_bound), int(info.n_iter)
+
+    chunk = G._chunk_for(params0, Xd, args.chunk_size)
+    return run, chunk, jnp
+
+
+def _sklearn_runner(X, w0, m0, p0, args):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import GaussianMixture
+
+    def run():
+        g = GaussianMixture(args.k, covariance_type="full", max_iter=args.iters, tol=0.0,
+                            weights_init=w0, means_init=m0, precisions_init=p0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            g.fit(X)
+        return float(g.lower_bound_), int(g.n_iter_)
+
+    return run
+
+
+def _matmul_rates(jnp, dtype, d, k, chunk, n, repeats=5):
+    """GFLOP/s of a square GEMM and of the E-step-shaped GEMM scanned over n rows, on the JAX device."""
+    import jax
+    import numpy as np
+
+    def best(f, *a):
+        jax.block_until_ready(f(*a))
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            jax.block_until_ready(f(*a))
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts)
+
+    rng = np.random.default_rng(0)
+    s = 2048 if jax.default_backend() == "cpu" else 8192
+    a = jax.device_put(rng.standard_normal((s, s)).astype(dtype))
+    square = 2 * s**3 / best(jax.jit(lambda a: a @ a), a) / 1e9
+    n_chunks = max(1, min(n, 200_000) // chunk)
+    xs = jax.device_put(rng.standard_normal((n_chunks, chunk, d)).astype(dtype))
+    ut = jax.device_put(rng.standard_normal((k * d, d)).astype(dtype))
+
+    @jax.jit
+    def thin(ut, xs):  # the output is consumed (summed) so that XLA cannot drop the GEMM
+        return jax.lax.scan(lambda c, x: (c + jnp.sum(ut @ x.T), None), jnp.zeros((), ut.dtype), xs)[0]
+
+    thin_rate = 2 * k * d * d * n_chunks * chunk / best(thin, ut, xs) / 1e9
+    return square, s, thin_rate
+
+
+def _one_thread() -> None:
+    """One compute thread for XLA and the BLAS, the process pinned to one core (Linux)."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    flags = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
+
+
+def _child(args) -> dict:
+    """--memory: one library alone in this process; peak RSS of one warm-up and one timed fit."""
     X, w0, m0, p0 = _problem(args.n, args.d, args.k, args.dtype, args.seed)
     if args.impl == "jaxgen":
         import jax
-        import jax.numpy as jnp
 
         if args.dtype == "float64":
             jax.config.update("jax_enable_x64", True)
-        from jaxgen.models import gmm as G
-
-        Xd = jnp.asarray(X)
-        params0 = G.GMMParams.from_precisions(w0.astype(X.dtype), m0.astype(X.dtype), p0.astype(X.dtype), "full")
-
-        def run():
-            params, info = G.fit_em(Xd, params0, max_iter=args.iters, tol=0.0, chunk_size=args.chunk_size)
-            jax.block_until_ready(params)
-            return float(info.lower_bound), int(info.n_iter)
+        run = _jaxgen_runner(X, w0, m0, p0, args)[0]
     else:
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.mixture import GaussianMixture
-
-        def run():
-            g = GaussianMixture(args.k, covariance_type="full", max_iter=args.iters, tol=0.0,
-                                weights_init=w0, means_init=m0, precisions_init=p0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                g.fit(X)
-            return float(g.lower_bound_), int(g.n_iter_)
-
+        run = _sklearn_runner(X, w0, m0, p0, args)
     baseline = _rss_mb()
-    t0 = time.perf_counter()
-    run()  # warm-up (jaxgen: includes compilation)
-    warm = time.perf_counter() - t0
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        lb, n_iter = run()
-        times.append(time.perf_counter() - t0)
+    run()
+    run()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return {"impl": args.impl, "times": times, "first_call": warm, "lower_bound": lb, "n_iter": n_iter,
-            "peak_rss_mb": peak, "baseline_rss_mb": baseline}
+    return {"peak_rss_mb": peak, "baseline_rss_mb": baseline}
 
 
 def main(argv=None):
@@ -107,36 +173,93 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--chunk-size", type=int, default=None, help="jaxgen rows per block (default: automatic)")
     ap.add_argument("--quick", action="store_true", help="tiny setting: n=5000, d=4, k=3, iters=5")
+    ap.add_argument("--no-sklearn", action="store_true", help="jaxgen only (large N on an accelerator)")
+    ap.add_argument("--memory", action="store_true", help="also peak RSS per library, each in a fresh child")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="1: one compute thread each (XLA flags, BLAS via threadpoolctl, process pinned to one "
+                         "core): steadier on a loaded machine; 0 (default): each library's default pool")
+    ap.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--impl", choices=["jaxgen", "sklearn"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.quick:
         args.n, args.d, args.k, args.iters, args.repeats = 5000, 4, 3, 5, 2
-    if args.impl:  # child process
+    if args.threads == 1:  # before JAX starts (XLA reads its flags once); inherited by the memory children
+        _one_thread()
+    if args.impl:  # memory child
         print(json.dumps(_child(args)))
         return
-    passthrough = [f"--n={args.n}", f"--d={args.d}", f"--k={args.k}", f"--iters={args.iters}", f"--dtype={args.dtype}",
-                   f"--repeats={args.repeats}", f"--seed={args.seed}"]
-    if args.chunk_size:
-        passthrough.append(f"--chunk-size={args.chunk_size}")
-    res = {}
-    for impl in ("jaxgen", "sklearn"):
-        out = subprocess.run([sys.executable, __file__, f"--impl={impl}", *passthrough],
-                             capture_output=True, text=True, check=True)
-        res[impl] = json.loads(out.stdout.strip().splitlines()[-1])
+    import jax
     import numpy as np
 
+    if args.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    print_machine(["scikit-learn", "numpy", "threadpoolctl"])
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = ", ".join(f"{i['internal_api']} {i.get('num_threads')} threads" for i in threadpool_info())
+        print(f"threads: numpy/scikit-learn BLAS: {blas or 'unknown'}; XLA: "
+              + ("1 (intra_op_parallelism_threads=1, pinned to one core)" if args.threads == 1 else "its default pool"))
+    except ImportError:
+        pass
+    X, w0, m0, p0 = _problem(args.n, args.d, args.k, args.dtype, args.seed)
+    run_j, chunk, jnp = _jaxgen_runner(X, w0, m0, p0, args)
+    runs = {"jaxgen": run_j}
+    if not args.no_sklearn:
+        runs["sklearn"] = _sklearn_runner(X, w0, m0, p0, args)
+    res = {name: {"times": []} for name in runs}
+    for name, run in runs.items():  # warm-up: compilation / caches
+        t0 = time.perf_counter()
+        run()
+        res[name]["first_call"] = time.perf_counter() - t0
+    for _ in range(args.repeats):  # interleaved timed runs
+        for name, run in runs.items():
+            t0 = time.perf_counter()
+            lb, n_iter = run()
+            res[name]["times"].append(time.perf_counter() - t0)
+            res[name]["lower_bound"], res[name]["n_iter"] = lb, n_iter
+    if args.memory:
+        passthrough = [f"--n={args.n}", f"--d={args.d}", f"--k={args.k}", f"--iters={args.iters}",
+                       f"--dtype={args.dtype}", f"--seed={args.seed}"]
+        if args.chunk_size:
+            passthrough.append(f"--chunk-size={args.chunk_size}")
+        for impl in runs:
+            out = subprocess.run([sys.executable, __file__, f"--impl={impl}", *passthrough],
+                                 capture_output=True, text=True, check=True)
+            res[impl].update(json.loads(out.stdout.strip().splitlines()[-1]))
+    square, s, thin = _matmul_rates(jnp, args.dtype, args.d, args.k, chunk, args.n)
+
     print(f"full-covariance EM: N={args.n} D={args.d} K={args.k} {args.dtype}, {args.iters} iterations (tol=0), "
-          f"{args.repeats} timed runs after one warm-up, {os.cpu_count()} CPU cores")
-    print(f"{'':9s}{'median s':>10s}{'best s':>9s}{'s/iter':>9s}{'1st call s':>11s}{'peak RSS MB':>13s}{'peak-base MB':>14s}{'lower bound':>16s}")
+          f"{args.repeats} timed runs each (interleaved) after one warm-up; jaxgen rows per block {chunk}")
+    head = f"{'':9s}{'median s':>10s}{'best s':>9s}{'s/iter':>9s}{'1st call s':>11s}{'lower bound':>16s}"
+    if args.memory:
+        head += f"{'peak RSS MB':>13s}{'peak-base MB':>14s}"
+    print(head)
     for impl, r in res.items():
         t = np.asarray(r["times"])
-        print(f"{impl:9s}{np.median(t):10.3f}{t.min():9.3f}{np.median(t) / args.iters:9.4f}{r['first_call']:11.2f}"
-              f"{r['peak_rss_mb']:13.0f}{r['peak_rss_mb'] - r['baseline_rss_mb']:14.0f}{r['lower_bound']:16.6f}")
-    ratio = np.median(res["sklearn"]["times"]) / np.median(res["jaxgen"]["times"])
-    best_ratio = min(res["sklearn"]["times"]) / min(res["jaxgen"]["times"])
-    dlb = abs(res["sklearn"]["lower_bound"] - res["jaxgen"]["lower_bound"])
-    print(f"speed-up jaxgen vs scikit-learn: {ratio:.1f}x (median), {best_ratio:.1f}x (best)")
-    print(f"|lower bound difference| = {dlb:.2e} (iterations: jaxgen {res['jaxgen']['n_iter']}, sklearn {res['sklearn']['n_iter']})")
+        line = (f"{impl:9s}{np.median(t):10.3f}{t.min():9.3f}{np.median(t) / args.iters:9.4f}{r['first_call']:11.2f}"
+                f"{r['lower_bound']:16.6f}")
+        if args.memory:
+            line += f"{r['peak_rss_mb']:13.0f}{r['peak_rss_mb'] - r['baseline_rss_mb']:14.0f}"
+        print(line)
+    flops = 4 * args.k * args.d**2 * args.n * args.iters
+    gj = flops / np.median(res["jaxgen"]["times"]) / 1e9
+    print(f"jaxgen achieved {gj:.1f} GFLOP/s (4 K D^2 N flops per iteration) = {gj / square:.0%} of the measured "
+          f"{s}x{s} {args.dtype} matmul rate {square:.1f} GFLOP/s, {gj / thin:.0%} of the E-step-shaped GEMM rate "
+          f"{thin:.1f} GFLOP/s ((K D, D) x (D, {chunk}) scanned over the rows)")
+    out = {"n": args.n, "d": args.d, "k": args.k, "iters": args.iters, "dtype": args.dtype, "chunk": chunk,
+           "results": res, "gflops_jaxgen": gj, "matmul_square_gflops": square, "matmul_thin_gflops": thin}
+    if "sklearn" in res:
+        ratio = np.median(res["sklearn"]["times"]) / np.median(res["jaxgen"]["times"])
+        best_ratio = min(res["sklearn"]["times"]) / min(res["jaxgen"]["times"])
+        dlb = abs(res["sklearn"]["lower_bound"] - res["jaxgen"]["lower_bound"])
+        print(f"speed-up jaxgen vs scikit-learn: {ratio:.1f}x (ratio of medians), {best_ratio:.1f}x (best)")
+        print(f"|lower bound difference| = {dlb:.2e} (iterations: jaxgen {res['jaxgen']['n_iter']}, "
+              f"sklearn {res['sklearn']['n_iter']})")
+        out.update(ratio_median=ratio, ratio_best=best_ratio, lower_bound_diff=dlb)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
 
 
 if __name__ == "__main__":
