@@ -55,8 +55,8 @@ __all__ = [
     "COVARIANCE_TYPES", "WEIGHT_PRIORS", "INIT_METHODS",
     "NIWPrior", "VBPosterior", "VBInfo", "default_prior", "initial_responsibilities", "fit_vb",
     "vb_responsibilities", "vb_log_responsibilities", "predictive_log_prob", "expected_weights",
-    "sample_predictive", "occupied_clusters_vb", "co_clustering", "numpyro_model", "fit_nuts", "MixtureDraws",
-    "draws_responsibilities", "draws_log_prob", "draws_pointwise_log_lik", "draws_co_clustering",
+    "predictive_moments", "sample_predictive", "occupied_clusters_vb", "co_clustering", "numpyro_model", "fit_nuts", "MixtureDraws",
+    "draws_responsibilities", "draws_log_prob", "draws_pointwise_log_lik", "draws_co_clustering", "dispersed_init_params",
     "occupied_clusters_draws", "sample_draws", "label_invariant_diagnostics", "pointwise_log_likelihood", "loo",
 ]
 
@@ -592,13 +592,15 @@ def predictive_moments(post: VBPosterior) -> tuple[jax.Array, jax.Array]:
     """Mean ``(D,)`` and covariance ``(D, D)`` of the predictive Student-t mixture in closed form.
 
     Component k: mean m_k, covariance (1 + beta_k)/beta_k W_k^{-1} / (nu_k - D - 1) (finite for
-    nu_k > D + 1); the mixture covariance adds the spread of the means.
+    nu_k > D + 1, else inf); the mixture covariance adds the spread of the means.
     """
     D = post.m.shape[-1]
     w = expected_weights(post)
     Wc = _full_W_chol(post)
     W = Wc @ jnp.swapaxes(Wc, -1, -2)
-    cov_k = jnp.linalg.inv(W) * ((1.0 + post.beta) / post.beta / (_nu_k(post) - D - 1.0))[:, None, None]
+    excess = _nu_k(post) - D - 1.0
+    scale = jnp.where(excess > 0, (1.0 + post.beta) / post.beta / jnp.where(excess > 0, excess, 1.0), jnp.inf)
+    cov_k = jnp.linalg.inv(W) * scale[:, None, None]
     mean = w @ post.m
     d = post.m - mean
     return mean, jnp.einsum("k,kde->de", w, cov_k) + (w[:, None] * d).T @ d
@@ -647,22 +649,23 @@ def sample_predictive(key: jax.Array, post: VBPosterior, n: int, *, batch_size: 
 def occupied_clusters_vb(key: jax.Array, post: VBPosterior, X: jax.Array, n_draws: int = 1000) -> jax.Array:
     """Posterior over the number of occupied clusters under q(Z): draws z_n ~ q(z_n) independently
     and counts the distinct labels. Returns ``(K + 1,)`` probabilities of 0..K occupied clusters."""
-    return _occupied_vb(check_key(key), post, jnp.asarray(X), check_positive_int(n_draws, "n_draws"))
+    s = streams(check_key(key), "source", "assignments")
+    return _occupied_vb(s["source"], s["assignments"], post, jnp.asarray(X), check_positive_int(n_draws, "n_draws"))
 
 
-@functools.partial(jax.jit, static_argnums=(3,))
-def _occupied_vb(key, post, X, n_draws):
+@functools.partial(jax.jit, static_argnums=(4,))
+def _occupied_vb(k_source, k_assign, post, X, n_draws):
     log_resp = vb_log_responsibilities(post, X)
-    return _count_occupied(key, lambda s: log_resp, 1, post.m.shape[0], n_draws)
+    return _count_occupied(k_source, k_assign, lambda s: log_resp, 1, post.m.shape[0], n_draws)
 
 
-def _count_occupied(key, log_resp_of, n_sources, K, n_draws):
+def _count_occupied(k_source, k_assign, log_resp_of, n_sources, K, n_draws):
     """Distribution over the number of occupied labels ``(K + 1,)``: per draw a source s
     (a posterior draw; ``log_resp_of(s) -> (N, K)``), then z_n ~ Categorical independently.
-    Draws are processed a few at a time (``lax.map`` with a batch): memory O(batch N K)."""
-    s = streams(key, "source", "assignments")
-    idx = jax.random.randint(s["source"], (n_draws,), 0, n_sources)
-    keys = jax.random.split(s["assignments"], n_draws)
+    Draws are processed a few at a time (``lax.map`` with a batch): memory O(batch N K).
+    The two keys are streams derived (outside ``jit``) by the caller."""
+    idx = jax.random.randint(k_source, (n_draws,), 0, n_sources)
+    keys = jax.random.split(k_assign, n_draws)
 
     def occupied(args):
         k, i = args
@@ -673,15 +676,31 @@ def _count_occupied(key, log_resp_of, n_sources, K, n_draws):
     return jnp.bincount(counts, length=K + 1) / n_draws
 
 
-def co_clustering(resp: jax.Array) -> jax.Array:
+def co_clustering(resp: jax.Array, *, chunk: int = 64) -> jax.Array:
     """P(z_i = z_j): ``resp (N, K)`` (one posterior) or ``(S, N, K)`` (averaged over draws) ->
     ``(N, N)``. Invariant to relabelling the components.
 
-    One contraction over (draw, component), mean_s R_s R_s^T: memory O(N^2 + S N K), never the
-    ``(S, N, N)`` stack (16 GB at S = 1000, N = 2000)."""
+    A contraction over (draw, component), mean_s R_s R_s^T, accumulated ``chunk`` draws at a time:
+    work space O(N^2 + chunk N K) beside the input, never the ``(S, N, N)`` stack (16 GB at
+    S = 1000, N = 2000)."""
     resp = jnp.asarray(resp)
     resp = resp if resp.ndim == 3 else resp[None]
-    return jnp.einsum("snk,smk->nm", resp, resp) / resp.shape[0]
+    return _co_clustering(resp, min(check_positive_int(chunk, "chunk"), resp.shape[0]))
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _co_clustering(resp, chunk):
+    S, N, K = resp.shape
+    n_full = S // chunk
+    pair = lambda R: jnp.einsum("snk,smk->nm", R, R)
+
+    def add(acc, i):
+        return acc + pair(jax.lax.dynamic_slice_in_dim(resp, i * chunk, chunk)), None
+
+    acc, _ = jax.lax.scan(add, jnp.zeros((N, N), resp.dtype), jnp.arange(n_full))
+    if S % chunk:
+        acc = acc + pair(resp[n_full * chunk:])
+    return acc / S
 
 
 # --------------------------------------------------------------------------------------------
@@ -877,15 +896,16 @@ def draws_co_clustering(draws: MixtureDraws, X: jax.Array, *, chunk: int = 64) -
 def occupied_clusters_draws(key: jax.Array, draws: MixtureDraws, X: jax.Array, n_draws: int = 1000) -> jax.Array:
     """Posterior over the number of occupied clusters from NUTS draws: ``(K + 1,)``. Each of the
     ``n_draws`` samples picks a posterior draw and computes its responsibilities (no (S, N, K) array)."""
-    return _occupied_draws(check_key(key), draws, jnp.asarray(X), check_positive_int(n_draws, "n_draws"))
+    s = streams(check_key(key), "source", "assignments")
+    return _occupied_draws(s["source"], s["assignments"], draws, jnp.asarray(X), check_positive_int(n_draws, "n_draws"))
 
 
-@functools.partial(jax.jit, static_argnums=(3,))
-def _occupied_draws(key, draws, X, n_draws):
+@functools.partial(jax.jit, static_argnums=(4,))
+def _occupied_draws(k_source, k_assign, draws, X, n_draws):
     S, K = draws.weights.shape
     log_resp_of = lambda i: jax.nn.log_softmax(_draw_log_joint(X, draws.weights[i], draws.means[i],
                                                                draws.prec_chol[i]), axis=-1)
-    return _count_occupied(key, log_resp_of, S, K, n_draws)
+    return _count_occupied(k_source, k_assign, log_resp_of, S, K, n_draws)
 
 
 def sample_draws(key: jax.Array, draws: MixtureDraws, n: int) -> tuple[jax.Array, jax.Array]:
