@@ -8,9 +8,15 @@ and a dict of scalars) and initial ``params``; :func:`fit` does the rest::
                                       run_dir=run.dir, eval_fn=eval_fn)
 
 * **State** (:mod:`.state`): :class:`TrainState` pytree of params, optimizer state, step and key.
+* **Randomness**: ``key`` is the parent of the named streams ``"state"``, ``"shuffle"`` and
+  ``"eval"`` (:func:`jaxgen.keys.streams`); step t uses ``fold_in(state, t)``, epoch e's order
+  ``fold_in(shuffle, e)``.
 * **Step and epoch** (:mod:`.step`): ``train_step(state, batch)`` uses ``fold_in(key, step)``;
   an epoch is one jitted ``lax.scan`` over device-resident, on-device-shuffled batches (or, with
-  ``use_scan=False``, one jitted step per batch fed from host memory), the state donated.
+  ``use_scan=False``, one jitted step per batch fed from host memory), the state donated;
+  ``shuffle=False`` keeps the data's order every epoch.
+* **Checks before any work**: the data (device arrays on the device), the loss traced once on one
+  batch's shapes, and the loss's own ``check_train_data(params, train_data)`` when it has one.
 * **Data parallel**: batches are sharded over the ``"data"`` axis of the mesh
   (``NamedSharding(mesh, P(None, "data"))`` for the (n_batches, B, ...) epoch array), the state is
   replicated, and XLA's SPMD partitioner averages the gradients. Multi-host: call
