@@ -170,8 +170,7 @@ def _data_points(ax) -> np.ndarray:
     """Display coordinates (P, 2) of what an axes shows as data: line vertices and the segments between
     them (every 2 pixels), scatter points, and bars (histograms) on a 2-pixel grid.
 
-    Contours, ellipses and filled areas are model overlays and are not counted; neither are lines
-    drawn in axes coordinates only (text boxes, legends).
+    Contours, ellipses and filled areas (``fill_between``) are model overlays and are not counted.
     """
     pts = []
     for line in ax.get_lines():
@@ -244,10 +243,9 @@ def check_figure(fig) -> list[str]:
         if not ax.get_visible():
             continue
         if ax.axison and ax.has_data():
-            for axis, label, group in (("x", ax.get_xlabel, ax.get_shared_x_axes()), ("y", ax.get_ylabel, ax.get_shared_y_axes())):
-                get = (lambda a, axis=axis: a.get_xlabel() if axis == "x" else a.get_ylabel())
-                if not label() and not any(get(a) for a in group.get_siblings(ax)):
-                    problems.append(f"{name}: no {axis}label")
+            for axis, group in (("x", ax.get_shared_x_axes()), ("y", ax.get_shared_y_axes())):
+                if not any(a.get_xlabel() if axis == "x" else a.get_ylabel() for a in group.get_siblings(ax)):
+                    problems.append(f"{name}: no {axis}label")  # siblings include ax itself
         for child in ax.get_children():
             if isinstance(child, ContourSet) and child.filled and child.extend not in ("max", "both"):
                 if float(child.zmax) > float(child.levels[-1]):

@@ -129,9 +129,9 @@ def _robust_pca_numbers(m: dict) -> list[tuple[str, str]]:
 def _bayes_faithful_numbers(m: dict) -> list[tuple[str, str]]:
     rows = []
     for name, v in m["vb"].items():
-        p = {k: round(float(x), 2) for k, x in enumerate(v["p_occupied"]) if x > 0.005}
-        rows.append((f"{name}: components with weight > 1%, P(number of occupied clusters)",
-                     f"{v['n_components_used']}, {p}"))
+        p = ", ".join(f"P({n}) = {float(x):.2f}" for n, x in enumerate(v["p_occupied"]) if x > 0.005)
+        rows.append((f"{name}: components with weight > 1%; posterior of the number n of occupied clusters",
+                     f"{v['n_components_used']}; {p}"))
     if "nuts" in m:
         n = m["nuts"]
         rows.append((f"NUTS (alpha0={n['alpha0']:g}): max R-hat, min bulk ESS per second, divergences",
