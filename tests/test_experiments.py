@@ -154,9 +154,11 @@ def test_robust_pca(quick_runs):
     assert m["2d"]["nu"] == pytest.approx(1.05561, rel=1e-3) and m["hd"]["nu"] == pytest.approx(1.18501, rel=1e-3)
     assert m["2d"]["auc"]["Student-t PCA, with outliers"] == pytest.approx(0.991208, abs=1e-3)
     assert m["2d"]["auc"]["PPCA, with outliers"] == pytest.approx(0.937800, abs=1e-3)
-    # NUTS: a float difference can flip one accept/reject and send a chain elsewhere, hence rel 0.1.
-    assert m["nuts"]["angle_deg_median"] == pytest.approx(0.49300, rel=0.1)
-    assert m["nuts"]["nu_median"] == pytest.approx(1.01606, rel=0.1)
+    # NUTS: a float difference can flip one accept/reject and send a chain elsewhere (with XLA's
+    # optimisations on, the same seed gave a median angle of 0.557 and nu 1.005), hence abs 0.2 degrees
+    # and 0.05: still far from a sampler that has lost the subspace (tens of degrees) or nu.
+    assert m["nuts"]["angle_deg_median"] == pytest.approx(0.49300, abs=0.2)
+    assert m["nuts"]["nu_median"] == pytest.approx(1.01606, abs=0.05)
 
 
 def test_bayes_gmm_faithful(quick_runs):
@@ -192,6 +194,15 @@ def test_vae_continuous(quick_runs):
     # importance sampling tightens the ELBO (the quick run is too short to beat PPCA: the full one does)
     assert m["test_loglik_nats"] >= m["test_elbo_nats"]
     assert np.isfinite(m["test_loglik_ppca_nats"]) and m["epochs"] == 20
+    # Pinned (measured; with XLA's optimisations on the VAE's values moved by ~1e-7 relative): the
+    # 20-epoch VAE to rel 1e-3 (its ELBO after one epoch is -24.6), the closed-form / EM baselines tighter.
+    assert m["data"] == "digits" and (m["n_train"], m["n_test"]) == (1438, 359)
+    assert m["test_loglik_nats"] == pytest.approx(-3.097722, rel=1e-3)
+    assert m["test_elbo_nats"] == pytest.approx(-3.481628, rel=1e-3)
+    assert m["final_train_loss"] == pytest.approx(3.130563, rel=1e-3)
+    assert m["test_loglik_diag_nats"] == pytest.approx(27.656185243, rel=1e-6)
+    assert m["test_loglik_fa_nats"] == pytest.approx(32.6112879, rel=1e-5)
+    assert m["test_loglik_ppca_nats"] == pytest.approx(0.453029, abs=1e-3)
 
 
 @pytest.mark.skipif(not _has_mnist(), reason="mnist.npz is not in JAXGEN_DATA_DIR")
