@@ -50,7 +50,7 @@ def run(config, run) -> dict:
     X = (X - X.mean(0)) / X.std(0)
     Xj = jnp.asarray(X, jnp.float32)
     K = config.n_components
-    k_vb, k_count, k_nuts = keys.streams(run.key, "vb", "count", "nuts").values()
+    k_vb, k_count, k_nuts, k_count_nuts = keys.streams(run.key, "vb", "count", "nuts", "count_nuts").values()
     fits, metrics = {}, {"vb": {}}
     for a0 in run.progress(config.alpha0s, "VB per alpha0"):
         prior = bg.default_prior(X, alpha0=a0, n_components=K)
@@ -107,7 +107,7 @@ def run(config, run) -> dict:
                               num_chains=c.num_chains)
     seconds = time.perf_counter() - t0
     diag = bg.label_invariant_diagnostics(mcmc, Xj)
-    occ = np.asarray(bg.occupied_clusters_draws(k_count, draws, Xj))
+    occ = np.asarray(bg.occupied_clusters_draws(k_count_nuts, draws, Xj))
     n_draws = c.num_samples * c.num_chains
     metrics["nuts"] = {
         "alpha0": c.alpha0, "p_occupied": occ, "mode_occupied": int(np.argmax(occ)), "seconds": seconds,
