@@ -290,9 +290,10 @@ KEYED_EXPERIMENTS = ["vae_mnist", "ppca_generative", "gmm_faithful_1d", "gmm_fai
 def test_experiment_keys_are_pairwise_distinct(quick_runs, name):
     """Every named PRNG stream a quick run derives (its own, fit's, the models') is a different key.
 
-    A name derived twice from the same parent is the same derivation repeated on purpose (e.g.
-    bayes_gmm_faithful gives every alpha0 the same VB start): such exact repeats are dropped first;
-    any other equal pair is a reused key."""
+    A name derived twice from the same parent is the same derivation repeated on purpose
+    (bayes_gmm_faithful gives every alpha0 the same VB start and counting draws, so that only alpha0
+    differs; bayes_gmm_blobs fits twice to time the warm fit): such exact repeats are dropped first;
+    any other equal pair is a reused key (two roles for one key, as split(k)[i] == fold_in(k, i))."""
     if name == "vae_mnist" and not _has_mnist():
         pytest.skip("mnist.npz is not in JAXGEN_DATA_DIR")
     quick_runs(name)
