@@ -14,18 +14,28 @@ eps 1e-4), batch size 100. Three training loops on the same uint8 MNIST images:
                         ``jaxgen.train.fit(use_scan=True)`` runs.
   (b) jaxgen per-batch: the same jitted step called once per batch from Python, batches gathered on
                         the host (``fit(use_scan=False)``).
-  (c) PyTorch:          the usual eager loop (``randperm``, ``torch.bernoulli``, ``loss.backward()``,
+  (c) PyTorch eager:    the usual eager loop (``randperm``, ``torch.bernoulli``, ``loss.backward()``,
                         ``Adam.step()``).
+  (d) PyTorch compiled: the same step (binarisation, forward, backward and the Adam update) as one
+                        ``torch.compile``-d function (Inductor, the strongest easily available PyTorch
+                        setting; its compile time is reported separately, like JAX's).
+
+Speed against the hardware: one training step costs about 2.54 MFLOP per image (3 x 2 x 423 600
+multiply-adds: forward, and twice that backward); each loop's achieved GFLOP/s is printed beside
+the float32 matmul rate measured with jnp in the same run, both of a large square GEMM and of the
+step's own GEMM shapes at batch 100 (forward and backward of the five layers), so that the fraction
+of what the chips (and GEMMs of this thin shape) can do shows.
 
 Threads: ``--threads 1`` (default) gives each library one compute thread (``torch.set_num_threads``;
 XLA's ``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``) and pins the process to
-one core (Linux ``sched_setaffinity``; XLA otherwise still runs some work on helper threads). On a shared, loaded
+one core (Linux ``sched_setaffinity``; XLA otherwise still runs some work on helper threads).
+``--threads N`` (N > 1) gives PyTorch N threads and leaves XLA its default pool (one thread per core). On a shared, loaded
 2-core machine PyTorch's default OpenMP pool (2 threads) collapses to ~200 images/s from busy-wait
 contention, which would flatter jaxgen; one thread each is the steady, fair comparison (XLA gains
 nothing from more threads at this size either). ``--threads 0`` keeps the libraries' defaults.
 
 Epochs are interleaved (a, b, c, a, b, c, ...) after one untimed warm-up epoch each (JAX compile
-excluded), so that load from other processes hits all three alike; we report medians over the
+excluded), so that load from other processes hits all loops alike; we report medians over the
 rounds and the ratios of medians. Then the NLL evaluation throughput of ``vae.log_prob`` (images/s
 and importance samples/s at k samples per image). PyTorch is imported only for (c); when it is
 missing the script says how to install it and skips (c).
@@ -37,9 +47,56 @@ import json
 import statistics
 import time
 
+import os
+import sys
+
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _machine import print_machine  # noqa: E402
+
 HIDDEN, LATENT, BATCH = (200, 200), 50, 100
+_MACS = 784 * 200 + 200 * 200 + 2 * 200 * 50 + 50 * 200 + 200 * 200 + 200 * 784  # forward, per image
+FLOP_PER_IMAGE = 3 * 2 * _MACS  # forward + backward (twice the forward): ~2.54 MFLOP
+
+
+def _matmul_rates(repeats: int = 7) -> tuple[float, float]:
+    """float32 GFLOP/s with jnp on the default device: a 1024^3 GEMM, and the step's GEMMs at batch
+    100 (each layer's forward x @ W, and backward g @ W^T and x^T @ g), chained in one program."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+
+    def timed(f, *a):
+        jax.block_until_ready(f(*a))
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            jax.block_until_ready(f(*a))
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts)
+
+    a = jax.device_put(rng.standard_normal((1024, 1024)).astype(np.float32))
+    square = 2 * 1024**3 / timed(jax.jit(lambda a: a @ a), a) / 1e9
+    dims = [(784, 200), (200, 200), (200, 100), (50, 200), (200, 200), (200, 784)]  # (mean, log_var) as one 200x100
+    ws = [jax.device_put(rng.standard_normal(d).astype(np.float32) * 0.05) for d in dims]
+    xs = [jax.device_put(rng.standard_normal((BATCH, d[0])).astype(np.float32)) for d in dims]
+    gs = [jax.device_put(rng.standard_normal((BATCH, d[1])).astype(np.float32)) for d in dims]
+    steps = 50
+
+    @jax.jit
+    def chain(ws, xs, gs):
+        def body(c, _):
+            tot = c
+            for w, x, g in zip(ws, xs, gs):
+                # max, not sum: XLA may rewrite sum(a @ b) into a cheaper product of sums
+                tot = tot + jnp.max((x + c) @ w) + jnp.max(g @ w.T) + jnp.max(x.T @ (g + c))
+            return tot * 1e-30, None
+        return jax.lax.scan(body, jnp.zeros((), jnp.float32), None, length=steps)[0]
+
+    flop = steps * 3 * 2 * BATCH * sum(i * o for i, o in dims)
+    return square, flop / timed(chain, ws, xs, gs) / 1e9
 
 
 def _jax_setup(x_u8: np.ndarray, seed: int):
@@ -121,20 +178,32 @@ def _torch_setup(x_u8: np.ndarray, seed: int, threads: int):
         model = VAE()
         return model, torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
 
-    def run_epoch(state, epoch):
-        model, opt = state
-        perm = torch.randperm(len(probs))
-        total = 0.0
-        for i in range(n_batches):
-            x = torch.bernoulli(probs[perm[i * BATCH:(i + 1) * BATCH]])
-            opt.zero_grad(set_to_none=True)
-            loss = model.loss(x)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
-        return state, total / n_batches
+    def eager_step(model, opt, p):
+        x = torch.bernoulli(p)
+        opt.zero_grad(set_to_none=True)
+        loss = model.loss(x)
+        loss.backward()
+        opt.step()
+        return loss.detach()
 
-    return fresh, run_epoch, torch.__version__, torch.get_num_threads()
+    def make_epoch(step):
+        def run_epoch(state, epoch):
+            model, opt = state[:2]
+            perm = torch.randperm(len(probs))
+            total = 0.0
+            for i in range(n_batches):
+                total += float(step(model, opt, probs[perm[i * BATCH:(i + 1) * BATCH]]))
+            return state, total / n_batches
+
+        return run_epoch
+
+    compiled_step = torch.compile(eager_step)  # one compiled program per (model, optimizer) pair
+
+    def fresh_compiled():
+        return fresh()
+
+    return {"PyTorch eager": (fresh, make_epoch(eager_step)),
+            "PyTorch compiled": (fresh_compiled, make_epoch(compiled_step))}, torch.__version__, torch.get_num_threads()
 
 
 def main(argv=None) -> dict:
@@ -146,6 +215,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--n-eval", type=int, default=None, help="test images for the NLL throughput (default 200, quick 100)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     ap.add_argument("--threads", type=int, default=1, help="compute threads per library (0: library defaults)")
+    ap.add_argument("--no-torch", action="store_true", help="jaxgen loops only")
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile loop (its compile takes a minute)")
     args = ap.parse_args(argv)
     if args.threads == 1:  # before JAX starts: XLA reads its flags once
         import os
@@ -167,10 +238,14 @@ def main(argv=None) -> dict:
     x_test = load_mnist("test")[0][:n_eval].reshape(-1, 784)
     fresh, run_scan, run_batches, vae = _jax_setup(x_u8, 0)
     loops = {"jaxgen scan": [run_scan, fresh()], "jaxgen per-batch": [run_batches, fresh()]}
-    torch_info = _torch_setup(x_u8, 0, args.threads)
+    torch_info = None if args.no_torch else _torch_setup(x_u8, 0, args.threads)
     if torch_info is not None:
-        t_fresh, t_epoch, t_version, t_threads = torch_info
-        loops["PyTorch"] = [t_epoch, t_fresh()]
+        torch_loops, t_version, t_threads = torch_info
+        if args.no_compile:
+            torch_loops.pop("PyTorch compiled")
+        for name, (t_fresh, t_epoch) in torch_loops.items():
+            loops[name] = [t_epoch, t_fresh()]
+    print_machine(["torch"])
     print(f"JAX {jax.__version__} on {jax.devices()[0].platform}"
           + (f"; PyTorch {t_version} with {t_threads} threads" if torch_info else "")
           + f"; {n_train} images/epoch, batch {BATCH}, {rounds} timed epochs each (interleaved); "
@@ -178,6 +253,7 @@ def main(argv=None) -> dict:
 
     times = {name: [] for name in loops}
     losses = {name: [] for name in loops}
+    first = {}
     for epoch in range(rounds + 1):  # epoch 0: warm-up (compile), not timed
         for name, entry in loops.items():
             fn, state = entry
@@ -188,20 +264,31 @@ def main(argv=None) -> dict:
             losses[name].append(loss)
             if epoch:
                 times[name].append(dt)
+            else:
+                first[name] = dt
     n_used = (n_train // BATCH) * BATCH
-    result = {"n_train": n_train, "rounds": rounds, "batch_size": BATCH, "threads": args.threads, "train": {}, "ratios": {}}
+    square, shaped = _matmul_rates()
+    print(f"  float32 matmul rate (jnp, same run): {square:.1f} GFLOP/s (1024 x 1024 x 1024), {shaped:.1f} GFLOP/s "
+          f"(the step's GEMM shapes at batch {BATCH})")
+    result = {"n_train": n_train, "rounds": rounds, "batch_size": BATCH, "threads": args.threads, "train": {}, "ratios": {},
+              "matmul_square_gflops": square, "matmul_step_shapes_gflops": shaped}
     for name in loops:
         med = statistics.median(times[name])
         result["train"][name] = {"images_per_s_median": n_used / med, "epoch_s_median": med,
                                  "epoch_s_all": times[name], "loss_last_epoch": losses[name][-1]}
-        print(f"  {name:17s} {n_used / med:9.0f} images/s  (median epoch {med:.3f} s; last-epoch loss {losses[name][-1]:.2f})")
+        gflops = FLOP_PER_IMAGE * n_used / med / 1e9
+        result["train"][name].update(gflops=gflops, first_epoch_s=first[name])
+        print(f"  {name:17s} {n_used / med:9.0f} images/s  {gflops:6.1f} GFLOP/s = {gflops / square:4.0%} of the square / "
+              f"{gflops / shaped:4.0%} of the step-shaped matmul rate (median epoch {med:.3f} s, first epoch "
+              f"{first[name]:.1f} s; last-epoch loss {losses[name][-1]:.2f})")
     base = result["train"]
     result["ratios"]["scan / per-batch"] = base["jaxgen scan"]["images_per_s_median"] / base["jaxgen per-batch"]["images_per_s_median"]
-    if "PyTorch" in base:
-        for name in ("jaxgen scan", "jaxgen per-batch"):
-            result["ratios"][f"{name} / PyTorch"] = base[name]["images_per_s_median"] / base["PyTorch"]["images_per_s_median"]
+    for ref in ("PyTorch eager", "PyTorch compiled"):
+        if ref in base:
+            for name in ("jaxgen scan", "jaxgen per-batch"):
+                result["ratios"][f"{name} / {ref}"] = base[name]["images_per_s_median"] / base[ref]["images_per_s_median"]
     for name, r in result["ratios"].items():
-        print(f"  ratio {name}: {r:.2f}x")
+        print(f"  ratio {name}: {r:.2f}x (images/s, ratio of medians)")
 
     # ---- NLL evaluation throughput (warm: one untimed call compiles)
     params = loops["jaxgen scan"][1].params
