@@ -198,3 +198,16 @@ def test_em_warns_when_not_converged():
     assert any(issubclass(w.category, ConvergenceWarning) for w in rec)
     assert not est.converged_ and est.n_iter_ == 2
     assert jaxgen.PPCA is PPCA
+
+
+def test_pickled_float64_fit_answers_in_float64():
+    # a float64 JAX array unpickled with x64 off would come back float32 (scikit-learn's
+    # check_estimators_pickle caught a 1e-6 difference): fitted JAX state is pickled as NumPy
+    import pickle
+
+    X, _ = _data(11)
+    est = PPCA(3).fit(X)
+    again = pickle.loads(pickle.dumps(est))
+    assert again.params_.W.dtype == np.float64 and isinstance(again.params_.W, jax.Array)
+    np.testing.assert_array_equal(again.transform(X), est.transform(X))
+    np.testing.assert_array_equal(again.score_samples(X), est.score_samples(X))

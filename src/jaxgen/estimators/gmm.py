@@ -10,7 +10,6 @@ wrong feature count and ``sample(0)`` use scikit-learn's wording.
 """
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 import warnings
@@ -24,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from jaxgen.models import gmm as G
 from jaxgen.estimators._keys import key_from, numpy_rng
+from jaxgen.estimators._fitted import FittedStateMixin, in_fitted_dtype
 from jaxgen.estimators._precision import computing_in, input_dtype
 from jaxgen.validation import check_choice, check_data, check_positive_float, check_positive_int
 
@@ -32,23 +32,13 @@ __all__ = ["GaussianMixture"]
 _SK_INITS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
-def _in_fitted_dtype(method):
-    """Run a method of a fitted estimator in the dtype it was fitted in (float64 or float32)."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        check_is_fitted(self)
-        with computing_in(self.means_.dtype):
-            return method(self, *args, **kwargs)
-    return wrapper
-
-
 def _sk_shape(param, shape, name):
     """scikit-learn's ``_check_shape`` message, word for word."""
     if param.shape != shape:
         raise ValueError(f"The parameter '{name}' should have the shape of {shape}, but got {param.shape}")
 
 
-class GaussianMixture(DensityMixin, BaseEstimator):
+class GaussianMixture(FittedStateMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM, with scikit-learn's interface.
 
     Parameters are those of ``sklearn.mixture.GaussianMixture`` (``n_components``,
@@ -67,6 +57,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     ``n_iter_``, ``lower_bound_``, ``lower_bounds_``, ``n_features_in_``, ``params_`` (the
     :class:`jaxgen.models.gmm.GMMParams` pytree).
     """
+
+    _dtype_attr = "means_"
 
     def __init__(
         self,
@@ -245,7 +237,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bounds_ = np.asarray(info.history)[: self.n_iter_]
 
     # ------------------------------------------------------------------ inference
-    @_in_fitted_dtype
+    @in_fitted_dtype
     def score_samples(self, X):
         """Per-sample log-likelihood: (N,)."""
         X = self._validate_X(X, reset=False)
@@ -255,13 +247,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Mean per-sample log-likelihood of X (higher is better; GridSearchCV's default score)."""
         return float(np.mean(self.score_samples(X)))
 
-    @_in_fitted_dtype
+    @in_fitted_dtype
     def predict(self, X):
         """Most probable component per row: (N,) int."""
         X = self._validate_X(X, reset=False)
         return np.asarray(G.predict(self.params_, X, chunk_size=self.chunk_size))
 
-    @_in_fitted_dtype
+    @in_fitted_dtype
     def predict_proba(self, X):
         """Posterior probability of each component: (N, K)."""
         X = self._validate_X(X, reset=False)
@@ -304,13 +296,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _n_parameters(self) -> int:
         return G.n_parameters(self.params_)
 
-    @_in_fitted_dtype
+    @in_fitted_dtype
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""
         X = self._validate_X(X, reset=False)
         return -2 * float(np.sum(self.score_samples(X))) + self._n_parameters() * math.log(X.shape[0])
 
-    @_in_fitted_dtype
+    @in_fitted_dtype
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
         X = self._validate_X(X, reset=False)

@@ -19,7 +19,6 @@ fit computes and returns float64; float32 (and integer) data run in float32, the
 """
 from __future__ import annotations
 
-import functools
 import warnings
 
 import jax
@@ -32,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from jaxgen.models import ppca as _ppca
 from jaxgen.estimators._keys import key_from
+from jaxgen.estimators._fitted import FittedStateMixin, in_fitted_dtype
 from jaxgen.estimators._precision import computing_in, input_dtype
 from jaxgen.validation import check_choice, check_data, check_positive_float, check_positive_int
 
@@ -64,16 +64,6 @@ def _to_jax(arr: np.ndarray) -> jax.Array:
     return jax.device_put(arr, may_alias=True)
 
 
-def _in_fitted_dtype(method):
-    """Run a method of a fitted estimator in the dtype it was fitted in (float64 or float32)."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        check_is_fitted(self)
-        with computing_in(self.mean_.dtype):
-            return method(self, *args, **kwargs)
-    return wrapper
-
-
 def _bucket(n: int) -> int:
     """Rows to draw for a request of n: the next power of two, at least 256, so that distinct
     sizes share a few compiled programs (the draws are i.i.d., the first n rows are a sample)."""
@@ -85,7 +75,7 @@ def _reject_sparse(X) -> None:
         raise ValueError("PPCA does not support sparse input (the model is dense); convert it with X.toarray().")
 
 
-class PPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator):
+class PPCA(FittedStateMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator):
     """Probabilistic PCA (Tipping & Bishop 1999) fitted by closed-form ML or EM.
 
     Parameters:
@@ -198,31 +188,32 @@ class PPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, Base
         has_nan = allow_nan and bool(np.isnan(arr.min()))  # min propagates NaN; no (N, D) temporary
         return _to_jax(arr), has_nan
 
-    @_in_fitted_dtype
+    @in_fitted_dtype
     def transform(self, X):
         """Posterior mean of the latents, ``(N, q)``; NaN entries (method="em" only) are left out of
         the posterior of their row."""
         Xj, has_nan = self._check(X, allow_nan=self.method == "em")
-        mean, _ = (_ppca.encode_observed if has_nan else _ppca.encode)(self.params_, Xj)
+        mean, _ = (_ppca._encode_observed if has_nan else _ppca._encode)(self.params_, Xj)  # Xj validated by _check
         return np.asarray(mean)
 
-    @_in_fitted_dtype
+    @in_fitted_dtype
     def inverse_transform(self, X):
         """Map latents ``(N, q)`` back to data space: ``W z + mu``, ``(N, D)``."""
         Z, _ = self._check(X, latent=True)
         return np.asarray(Z @ self.params_.W.T + self.params_.mu)
 
-    @_in_fitted_dtype
+    @in_fitted_dtype
     def score_samples(self, X):
         """Log-likelihood of each sample, ``(N,)``; NaN entries are marginalised out."""
         Xj, has_nan = self._check(X, allow_nan=True)
-        return np.asarray((_ppca.log_prob_observed if has_nan else _ppca.log_prob)(self.params_, Xj))
+        # Xj is validated by _check: the jitted kernels directly (the public functions would check it again)
+        return np.asarray((_ppca._log_prob_observed if has_nan else _ppca._log_prob)(self.params_, Xj))
 
     def score(self, X, y=None):
         """Mean log-likelihood of the samples (what ``GridSearchCV`` maximises)."""
         return float(np.mean(self.score_samples(X)))
 
-    @_in_fitted_dtype
+    @in_fitted_dtype
     def sample(self, n_samples: int = 1):
         """Draw from the fitted model: returns ``(X (n_samples, D), Z (n_samples, q))``.
 
@@ -233,13 +224,13 @@ class PPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, Base
         x, z = _ppca.sample(key_from(self.random_state, salt=1), self.params_, _bucket(n))
         return np.asarray(x)[:n], np.asarray(z)[:n]  # sliced on the host: no program per n
 
-    @_in_fitted_dtype
+    @in_fitted_dtype
     def get_covariance(self):
         """Marginal covariance ``W W^T + sigma2 I``, ``(D, D)``."""
         check_is_fitted(self)
         return np.asarray(_ppca.covariance(self.params_))
 
-    @_in_fitted_dtype
+    @in_fitted_dtype
     def get_precision(self):
         """Inverse of :meth:`get_covariance` (computed from the low-rank structure), ``(D, D)``."""
         check_is_fitted(self)

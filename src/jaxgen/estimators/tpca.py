@@ -4,6 +4,9 @@ A NumPy-boundary wrapper over :mod:`jaxgen.models.tpca` (EM point estimate), wit
 attributes as :class:`jaxgen.PPCA` so that one can be swapped for the other. ``C = W W^T + sigma2 I``
 is the *scale* matrix of the t distribution; its covariance is ``nu / (nu - 2) C`` for nu > 2, so
 ``explained_variance_`` holds eigenvalues of C (variances of the t are nu / (nu - 2) times larger).
+
+dtype: float64 data are fitted in float64 (a local ``jax.enable_x64``) and every method of that
+fit computes and returns float64; float32 (and integer) data run in float32, the fast path.
 """
 from __future__ import annotations
 
@@ -15,7 +18,9 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Density
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from jaxgen.estimators.ppca import _summaries
+from jaxgen.estimators._precision import computing_in, input_dtype
+from jaxgen.estimators._fitted import FittedStateMixin, in_fitted_dtype
+from jaxgen.estimators.ppca import _bucket, _summaries
 from jaxgen.models import ppca as _ppca
 from jaxgen.models import tpca as _tpca
 from jaxgen.estimators._keys import key_from
@@ -24,13 +29,16 @@ from jaxgen.validation import check_data, check_positive_float, check_positive_i
 __all__ = ["StudentTPCA"]
 
 
-class StudentTPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator):
+class StudentTPCA(FittedStateMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator):
     """Student-t probabilistic PCA (Archambeau, Delannay & Verleysen 2006) fitted by EM.
 
     Parameters:
       n_components: latent dimension q, 1 <= q < D; None -> D - 1.
       nu: degrees of freedom (initial value when ``learn_nu``); must be > 0.
-      learn_nu: estimate nu by EM (default) or keep it fixed.
+      learn_nu: estimate nu (default) or keep it fixed.
+      nu_max: upper bound of the learnt nu (default 1000, :data:`jaxgen.models.tpca.NU_MAX`). On
+        Gaussian data the likelihood keeps increasing with nu: the fit then stops at the bound,
+        converged, with ``looks_gaussian_ = True`` (PPCA describes such data as well).
       max_iter, tol: EM stops when an iteration changes the parameters by less than ``tol`` (relative).
       random_state: seeds :meth:`sample`.
 
@@ -38,31 +46,41 @@ class StudentTPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
     ``explained_variance_ratio_``, ``mean_``, ``noise_variance_``, ``W_``, ``n_components_``,
     ``n_features_in_``, ``n_samples_``, ``params_``) plus ``nu_``, ``weights_ (N,)`` the
     expected precision scales <u_n> of the training points (small = outlier), ``n_iter_``,
-    ``converged_``, ``log_likelihood_``.
+    ``converged_``, ``log_likelihood_``, ``looks_gaussian_`` (nu was learnt and ended at ``nu_max``).
     """
 
-    def __init__(self, n_components=None, *, nu=10.0, learn_nu=True, max_iter=500, tol=1e-5, random_state=None):
+    def __init__(self, n_components=None, *, nu=10.0, learn_nu=True, nu_max=_tpca.NU_MAX, max_iter=500, tol=1e-5,
+                 random_state=None):
         self.n_components = n_components
         self.nu = nu
         self.learn_nu = learn_nu
+        self.nu_max = nu_max
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
 
     def fit(self, X, y=None):
-        """Fit to ``X (N, D)``; returns ``self``."""
+        """Fit to ``X (N, D)`` (in float64 when X holds float64 numbers); returns ``self``."""
+        with computing_in(input_dtype(X)):
+            return self._fit(X)
+
+    def _fit(self, X):
         Xc = check_data(X, min_samples=2)
         N, D = Xc.shape
         if D < 2:
-            raise ValueError("StudentTPCA needs at least 2 features (a subspace of lower dimension).")
+            raise ValueError(
+                f"StudentTPCA needs at least 2 features (a subspace of lower dimension), got n_features = {D}."
+            )
         q = D - 1 if self.n_components is None else self.n_components
         params, info = _tpca.fit_em(
             Xc, q, nu=check_positive_float(self.nu, "nu"), learn_nu=bool(self.learn_nu),
             max_iter=check_positive_int(self.max_iter, "max_iter"),
             tol=check_positive_float(self.tol, "tol", allow_zero=True),
+            nu_max=check_positive_float(self.nu_max, "nu_max"),
         )
         self.n_iter_ = int(info.n_iter)
         self.converged_ = bool(info.converged)
+        self.looks_gaussian_ = bool(info.nu_at_bound)
         self.log_likelihood_ = np.asarray(info.log_likelihood)[: self.n_iter_]
         if not self.converged_:
             warnings.warn(
@@ -84,24 +102,34 @@ class StudentTPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         self.weights_ = np.asarray(_tpca.weights(params, jnp.asarray(Xc)))
         return self
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]  # float64 data: computed in float64
+        return tags
+
     @property
     def _n_features_out(self):
         return self.n_components_
 
-    def _check(self, X, n_features=None):
+    def _check(self, X, latent=False):
+        """Validated data ``X (N, D)`` (latents ``(N, q)`` when ``latent``) as a JAX array."""
         check_is_fitted(self)
-        n = self.n_features_in_ if n_features is None else n_features
-        return jnp.asarray(check_data(X, n_features=n, dtype=self.params_.mu.dtype))
+        if latent:
+            return jnp.asarray(check_data(X, name="Z (latents)", n_features=self.n_components_, dtype=self.params_.mu.dtype))
+        return jnp.asarray(check_data(X, n_features=self.n_features_in_, dtype=self.params_.mu.dtype, estimator=self))
 
+    @in_fitted_dtype
     def transform(self, X):
         """Posterior mean of the latents, ``(N, q)``."""
         return np.asarray(_tpca.encode(self.params_, self._check(X))[0])
 
+    @in_fitted_dtype
     def inverse_transform(self, Z):
         """``W z + mu``, ``(N, D)``."""
-        Z = self._check(Z, n_features=self.n_components_)
+        Z = self._check(Z, latent=True)
         return np.asarray(Z @ self.params_.W.T + self.params_.mu)
 
+    @in_fitted_dtype
     def score_samples(self, X):
         """Exact multivariate-t log density of each sample, ``(N,)``."""
         return np.asarray(_tpca.log_prob(self.params_, self._check(X)))
@@ -110,21 +138,23 @@ class StudentTPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         """Mean log-likelihood of the samples."""
         return float(np.mean(self.score_samples(X)))
 
+    @in_fitted_dtype
     def outlier_weights(self, X):
         """Expected precision scales <u_n> of new points, ``(N,)``: near 1 inliers, near 0 outliers."""
         return np.asarray(_tpca.weights(self.params_, self._check(X)))
 
+    @in_fitted_dtype
     def sample(self, n_samples: int = 1):
-        """Draw ``(X (n, D), Z (n, q))`` from the fitted model (seeded by ``random_state``)."""
-        check_is_fitted(self)
+        """Draw ``(X (n, D), Z (n, q))`` from the fitted model (seeded by ``random_state``; drawn
+        in power-of-two batches, so that a new ``n_samples`` rarely compiles a new program)."""
         n = check_positive_int(n_samples, "n_samples")
-        x, z, _ = _tpca.sample(key_from(self.random_state, salt=1), self.params_, n)
-        return np.asarray(x), np.asarray(z)
+        x, z, _ = _tpca.sample(key_from(self.random_state, salt=1), self.params_, _bucket(n))
+        return np.asarray(x)[:n], np.asarray(z)[:n]
 
     def get_covariance(self):
         """Covariance ``nu/(nu-2) (W W^T + sigma2 I)``, ``(D, D)``; raises if nu <= 2 (infinite)."""
         check_is_fitted(self)
         if self.nu_ <= 2:
             raise ValueError(f"the fitted nu = {self.nu_:.3g} <= 2: the covariance of the t distribution is infinite.")
-        C = self.W_ @ self.W_.T + self.noise_variance_ * np.eye(self.n_features_in_)
-        return self.nu_ / (self.nu_ - 2.0) * C
+        C = self.W_ @ self.W_.T + self.noise_variance_ * np.eye(self.n_features_in_, dtype=self.W_.dtype)
+        return (self.nu_ / (self.nu_ - 2.0) * C).astype(self.W_.dtype)
