@@ -21,7 +21,9 @@ Protocols (``protocol``):
     1e-4 added to sqrt(v), v initialised to ones, the update from the moments before the current
     gradient, the gradient of the minibatch *sum*), and the test log-likelihood with k = 5000 on
     all 10 000 test images. It overrides ``n_train``, ``train.*`` and ``eval.k`` / ``eval.n_test``;
-    the values used are in metrics.json.
+    the values used are in metrics.json. ``burda_stages`` (default 8) runs only the first stages, a
+    shortened run for checking a machine (e.g. ``burda_stages=2``: 4 epochs); metrics.json then says
+    so among the differences.
 
   What the ``burda`` protocol still does differently from the released code (also in metrics.json
   as ``protocol_differences``): :data:`BURDA_DIFFERENCES`.
@@ -85,6 +87,7 @@ CHECKS = {  # valid values, checked before the run folder is created (jaxgen.run
     "train.adam_eps": runner.positive(), "train.checkpoint_every": runner.positive(),
     "eval.k": runner.positive(), "eval.n_test": runner.interval(1, 10_000), "eval.batch_size": runner.positive(),
     "eval.n_monitor": runner.positive(), "latent2d.epochs": runner.non_negative(), "latent2d.grid": runner.positive(),
+    "burda_stages": runner.interval(1, 8),
 }
 
 
@@ -92,6 +95,7 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.protocol = "cpu"  # "cpu" (the values below) or "burda" (the released code's protocol, for a GPU)
+    c.burda_stages = 8  # protocol=burda: how many of the released code's 8 stages to run (fewer: a shortened check)
     c.n_train = 50_000
     c.model = ml_collections.ConfigDict(dict(latent_dim=50, hidden=(200, 200), activation="tanh"))
     c.objective = ml_collections.ConfigDict(dict(name="elbo", k=1))
@@ -172,12 +176,14 @@ def protocol(config) -> dict:
     if config.protocol == "burda":
         x_valid = load_mnist("valid")[0]
         x_train = np.concatenate([x_train, x_valid[: BURDA["n_train"] - len(x_train)]]).reshape(-1, 784)
-        bs, stages, k, n_test = BURDA["batch_size"], BURDA["stages"], BURDA["k"], BURDA["n_test"]
-        rates = burda_learning_rates(stages)
+        bs, stages, k, n_test = BURDA["batch_size"], config.burda_stages, BURDA["k"], BURDA["n_test"]
+        rates = burda_learning_rates(BURDA["stages"])[:stages]
         schedule, epochs, boundaries = stage_schedule(rates, len(x_train) // bs)
         optimizer = released_adam(schedule, grad_scale=float(bs))
         bias = output_bias(x_train)
         differences = list(BURDA_DIFFERENCES)
+        if stages < BURDA["stages"]:
+            differences.insert(0, f"shortened: only the first {stages} of the 8 stages ({epochs} of 3280 epochs)")
     else:
         x_train = x_train[: config.n_train].reshape(-1, 784)
         bs, stages, k, n_test = config.train.batch_size, config.train.stages, config.eval.k, config.eval.n_test

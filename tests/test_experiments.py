@@ -281,6 +281,10 @@ def test_vae_mnist_burda_protocol_is_the_released_codes():
     assert proto["output_bias"].min() == pytest.approx(np.log(0.001 / 0.999), rel=1e-6)  # clipped border pixels
     assert proto["k"] == 5000 and proto["n_test"] == 10_000 and proto["shuffle"] is False
     assert proto["differences"] == m.BURDA_DIFFERENCES and any("float32" in d for d in proto["differences"])
+    # a shortened check of the same protocol (for a GPU smoke run) says so
+    short = m.protocol(runner.resolve_config(exp, overrides=["protocol=burda", "burda_stages=2"]))
+    assert short["epochs"] == 4 and short["learning_rates"] == proto["learning_rates"][:2]
+    assert short["differences"][0] == "shortened: only the first 2 of the 8 stages (4 of 3280 epochs)"
 
 
 def test_released_adam_matches_the_released_update_rule():
