@@ -146,19 +146,20 @@ def test_robust_pca(quick_runs):
     assert r.metrics["nuts"]["angle_deg_median"] < 3.0
     # Pinned (measured, float32 EM): angles to abs 0.01 degrees (rel 1e-3 for the large ones), nu to rel 1e-3.
     m = r.metrics
-    pinned = {"2d": {"PPCA, clean data": 0.22537, "PPCA, with outliers": 89.3123, "Student-t PCA, with outliers": 0.02239},
-              "hd": {"PPCA, clean data": 0.86533, "PPCA, with outliers": 88.8264, "Student-t PCA, with outliers": 1.05298}}
+    pinned = {"2d": {"PPCA, clean data": 0.22540, "PPCA, with outliers": 89.3123, "Student-t PCA, with outliers": 0.02241},
+              "hd": {"PPCA, clean data": 0.86532, "PPCA, with outliers": 88.8264, "Student-t PCA, with outliers": 1.05297}}
     for part, angles in pinned.items():
         for model, value in angles.items():
             assert m[part]["angle_deg"][model] == pytest.approx(value, rel=1e-3, abs=0.01), (part, model)
-    assert m["2d"]["nu"] == pytest.approx(1.05561, rel=1e-3) and m["hd"]["nu"] == pytest.approx(1.18501, rel=1e-3)
+    assert m["2d"]["nu"] == pytest.approx(1.05548, rel=1e-3) and m["hd"]["nu"] == pytest.approx(1.18501, rel=1e-3)
     assert m["2d"]["auc"]["Student-t PCA, with outliers"] == pytest.approx(0.991208, abs=1e-3)
     assert m["2d"]["auc"]["PPCA, with outliers"] == pytest.approx(0.937800, abs=1e-3)
-    # NUTS: a float difference can flip one accept/reject and send a chain elsewhere (with XLA's
-    # optimisations on, the same seed gave a median angle of 0.557 and nu 1.005), hence abs 0.2 degrees
-    # and 0.05: still far from a sampler that has lost the subspace (tens of degrees) or nu.
-    assert m["nuts"]["angle_deg_median"] == pytest.approx(0.49300, abs=0.2)
-    assert m["nuts"]["nu_median"] == pytest.approx(1.01606, abs=0.05)
+    # NUTS: a float difference can flip one accept/reject and send a chain elsewhere (before the
+    # Student-t model moved to NumPyro's MultivariateStudentT the same seed gave 0.493 with XLA's
+    # optimisations off and 0.557 with them on), hence abs 0.2 degrees and 0.05 for nu: still far from
+    # a sampler that has lost the subspace (tens of degrees) or nu.
+    assert m["nuts"]["angle_deg_median"] == pytest.approx(0.60153, abs=0.2)
+    assert m["nuts"]["nu_median"] == pytest.approx(0.99537, abs=0.05)
 
 
 def test_bayes_gmm_faithful(quick_runs):
