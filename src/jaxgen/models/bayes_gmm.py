@@ -288,10 +288,8 @@ def _stats(resp: jax.Array, X: jax.Array, covariance_type: str):
         if covariance_type == "tied":
             S = jnp.sum(Nk[:, None, None] * S, axis=0) / jnp.sum(Nk)
         return Nk, xbar, S
-    mu = jnp.mean(X, axis=0)  # shift for a better-conditioned E[x^2] - E[x]^2
-    Xc = X - mu
-    xc = xbar - mu
-    S = jnp.maximum(resp.T @ (Xc * Xc) / Nk[:, None] - xc * xc, 0.0)
+    # centred on each component's mean (no E[x^2] - E[x]^2 cancellation), one component at a time
+    S = jax.lax.map(lambda a: a[0] @ (X - a[1]) ** 2 / a[2], (resp.T, xbar, Nk))  # (K, D)
     return Nk, xbar, (S if covariance_type == "diag" else jnp.mean(S, axis=1))
 
 
@@ -497,12 +495,17 @@ def fit_vb(
             init_resp = check_data(init_resp, name="init_resp", dtype=X.dtype)
             if init_resp.shape != (X.shape[0], K):
                 raise ValueError(f"init_resp must have shape (N, K) = ({X.shape[0]}, {K}), got {init_resp.shape}.")
-            if np.any(init_resp < 0) or not np.allclose(init_resp.sum(1), 1.0, atol=1e-4):
-                raise ValueError("init_resp must be non-negative with rows summing to one (responsibilities).")
+            rows = np.asarray(init_resp).sum(1)
+            if np.any(np.asarray(init_resp) < 0) or not np.all(np.isclose(rows, 1.0, atol=1e-4) | (rows == 0)):
+                raise ValueError("init_resp must be non-negative with rows summing to one (responsibilities; "
+                                 "rows of zeros are allowed, as scikit-learn's 'k-means++' start).")
         init_post = _initial_posterior(prior, X, jnp.asarray(init_resp, X.dtype), jnp.asarray(reg_covar, X.dtype))
     elif init_post.m.shape != (K, X.shape[1]) or init_post.covariance_type != prior.covariance_type:
         raise ValueError("init_post must be a VBPosterior of this model (K components, the prior's covariance type).")
     dt = X.dtype
+    if max_iter == 0:  # the initial posterior itself (scikit-learn's max_iter=0)
+        empty = jnp.zeros((0,), dt)
+        return init_post, VBInfo(elbo=empty, n_iter=jnp.asarray(0), converged=jnp.asarray(False), lower_bound=empty)
     return _fit_vb(prior, X, init_post, jnp.asarray(tol, dt), jnp.asarray(reg_covar, dt),
                    jnp.asarray(lower_bound0, dt), max_iter=max_iter, criterion=criterion)
 
