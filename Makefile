@@ -20,11 +20,14 @@ tour: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
+# Each benchmark prints the machine and library versions beside its ratios. On a shared or loaded
+# machine add --threads 1 (one thread each, pinned): default thread pools collapse under contention.
 bench: $(VENV)/.installed
 	$(BIN)/python scripts/bench_gmm.py
 	$(BIN)/python scripts/bench_ppca.py
 	$(BIN)/python scripts/bench_bayes.py
-	$(BIN)/python scripts/bench_vae.py    # the PyTorch column needs `pip install -e '.[bench]'`
+	$(BIN)/python scripts/bench_vae.py --threads 1    # PyTorch eager and torch.compile columns: pip install -e '.[bench]'
+	$(BIN)/python scripts/bench_vae.py --threads 2
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

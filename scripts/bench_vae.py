@@ -207,17 +207,20 @@ def _torch_setup(x_u8: np.ndarray, seed: int, threads: int):
 
 
 def main(argv=None) -> dict:
+    global BATCH  # --batch sets the module's batch size (the loops read it)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--n-train", type=int, default=None, help="images per epoch (default 10000, quick 2000)")
+    ap.add_argument("--n-train", type=int, default=None, help="images per epoch (default 10000, quick 2000; at most 60000)")
     ap.add_argument("--rounds", type=int, default=None, help="timed epochs per loop (default 5, quick 3)")
     ap.add_argument("--k", type=int, default=None, help="importance samples for the NLL throughput (default 5000, quick 500)")
     ap.add_argument("--n-eval", type=int, default=None, help="test images for the NLL throughput (default 200, quick 100)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     ap.add_argument("--threads", type=int, default=1, help="compute threads per library (0: library defaults)")
+    ap.add_argument("--batch", type=int, default=BATCH, help=f"minibatch size (default {BATCH}; Burda et al.: 20)")
     ap.add_argument("--no-torch", action="store_true", help="jaxgen loops only")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile loop (its compile takes a minute)")
     args = ap.parse_args(argv)
+    BATCH = args.batch
     if args.threads == 1:  # before JAX starts: XLA reads its flags once
         import os
 
@@ -234,7 +237,10 @@ def main(argv=None) -> dict:
 
     from jaxgen.data import load_mnist
 
-    x_u8 = load_mnist("train")[0][:n_train].reshape(-1, 784)
+    x_u8 = load_mnist("train")[0]
+    if n_train > len(x_u8):  # Burda et al.'s 59 600: the 50k train split, then the validation split's first images
+        x_u8 = np.concatenate([x_u8, load_mnist("valid")[0]])
+    x_u8 = x_u8[:n_train].reshape(-1, 784)
     x_test = load_mnist("test")[0][:n_eval].reshape(-1, 784)
     fresh, run_scan, run_batches, vae = _jax_setup(x_u8, 0)
     loops = {"jaxgen scan": [run_scan, fresh()], "jaxgen per-batch": [run_batches, fresh()]}

@@ -366,14 +366,22 @@ def predict(params: GMMParams, X, *, chunk_size=None) -> jax.Array:
 def _sample(key, params: GMMParams, n):
     k_lab, k_z = jax.random.split(key)
     d = params.n_features
-    labels = jax.random.categorical(k_lab, jnp.log(params.weights), shape=(n,))
+    # inverse-CDF draw of the labels: O(n) memory (categorical's Gumbel trick would hold (n, K) noise)
+    cdf = jnp.cumsum(params.weights)
+    u = jax.random.uniform(k_lab, (n,), cdf.dtype) * cdf[-1]
+    labels = jnp.minimum(jnp.searchsorted(cdf, u, side="right"), params.n_components - 1).astype(jnp.int32)
     z = jax.random.normal(k_z, (n, d), dtype=params.means.dtype)
     cov, ct = params.covariances, params.covariance_type
     if ct == "full":
-        # every component's factor applied to every z, then the own one picked: O(n K D^2) flops but
-        # O(n K D) memory, where gathering chol[labels] would materialise (n, D, D)
-        x = jnp.einsum("nkd,nk->nd", jnp.einsum("kde,ne->nkd", jnp.linalg.cholesky(cov), z),
-                       jax.nn.one_hot(labels, params.n_components, dtype=z.dtype))
+        # every component's factor applied to every z, the own one kept, one component at a time:
+        # O(n K D^2) flops in K GEMMs but O(n D) memory (gathering chol[labels] would materialise
+        # (n, D, D), and all components at once (n, K, D))
+        chol = jnp.linalg.cholesky(cov)
+
+        def add(k, x):
+            return x + jnp.where((labels == k)[:, None], z @ chol[k].T, 0.0)
+
+        x = jax.lax.fori_loop(0, params.n_components, add, jnp.zeros_like(z))
     elif ct == "tied":
         x = z @ jnp.linalg.cholesky(cov).T
     elif ct == "diag":
