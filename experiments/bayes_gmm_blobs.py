@@ -65,8 +65,10 @@ def run(config, run) -> dict:
     X_train, X_test, y_test = X[: config.n_train], X[config.n_train:], y[config.n_train:]
     K, a0 = config.n_components, config.alpha0
     models = {
-        "jaxgen VB": BayesianGaussianMixture(K, weight_concentration_prior=a0, random_state=config.seed),
+        "jaxgen VB": BayesianGaussianMixture(K, weight_concentration_prior=a0, random_state=config.seed,
+                                             weight_concentration_prior_type="dirichlet_distribution", max_iter=1000),
         "jaxgen NUTS": None if not config.nuts.enabled else BayesianGaussianMixture(K, weight_concentration_prior=a0, inference="nuts",
+                                               weight_concentration_prior_type="dirichlet_distribution",
                                                num_warmup=config.nuts.num_warmup, num_samples=config.nuts.num_samples,
                                                random_state=config.seed),
         "scikit-learn VB": SkBGM(n_components=K, weight_concentration_prior_type="dirichlet_distribution",
