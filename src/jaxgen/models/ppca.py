@@ -430,7 +430,9 @@ def _observed_stats(params: PPCAParams, X: jax.Array):
 
 @jax.jit
 def _log_prob_observed(params: PPCAParams, X: jax.Array) -> jax.Array:
-    return _observed_stats(params, X)[0]
+    # per block of rows: the (n, q, q) posterior pieces exist only for a block, not for all N rows
+    _, out = _scan_rows(lambda c, x: (c, _observed_stats(params, x)[0]), X, None, _block_rows(*X.shape))
+    return out
 
 
 def log_prob_observed(params: PPCAParams, X) -> jax.Array:
