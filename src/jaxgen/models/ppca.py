@@ -235,6 +235,9 @@ def _fit_from_moments(mu, scatter, q: int, N: int, ddof: int) -> PPCAParams:
     return PPCAParams(mu=mu, W=W, sigma2=sigma2)
 
 
+_HOST_BLOCK_ROWS = 4096  # rows per host GEMM block of _fit_ml_validated
+
+
 def _fit_ml_validated(X, q: int, ddof: int) -> PPCAParams:
     """:func:`fit_ml` of validated data (NumPy or JAX), with the constant-data check folded in.
 
@@ -253,7 +256,7 @@ def _fit_ml_validated(X, q: int, ddof: int) -> PPCAParams:
     s = X[0].copy()
     G = np.zeros((D, D), np.float64)  # the blocks' sums accumulate in float64
     t = np.zeros((D,), np.float64)
-    block = max(1, min(N, 4096))
+    block = max(1, min(N, _HOST_BLOCK_ROWS))
     buf = np.empty((block, D), X.dtype)  # reused: no fresh pages per block
     ones = np.ones((block,), X.dtype)
     for i in range(0, N, block):
