@@ -523,7 +523,12 @@ def apply_attribute(params: VAEParams, x, vector, alpha=1.0) -> jax.Array:
       ``(N, D)`` for a scalar alpha, ``(A, N, D)`` for a vector of them.
     """
     mu = encode(params, x)[0]
-    v = jnp.asarray(check_data(np.asarray(vector), name="vector", ndim=1), mu.dtype)
+    if isinstance(vector, jax.Array):  # checked where it lives
+        if vector.ndim != 1 or not bool(jnp.all(jnp.isfinite(vector))):
+            raise ValueError(f"vector must be a finite 1-D array, got shape {vector.shape}.")
+        v = vector.astype(mu.dtype)
+    else:
+        v = jnp.asarray(check_data(np.asarray(vector), name="vector", ndim=1), mu.dtype)
     if v.shape != (mu.shape[1],):
         raise ValueError(f"vector must have shape ({mu.shape[1]},), got {v.shape}.")
     al = np.asarray(alpha, dtype=float)
