@@ -19,14 +19,17 @@ Protocols (``protocol``):
     the decoder's output bias initialised to the logits of the training pixel means clipped to
     [0.001, 0.999], the released code's Adam (:func:`released_adam`: beta1 0.99, beta2 0.999, eps
     1e-4 added to sqrt(v), v initialised to ones, the update from the moments before the current
-    gradient, the gradient of the minibatch *sum*), and the test log-likelihood with k = 5000 on
+    gradient, the gradient of the minibatch *sum*; the paper states beta1 = 0.9, the released code
+    runs 0.99, which we follow), and the test log-likelihood with k = 5000 on
     all 10 000 test images. It overrides ``n_train``, ``train.*`` and ``eval.k`` / ``eval.n_test``;
     the values used are in metrics.json. ``burda_stages`` (default 8) runs only the first stages, a
     shortened run for checking a machine (e.g. ``burda_stages=2``: 4 epochs); metrics.json then says
     so among the differences.
 
   What the ``burda`` protocol still does differently from the released code (also in metrics.json
-  as ``protocol_differences``): :data:`BURDA_DIFFERENCES`.
+  as ``protocol_differences``; the list is :data:`BURDA_DIFFERENCES`):
+
+{differences}
 
 Reference (Burda et al., k = 5000): VAE -86.76 nats, IWAE (k=50) -84.78 nats.
 
@@ -77,6 +80,7 @@ BURDA_DIFFERENCES = [
     "the test images are binarised once with one fixed draw and the importance samples are drawn in chunks; the "
     "released code binarises each test minibatch of 20 with its generator (the same distribution)",
 ]
+__doc__ = __doc__.replace("{differences}", "\n".join(f"  - {d}" for d in BURDA_DIFFERENCES))
 
 
 CHECKS = {  # valid values, checked before the run folder is created (jaxgen.runner.check_config)
