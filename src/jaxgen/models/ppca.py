@@ -135,9 +135,10 @@ def _check_not_constant_jax(X: jax.Array) -> jax.Array:
 
 
 def _block_rows(n_rows: int, n_features: int) -> int:
-    """Rows per block of the row scans: about 256k numbers (1 MB in float32), so a block and its
-    temporaries stay in a core's L2 cache."""
-    return max(1, min(n_rows, (1 << 18) // max(1, n_features)))
+    """Rows per block of the row scans: about 256k numbers (1 MB in float32) on a CPU, so a block and
+    its temporaries stay in a core's L2 cache; 64M numbers on an accelerator (few, large kernels)."""
+    budget = (1 << 18) if jax.default_backend() == "cpu" else (1 << 26)
+    return max(1, min(n_rows, budget // max(1, n_features)))
 
 
 def _scan_rows(fn, X: jax.Array, carry, chunk: int):
