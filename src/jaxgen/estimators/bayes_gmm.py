@@ -384,9 +384,11 @@ def _sk_precisions(U: np.ndarray, ct: str) -> np.ndarray:
 
 def _align_draws(draws: _bg.MixtureDraws, X: jax.Array) -> _bg.MixtureDraws:
     """Permute each draw's components to agree best with the first draw (Hungarian matching on the
-    co-assignment of the training points), so that per-component averages are meaningful."""
-    resp = np.asarray(_bg.draws_responsibilities(draws, X))  # (S, N, K)
-    ref = resp[0]
-    perms = np.stack([linear_sum_assignment(-(ref.T @ r))[1] for r in resp])  # perms[s][k] = draw-s label of ref k
+    co-assignment of the training points), so that per-component averages are meaningful. Only the
+    (S, K, K) co-assignment matrices are formed, one draw at a time (never (S, N, K))."""
+    resp_of = lambda w, m, L: jax.nn.softmax(_bg._draw_log_joint(X, w, m, L), axis=-1)  # (N, K)
+    ref = resp_of(draws.weights[0], draws.means[0], draws.prec_chol[0])
+    co = np.asarray(jax.lax.map(lambda d: ref.T @ resp_of(*d), (draws.weights, draws.means, draws.prec_chol)))
+    perms = np.stack([linear_sum_assignment(-c)[1] for c in co])  # perms[s][k] = draw-s label of ref k
     take = lambda a: jnp.take_along_axis(a, jnp.asarray(perms).reshape(perms.shape + (1,) * (a.ndim - 2)), axis=1)
     return _bg.MixtureDraws(weights=take(draws.weights), means=take(draws.means), prec_chol=take(draws.prec_chol))
