@@ -34,8 +34,8 @@ one core (Linux ``sched_setaffinity``; XLA otherwise still runs some work on hel
 contention, which would flatter jaxgen; one thread each is the steady, fair comparison (XLA gains
 nothing from more threads at this size either). ``--threads 0`` keeps the libraries' defaults.
 
-Epochs are interleaved (a, b, c, a, b, c, ...) after one untimed warm-up epoch each (JAX compile
-excluded), so that load from other processes hits all loops alike; we report medians over the
+Epochs are interleaved (a, b, c, d, then b, c, d, a, ...: the order rotates, with a 0.5 s pause
+before each epoch) after one untimed warm-up epoch each (JAX compile excluded), so that load from other processes hits all loops alike; we report medians over the
 rounds and the ratios of medians. Then the NLL evaluation throughput of ``vae.log_prob`` (images/s
 and importance samples/s at k samples per image). PyTorch is imported only for (c); when it is
 missing the script says how to install it and skips (c).
@@ -260,9 +260,14 @@ def main(argv=None) -> dict:
     times = {name: [] for name in loops}
     losses = {name: [] for name in loops}
     first = {}
+    names = list(loops)
     for epoch in range(rounds + 1):  # epoch 0: warm-up (compile), not timed
-        for name, entry in loops.items():
+        # the order rotates every round and each epoch starts after a pause, so that no loop always runs
+        # right after the same other one (PyTorch's worker threads may still spin for a while after its epoch)
+        for name in names[epoch % len(names):] + names[:epoch % len(names)]:
+            entry = loops[name]
             fn, state = entry
+            time.sleep(0.5)
             t0 = time.perf_counter()
             state, loss = fn(state, epoch)
             dt = time.perf_counter() - t0
