@@ -127,6 +127,26 @@ def test_predictive_moments_are_those_of_score_samples():
     np.testing.assert_allclose(var, float(cov[0, 0]), rtol=2e-3)
 
 
+def test_sample_compiles_once_per_power_of_two():
+    """sample(n) for 16 distinct n in (16, 32] compiles at most once (it compiled once per n before)."""
+    est = BayesianGaussianMixture(2, random_state=0).fit(np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32))
+    est.sample(20)
+    before = bg._sample_predictive._cache_size()
+    shapes = {est.sample(n)[0].shape for n in range(17, 33)}
+    assert bg._sample_predictive._cache_size() == before and shapes == {(n, 2) for n in range(17, 33)}
+
+
+def test_student_t_is_numpyros():
+    """The hand-written multivariate Student-t of the predictive equals NumPyro's MultivariateStudentT."""
+    import numpyro.distributions as dist
+
+    L = jnp.array([[1.5, 0.0], [0.4, 0.7]])  # precision Cholesky factor
+    X = jax.random.normal(jax.random.key(0), (20, 2)) * 3.0
+    scale_tril = jnp.linalg.cholesky(jnp.linalg.inv(L @ L.T))
+    ref = dist.MultivariateStudentT(4.5, jnp.array([0.3, -1.0]), scale_tril).log_prob(X)
+    np.testing.assert_allclose(bg._student_t_log_prob(X, jnp.array([0.3, -1.0]), L, 4.5), ref, rtol=1e-5, atol=1e-5)
+
+
 def test_wishart_sampler_mean():
     L = jnp.linalg.cholesky(jnp.array([[2.0, 0.3], [0.3, 0.5]]))
     draws = jax.vmap(bg._wishart_chol, in_axes=(0, None, None))(jax.random.split(jax.random.key(0), 40000), 5.0, L)

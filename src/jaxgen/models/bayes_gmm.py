@@ -616,37 +616,50 @@ def _wishart_chol(key, nu, W_chol):
     return dist.WishartCholesky(nu, scale_tril=W_chol).sample(key)
 
 
+def _bucket(n: int) -> int:
+    """Sample counts are padded to a power of two (>= 16): one compilation serves many ``n``."""
+    return max(16, 1 << (int(n) - 1).bit_length())
+
+
 def sample_predictive(key: jax.Array, post: VBPosterior, n: int, *, batch_size: int = 4096) -> tuple[jax.Array, jax.Array]:
     """Samples from the VB posterior predictive: pi ~ q(pi), then (mu_k, Lambda_k) ~ q, then x.
 
     Each sample draws its own parameters, so this is the predictive, not a plug-in fit (its
     covariance is :func:`predictive_moments`'s). Samples are drawn ``batch_size`` at a time
-    (work space O(batch D^2)). Returns ``(x (n, D), labels (n,))``.
+    (work space O(batch D^2)), in a jitted function compiled once per power of two of ``n``.
+    Returns ``(x (n, D), labels (n,))``.
     """
     key = check_key(key)
     n = check_positive_int(n, "n")
-    K, D = post.m.shape
     s = streams(key, "weights", "component", "precision", "mean", "noise")
+    n_pad = _bucket(n)
+    x, z = _sample_predictive(tuple(s.values()), post, n_pad, min(check_positive_int(batch_size, "batch_size"), n_pad))
+    return x[:n], z[:n]
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _sample_predictive(ks, post, n, batch_size):
+    k_w, k_z, k_lam, k_mu, k_x = ks
+    K, D = post.m.shape
     W_chol, nu = _full_W_chol(post), _nu_k(post)
     if post.weight_prior == "dirichlet_process":
         a, b = post.alpha
-        v = jax.random.beta(s["weights"], a, b, (n, K))
+        v = jax.random.beta(k_w, a, b, (n, K))
         log_pi = jnp.log(v) + jnp.concatenate([jnp.zeros((n, 1), v.dtype), jnp.cumsum(jnp.log1p(-v), -1)[:, :-1]], -1)
         log_pi = jax.nn.log_softmax(log_pi, axis=-1)  # the K sticks renormalised, as expected_weights
     else:
-        log_pi = jnp.log(jax.random.dirichlet(s["weights"], post.alpha, (n,)))
-    z = jax.random.categorical(s["component"], log_pi, axis=-1)
-    e_mu, e_x = jax.random.normal(s["mean"], (n, D), post.m.dtype), jax.random.normal(s["noise"], (n, D), post.m.dtype)
-    lam_keys = jax.random.split(s["precision"], n)
+        log_pi = jnp.log(jax.random.dirichlet(k_w, post.alpha, (n,)))
+    z = jax.random.categorical(k_z, log_pi, axis=-1)
+    e_mu, e_x = jax.random.normal(k_mu, (n, D), post.m.dtype), jax.random.normal(k_x, (n, D), post.m.dtype)
+    lam_keys = jax.random.split(k_lam, n)
     solve = lambda L, e: jax.scipy.linalg.solve_triangular(L, e, lower=True, trans=1)
 
     def one(args):  # x = mu + Lambda^{-1/2} eps, mu = m + (beta Lambda)^{-1/2} eps'
-        k_lam, zi, em, ex = args
-        L = _wishart_chol(k_lam, nu[zi], W_chol[zi])  # Lambda = L L^T
+        k_l, zi, em, ex = args
+        L = _wishart_chol(k_l, nu[zi], W_chol[zi])  # Lambda = L L^T
         return post.m[zi] + solve(L, em) / jnp.sqrt(post.beta[zi]) + solve(L, ex)
 
-    x = jax.lax.map(one, (lam_keys, z, e_mu, e_x), batch_size=min(batch_size, n))
-    return x, z
+    return jax.lax.map(one, (lam_keys, z, e_mu, e_x), batch_size=batch_size), z
 
 
 def occupied_clusters_vb(key: jax.Array, post: VBPosterior, X: jax.Array, n_draws: int = 1000) -> jax.Array:
@@ -913,18 +926,26 @@ def _occupied_draws(k_source, k_assign, draws, X, n_draws):
 
 def sample_draws(key: jax.Array, draws: MixtureDraws, n: int) -> tuple[jax.Array, jax.Array]:
     """Posterior predictive samples from NUTS draws: a random draw s per sample, then z ~ pi_s,
-    x ~ N(mu_sz, Lambda_sz^{-1}). Returns ``(x (n, D), labels (n,))``."""
+    x ~ N(mu_sz, Lambda_sz^{-1}) (jitted, compiled once per power of two of ``n``).
+    Returns ``(x (n, D), labels (n,))``."""
     key = check_key(key)
     n = check_positive_int(n, "n")
+    s = streams(key, "draw", "component", "noise")
+    n_pad = _bucket(n)
+    x, z = _sample_draws(tuple(s.values()), draws, n_pad)
+    return x[:n], z[:n]
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _sample_draws(ks, draws, n):
+    k_s, k_z, k_x = ks
     S, K, D = draws.means.shape
-    s_ = streams(key, "draw", "component", "noise")
-    s = jax.random.randint(s_["draw"], (n,), 0, S)
-    z = jax.random.categorical(s_["component"], jnp.log(draws.weights[s]), axis=-1)
-    eps = jax.random.normal(s_["noise"], (n, D), draws.means.dtype)
+    s = jax.random.randint(k_s, (n,), 0, S)
+    z = jax.random.categorical(k_z, jnp.log(draws.weights[s]), axis=-1)
+    eps = jax.random.normal(k_x, (n, D), draws.means.dtype)
     solve = lambda si, zi, e: draws.means[si, zi] + jax.scipy.linalg.solve_triangular(
         draws.prec_chol[si, zi], e, lower=True, trans=1)
-    x = jax.lax.map(lambda a: solve(*a), (s, z, eps), batch_size=min(4096, n))
-    return x, z
+    return jax.lax.map(lambda a: solve(*a), (s, z, eps), batch_size=min(4096, n)), z
 
 
 def pointwise_log_likelihood(mcmc, X: jax.Array, prior: NIWPrior, n_components: int) -> jax.Array:
