@@ -134,10 +134,13 @@ def _check_not_constant_jax(X: jax.Array) -> jax.Array:
     return X
 
 
+_CPU_BLOCK_NUMBERS = 1 << 18
+
+
 def _block_rows(n_rows: int, n_features: int) -> int:
     """Rows per block of the row scans: about 256k numbers (1 MB in float32) on a CPU, so a block and
     its temporaries stay in a core's L2 cache; 64M numbers on an accelerator (few, large kernels)."""
-    budget = (1 << 18) if jax.default_backend() == "cpu" else (1 << 26)
+    budget = _CPU_BLOCK_NUMBERS if jax.default_backend() == "cpu" else (1 << 26)
     return max(1, min(n_rows, budget // max(1, n_features)))
 
 
