@@ -506,8 +506,10 @@ def fit_vb(
     if max_iter == 0:  # the initial posterior itself (scikit-learn's max_iter=0)
         empty = jnp.zeros((0,), dt)
         return init_post, VBInfo(elbo=empty, n_iter=jnp.asarray(0), converged=jnp.asarray(False), lower_bound=empty)
-    return _fit_vb(prior, X, init_post, jnp.asarray(tol, dt), jnp.asarray(reg_covar, dt),
-                   jnp.asarray(lower_bound0, dt), max_iter=max_iter, criterion=criterion)
+    post, info = _fit_vb(prior, X, init_post, jnp.asarray(tol, dt), jnp.asarray(reg_covar, dt),
+                         jnp.asarray(lower_bound0, dt), jnp.asarray(max_iter), hist_len=_bucket(max_iter),
+                         criterion=criterion)
+    return post, info.replace(elbo=info.elbo[:max_iter], lower_bound=info.lower_bound[:max_iter])
 
 
 @jax.jit
@@ -520,10 +522,12 @@ def _sizes(post: VBPosterior) -> jax.Array:
     return post.alpha[0] - 1.0 if post.weight_prior == "dirichlet_process" else post.alpha
 
 
-@functools.partial(jax.jit, static_argnames=("max_iter", "criterion"))
-def _fit_vb(prior, X, post0, tol, reg_covar, lb0, *, max_iter, criterion):
+@functools.partial(jax.jit, static_argnames=("hist_len", "criterion"))
+def _fit_vb(prior, X, post0, tol, reg_covar, lb0, max_iter, *, hist_len, criterion):
+    # max_iter is traced: the histories have a power-of-two length, so that one compilation
+    # serves every max_iter up to it
     N = X.shape[0]
-    nan_hist = jnp.full((max_iter,), jnp.nan, X.dtype)
+    nan_hist = jnp.full((hist_len,), jnp.nan, X.dtype)
     full = prior.covariance_type == "full"
 
     def cond(state):
