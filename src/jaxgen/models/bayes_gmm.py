@@ -85,10 +85,11 @@ class NIWPrior:
 def _default_scale(X: np.ndarray, covariance_type: str) -> np.ndarray:
     """scikit-learn's default covariance_prior; a jitter of 1e-6 x the mean variance only when the
     sample covariance is singular (constant features, N <= D), where the Wishart would be improper."""
-    var = np.var(X, axis=0, ddof=1) if X.shape[0] > 1 else np.zeros(X.shape[1])
+    xp = jnp if isinstance(X, jax.Array) else np  # a device array stays on its device: only D-sized results come back
+    var = np.asarray(xp.var(X, axis=0, ddof=1), np.float64)
     jitter = 1e-6 * (float(np.mean(var)) if np.mean(var) > 0 else 1.0)
     if covariance_type in ("full", "tied"):
-        cov = np.atleast_2d(np.cov(X.T))
+        cov = np.atleast_2d(np.asarray(xp.cov(X.T), np.float64))
         if np.linalg.eigvalsh(cov.astype(np.float64)).min() <= 0:
             cov = cov + jitter * np.eye(X.shape[1])
         return cov
@@ -130,7 +131,7 @@ def default_prior(
     W0_inv = _default_scale(X, covariance_type) if W0_inv is None else np.asarray(W0_inv, dtype=np.float64)
     W0_inv = _check_scale(W0_inv, covariance_type, D).astype(dt)
     if m0 is None:
-        m0 = X.mean(axis=0)
+        m0 = np.asarray(X.mean(axis=0))
     else:
         m0 = np.asarray(m0, dtype=np.float64)
         if m0.shape != (D,):
