@@ -26,7 +26,7 @@ everything else in float32 (:mod:`jaxgen.estimators._precision`).
 from __future__ import annotations
 
 import warnings
-from numbers import Integral, Real
+from numbers import Integral
 
 import jax
 import jax.numpy as jnp
