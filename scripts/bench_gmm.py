@@ -8,8 +8,9 @@
 Both libraries get the same data (built from the seed), the same initial parameters (uniform
 weights, K random rows as means, the inverse data covariance as every precision) and run exactly
 ``--iters`` iterations (tol=0). ``--threads 1`` gives each library one thread on one core: on a
-shared machine OpenBLAS's default 2-thread pool can collapse under contention (measured: 7 s per
-iteration instead of 0.6), which would flatter jaxgen. Each runs once untimed (jaxgen: jit compilation, reported as
+shared machine OpenBLAS's default 2-thread pool can collapse under contention (measured with five
+other jobs on 2 cores: scikit-learn at 1.4 to 7 s per iteration from one run to the next), which
+would flatter jaxgen. Each runs once untimed (jaxgen: jit compilation, reported as
 "1st call"; scikit-learn: caches, BLAS threads), then the timed runs alternate (jaxgen, sklearn,
 jaxgen, ...) so that load from other processes hits both alike; reported are medians and minima
 and the ratio of the medians. Both use the machine's default thread count (XLA's and the BLAS's).
