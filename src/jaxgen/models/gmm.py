@@ -244,11 +244,12 @@ def _weighted_log_prob_block(x, params: GMMParams):
 
 
 def _default_chunk(n_rows: int, n_components: int, n_features: int) -> int:
-    """Rows per block: about 1M floats in the (K, D, chunk) work array on a CPU (4 MB in float32, near
-    the caches; measured on a 2-core EPYC at N=200 000, D=K=16: 4096 rows ran as fast as 8192 and
-    faster than 1024), 64M floats (256 MB) on an accelerator, where each block is a few kernel
+    """Rows per block: about 512k floats in the (K, D, chunk) work array on a CPU (2 MB in float32, in
+    the caches; measured on a 2-core EPYC at N=200 000, D=K=16, one pass: 2048 rows 36 ms, 1024 and
+    512 rows 36-38 ms, 4096 rows 42 ms, 8192 rows 66 ms on one thread; 2048 rows also fastest with
+    XLA's two threads), 64M floats (256 MB) on an accelerator, where each block is a few kernel
     launches and small blocks would leave the device idle."""
-    budget = (1 << 20) if jax.default_backend() == "cpu" else (1 << 26)
+    budget = (1 << 19) if jax.default_backend() == "cpu" else (1 << 26)
     target = max(256, budget // max(1, n_components * n_features))
     return int(max(1, min(n_rows, target)))
 
