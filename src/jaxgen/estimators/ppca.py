@@ -134,11 +134,12 @@ class PPCA(FittedStateMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 hint = "PPCA(method='ml') needs complete data; use method='em' for missing values."
                 raise ValueError(f"{e} {hint}") from e
             raise
-        Xc = _ppca._check_not_constant(Xc)
+        if method == "em":  # the closed form checks for constant data itself, without another pass
+            Xc = _ppca._check_not_constant(Xc)
         N, D = Xc.shape
         q = (D - 1 if D > 1 else 1) if self.n_components is None else _ppca._check_q(self.n_components, D)
         if method == "ml":
-            params = _ppca._fit_ml(_to_jax(Xc), q, ddof)  # Xc is already validated
+            params = _ppca._fit_ml_validated(Xc, q, ddof)  # Xc is already validated
             self.n_iter_, self.converged_ = 1, True  # one eigen-decomposition, exact
         else:
             max_iter = check_positive_int(self.max_iter, "max_iter")
