@@ -7,6 +7,8 @@ from pathlib import Path
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# hermetic: no on-disk XLA cache (cli.main would otherwise enable it for the rest of the process)
+os.environ.setdefault("JAXGEN_COMPILATION_CACHE", "0")
 _shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if "JAXGEN_DATA_DIR" not in os.environ and _shared.is_dir():
     os.environ["JAXGEN_DATA_DIR"] = str(_shared)
@@ -27,10 +29,14 @@ def xla_optimizations(on: bool):
     setting) inside the block. The flag is read when a program is compiled, so it applies to every
     function first compiled in the block (``fit`` compiles its step and epoch anew on each call)."""
     old = jax.config.read("jax_disable_most_optimizations")
+    # the flag is not part of jit's cache key: drop compiled programs on the way in and out so that
+    # nothing compiled under one setting is reused under the other
+    jax.clear_caches()
     jax.config.update("jax_disable_most_optimizations", not on)
     try:
         yield
     finally:
+        jax.clear_caches()
         jax.config.update("jax_disable_most_optimizations", old)
 
 
@@ -39,6 +45,15 @@ def optimized(request):
     """Run the test twice: with the suite's fast compile setting and with XLA's optimisations on."""
     with xla_optimizations(request.param):
         yield request.param
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_compiled_programs():
+    """Free each test module's compiled programs when it ends: XLA's CPU executables stay mapped in
+    memory while cached, and the whole suite in one process otherwise accumulates thousands of
+    them (each with its own memory mappings)."""
+    yield
+    jax.clear_caches()
 
 
 @pytest.fixture
