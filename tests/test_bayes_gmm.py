@@ -179,7 +179,7 @@ def test_co_clustering_large_is_a_contraction():
 
 
 def test_draw_summaries_loop_over_draws():
-    """draws_log_prob and draws_co_clustering never hold the (S, N, K) responsibilities at once:
+    """draws_log_prob, draws_co_clustering and draws_mean_responsibilities never hold the (S, N, K) responsibilities at once:
     their compiled work space is far below S N K floats, and they equal the direct formulas."""
     S, N, K, D = 2000, 500, 4, 2
     k = keys.streams(jax.random.key(0), "w", "m", "L", "x")
@@ -189,12 +189,13 @@ def test_draw_summaries_loop_over_draws():
         prec_chol=jnp.broadcast_to(jnp.eye(D), (S, K, D, D)) * jax.random.uniform(k["L"], (S, K, 1, 1), minval=0.5, maxval=2.0),
     )
     X = jax.random.normal(k["x"], (N, D)) * 2.0
-    for fn in (bg.draws_log_prob, bg.draws_co_clustering):
+    for fn in (bg.draws_log_prob, bg.draws_co_clustering, bg.draws_mean_responsibilities):
         temp = jax.jit(fn).lower(draws, X).compile().memory_analysis().temp_size_in_bytes
         assert temp < S * N * K * 4 / 4, (fn.__name__, temp)
     ll = np.asarray(bg.draws_pointwise_log_lik(draws, X), np.float64)
     np.testing.assert_allclose(bg.draws_log_prob(draws, X), np.log(np.mean(np.exp(ll), axis=0)), rtol=1e-5, atol=1e-5)
     sub = jax.tree.map(lambda a: a[:50], draws)
+    np.testing.assert_allclose(bg.draws_mean_responsibilities(sub, X), bg.draws_responsibilities(sub, X).mean(0), atol=1e-6)
     np.testing.assert_allclose(bg.draws_co_clustering(sub, X[:30], chunk=16),
                                bg.co_clustering(bg.draws_responsibilities(sub, X[:30])), atol=1e-5)
 
@@ -202,7 +203,7 @@ def test_draw_summaries_loop_over_draws():
 @pytest.fixture(scope="module")
 def nuts_fit(faithful_std):
     """One small NUTS fit (2 chains from over-dispersed points), every PRNG stream recorded."""
-    with keys.recording() as rec:
+    with keys.recording(all_derivations=True) as rec:
         est = BayesianGaussianMixture(3, weight_concentration_prior=0.05, inference="nuts", num_warmup=150,
                                       num_samples=150, num_chains=2, nuts_init="dispersed", random_state=0,
                                       **DD).fit(faithful_std[::2].astype(np.float32))  # float32: the fast path
@@ -226,7 +227,7 @@ def test_fit_keys_are_pairwise_distinct(nuts_fit):
     assert {"init", "occupied", "nuts", "vb_init", "vb", "draws", "source", "assignments", "draw", "noise"} <= set(names)
     keys.assert_distinct(rec)
     _assert_no_shared_family(rec)
-    with keys.recording() as rec_vb:
+    with keys.recording(all_derivations=True) as rec_vb:
         est = BayesianGaussianMixture(3, random_state=0).fit(np.random.default_rng(0).normal(size=(50, 2)))
         est.sample(4)
     assert {"init", "occupied", "source", "assignments", "weights", "component", "precision", "mean", "noise"} <= {

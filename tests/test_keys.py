@@ -36,3 +36,23 @@ def test_recording_collects_streams():
         keys.streams(jax.random.key(1), "x", "x")
     with pytest.raises(ValueError, match="non-empty"):
         keys.stream(jax.random.key(1), "")
+
+
+def test_recording_all_derivations_catches_split_and_fold_in_of_one_parent():
+    """The original collision: a parent split into roles and also folded with a small integer."""
+    root = jax.random.key(0)
+    with keys.recording(all_derivations=True) as rec:
+        k_init, k_bin = jax.random.split(root)
+        jax.random.fold_in(root, 1)  # == k_bin
+    with pytest.raises(AssertionError, match="derived differently"):
+        keys.assert_distinct(rec)
+    # the same derivation repeated is not a reuse; named streams and indexed families of distinct
+    # parents are fine
+    with keys.recording(all_derivations=True) as rec:
+        s = keys.streams(root, "a", "b")
+        s2 = keys.streams(root, "a")
+        [jax.random.fold_in(s["a"], i) for i in range(3)]
+        jax.random.split(s["b"], 4)
+    keys.assert_distinct(rec)
+    assert len(rec) == 3 and len(rec.origins) == 3 + 3 + 3 + 4
+    assert jax.random.split is not None and "recording" not in jax.random.split.__name__  # restored
