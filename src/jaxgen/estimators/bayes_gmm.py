@@ -185,6 +185,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             )
             Xj = jnp.asarray(Xc)
             s = streams(key_from(self.random_state), "init", "occupied", "nuts")
+            self._dtype = np.dtype(dt)  # before any fitted attribute: methods need it
             if self.inference == "vb":
                 post = self._fit_vb(s["init"], Xj, prior)
                 labels = np.asarray(jnp.argmax(_bg.vb_log_responsibilities(self._jax_post(post), Xj), axis=1))
@@ -196,7 +197,6 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                    else _bg.occupied_clusters_draws(s["occupied"], self._jax_post(post), Xj))
             self.n_occupied_probs_ = np.asarray(occ)
             self.n_clusters_ = int(np.argmax(self.n_occupied_probs_))
-            self._dtype = np.dtype(dt)
         return labels
 
     def _initial_resp(self, key, X):
@@ -298,7 +298,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         post = self._jax_post(self.posterior_)
         if self.inference == "vb":
             return np.asarray(_bg.vb_responsibilities(post, Xj))
-        return np.asarray(jnp.mean(_bg.draws_responsibilities(post, Xj), axis=0))
+        return np.asarray(_bg.draws_mean_responsibilities(post, Xj))  # O(N K), not (S, N, K)
 
     def predict_proba(self, X):
         """Posterior cluster probabilities of new points, ``(N, K)``."""

@@ -56,7 +56,7 @@ __all__ = [
     "NIWPrior", "VBPosterior", "VBInfo", "default_prior", "initial_responsibilities", "fit_vb",
     "vb_responsibilities", "vb_log_responsibilities", "predictive_log_prob", "expected_weights",
     "predictive_moments", "sample_predictive", "occupied_clusters_vb", "co_clustering", "numpyro_model", "fit_nuts", "MixtureDraws",
-    "draws_responsibilities", "draws_log_prob", "draws_pointwise_log_lik", "draws_co_clustering", "dispersed_init_params",
+    "draws_responsibilities", "draws_mean_responsibilities", "draws_log_prob", "draws_pointwise_log_lik", "draws_co_clustering", "dispersed_init_params",
     "occupied_clusters_draws", "sample_draws", "label_invariant_diagnostics", "pointwise_log_likelihood", "loo",
 ]
 
@@ -632,6 +632,11 @@ def sample_predictive(key: jax.Array, post: VBPosterior, n: int, *, batch_size: 
     Each sample draws its own parameters, so this is the predictive, not a plug-in fit (its
     covariance is :func:`predictive_moments`'s). Samples are drawn ``batch_size`` at a time
     (work space O(batch D^2)), in a jitted function compiled once per power of two of ``n``.
+    For "tied" / "diag" / "spherical" the precision is drawn from the Wishart with the restricted
+    scale (so its marginal is :func:`predictive_log_prob`'s Student-t with that scale). Under the
+    Dirichlet process the K truncated sticks are renormalised per draw, whereas
+    :func:`expected_weights` renormalises their expectations: the two differ by the mass beyond the
+    truncation, small once the last sticks are empty.
     Returns ``(x (n, D), labels (n,))``.
     """
     key = check_key(key)
@@ -868,6 +873,19 @@ def draws_responsibilities(draws: MixtureDraws, X: jax.Array) -> jax.Array:
     X = jnp.asarray(X)
     return jax.lax.map(lambda d: jax.nn.softmax(_draw_log_joint(X, *d), axis=-1),
                        (draws.weights, draws.means, draws.prec_chol))
+
+
+def draws_mean_responsibilities(draws: MixtureDraws, X: jax.Array) -> jax.Array:
+    """Posterior mean of p(z_n = k | x_n, theta): ``(N, K)``, the draws accumulated one at a time
+    (work space O(N K), never the ``(S, N, K)`` of :func:`draws_responsibilities`)."""
+    X = jnp.asarray(X)
+    S, K = draws.weights.shape
+
+    def add(acc, d):
+        return acc + jax.nn.softmax(_draw_log_joint(X, *d), axis=-1), None
+
+    total, _ = jax.lax.scan(add, jnp.zeros((X.shape[0], K), X.dtype), (draws.weights, draws.means, draws.prec_chol))
+    return total / S
 
 
 def draws_pointwise_log_lik(draws: MixtureDraws, X: jax.Array) -> jax.Array:
