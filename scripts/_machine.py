@@ -43,6 +43,23 @@ def machine_lines(extra_packages=()) -> list[str]:
     ]
 
 
+def median_time(f, *args, repeats: int = 5) -> float:
+    """Median wall time in seconds of ``f(*args)`` over ``repeats`` calls after one warm-up call,
+    waiting for JAX results (``jax.block_until_ready``)."""
+    import statistics
+    import time
+
+    import jax
+
+    jax.block_until_ready(f(*args))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(f(*args))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def print_machine(extra_packages=()) -> None:
     """Print :func:`machine_lines`."""
     for line in machine_lines(extra_packages):

@@ -32,14 +32,13 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _machine import print_machine  # noqa: E402
+from _machine import median_time, print_machine  # noqa: E402
 
 
 def _rss_mb() -> float:
@@ -104,19 +103,10 @@ def _matmul_rates(jnp, dtype, d, k, chunk, n, repeats=5):
     import jax
     import numpy as np
 
-    def best(f, *a):
-        jax.block_until_ready(f(*a))
-        ts = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            jax.block_until_ready(f(*a))
-            ts.append(time.perf_counter() - t0)
-        return statistics.median(ts)
-
     rng = np.random.default_rng(0)
     s = 2048 if jax.default_backend() == "cpu" else 8192
     a = jax.device_put(rng.standard_normal((s, s)).astype(dtype))
-    square = 2 * s**3 / best(jax.jit(lambda a: a @ a), a) / 1e9
+    square = 2 * s**3 / median_time(jax.jit(lambda a: a @ a), a, repeats=repeats) / 1e9
     n_chunks = max(1, min(n, 200_000) // chunk)
     xs = jax.device_put(rng.standard_normal((n_chunks, chunk, d)).astype(dtype))
     ut = jax.device_put(rng.standard_normal((k * d, d)).astype(dtype))
@@ -125,7 +115,7 @@ def _matmul_rates(jnp, dtype, d, k, chunk, n, repeats=5):
     def thin(ut, xs):  # the output is consumed (summed) so that XLA cannot drop the GEMM
         return jax.lax.scan(lambda c, x: (c + jnp.sum(ut @ x.T), None), jnp.zeros((), ut.dtype), xs)[0]
 
-    thin_rate = 2 * k * d * d * n_chunks * chunk / best(thin, ut, xs) / 1e9
+    thin_rate = 2 * k * d * d * n_chunks * chunk / median_time(thin, ut, xs, repeats=repeats) / 1e9
     return square, s, thin_rate
 
 

@@ -53,7 +53,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _machine import print_machine  # noqa: E402
+from _machine import median_time, print_machine  # noqa: E402
 
 HIDDEN, LATENT, BATCH = (200, 200), 50, 100
 _MACS = 784 * 200 + 200 * 200 + 2 * 200 * 50 + 50 * 200 + 200 * 200 + 200 * 784  # forward, per image
@@ -68,17 +68,8 @@ def _matmul_rates(repeats: int = 7) -> tuple[float, float]:
 
     rng = np.random.default_rng(0)
 
-    def timed(f, *a):
-        jax.block_until_ready(f(*a))
-        ts = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            jax.block_until_ready(f(*a))
-            ts.append(time.perf_counter() - t0)
-        return statistics.median(ts)
-
     a = jax.device_put(rng.standard_normal((1024, 1024)).astype(np.float32))
-    square = 2 * 1024**3 / timed(jax.jit(lambda a: a @ a), a) / 1e9
+    square = 2 * 1024**3 / median_time(jax.jit(lambda a: a @ a), a, repeats=repeats) / 1e9
     dims = [(784, 200), (200, 200), (200, 100), (50, 200), (200, 200), (200, 784)]  # (mean, log_var) as one 200x100
     ws = [jax.device_put(rng.standard_normal(d).astype(np.float32) * 0.05) for d in dims]
     xs = [jax.device_put(rng.standard_normal((BATCH, d[0])).astype(np.float32)) for d in dims]
@@ -96,7 +87,7 @@ def _matmul_rates(repeats: int = 7) -> tuple[float, float]:
         return jax.lax.scan(body, jnp.zeros((), jnp.float32), None, length=steps)[0]
 
     flop = steps * 3 * 2 * BATCH * sum(i * o for i, o in dims)
-    return square, flop / timed(chain, ws, xs, gs) / 1e9
+    return square, flop / median_time(chain, ws, xs, gs, repeats=repeats) / 1e9
 
 
 def _jax_setup(x_u8: np.ndarray, seed: int):

@@ -50,7 +50,7 @@ def test_recording_all_derivations_catches_split_and_fold_in_of_one_parent():
     # parents are fine
     with keys.recording(all_derivations=True) as rec:
         s = keys.streams(root, "a", "b")
-        s2 = keys.streams(root, "a")
+        keys.streams(root, "a")  # the same derivation again
         [jax.random.fold_in(s["a"], i) for i in range(3)]
         jax.random.split(s["b"], 4)
     keys.assert_distinct(rec)
