@@ -32,7 +32,7 @@ from jaxgen.train.config import TrainConfig
 from jaxgen.train.logs import MetricsLog, progress_bar
 from jaxgen.train.state import TrainState, as_typed_key, create_train_state
 from jaxgen.train.step import _checked_loss, epoch_permutation, make_epoch_fn, make_train_step, tree_all_finite
-from jaxgen.validation import check_data, float_dtype
+from jaxgen.validation import check_data
 
 __all__ = ["TrainingDiverged", "fit"]
 
@@ -72,16 +72,8 @@ def _check_train_data(data):
             raise ValueError(f"{name} must have a leading example axis, got a scalar.")
         if arr.shape[0] < 1:
             raise ValueError(f"{name} has 0 samples.")
-        if jnp.issubdtype(arr.dtype, jnp.integer) or arr.dtype == bool:
-            pass
-        elif isinstance(arr, jax.Array):
-            if not jnp.issubdtype(arr.dtype, jnp.floating):
-                raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}.")
-            n_bad = int(jnp.sum(~jnp.isfinite(arr)))  # one scalar to the host
-            if n_bad:
-                raise ValueError(f"{name} contains {n_bad} non-finite value(s); all entries must be finite.")
-            arr = arr.astype(float_dtype(arr.dtype))
-        else:  # floats: finiteness and the dtype rule of the whole package
+        if not (jnp.issubdtype(arr.dtype, jnp.integer) or arr.dtype == bool):
+            # floats: finiteness and the dtype rule of the whole package (JAX arrays on their device)
             arr = check_data(arr, name=name, ndim=arr.ndim)
         if n is not None and arr.shape[0] != n:
             raise ValueError(f"All train_data arrays must have the same number of rows; {name} has {arr.shape[0]}, not {n}.")
