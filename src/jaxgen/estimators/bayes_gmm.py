@@ -36,9 +36,10 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import BayesianGaussianMixture as _SkBGM
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from jaxgen.estimators._keys import key_from
+from jaxgen.estimators._fitted import in_fitted_dtype
 from jaxgen.estimators._precision import computing_in, input_dtype
 from jaxgen.keys import streams
 from jaxgen.models import bayes_gmm as _bg
@@ -185,7 +186,6 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             )
             Xj = jnp.asarray(Xc)
             s = streams(key_from(self.random_state), "init", "occupied", "nuts")
-            self._dtype = np.dtype(dt)  # before any fitted attribute: methods need it
             if self.inference == "vb":
                 post = self._fit_vb(s["init"], Xj, prior)
                 labels = np.asarray(jnp.argmax(_bg.vb_log_responsibilities(self._jax_post(post), Xj), axis=1))
@@ -285,13 +285,18 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self.precisions_cholesky_ = _sk_precision_cholesky(self.covariances_, ct)
         self.precisions_ = _sk_precisions(self.precisions_cholesky_, ct)
 
+    _dtype_attr = "means_"  # the fitted dtype (float64 fits answer in float64): see _fitted.in_fitted_dtype
+
+    @property
+    def _dtype(self) -> np.dtype:
+        return self.means_.dtype
+
     @staticmethod
     def _jax_post(post):
         return jax.tree.map(jnp.asarray, post)
 
     # ------------------------------------------------------------------ inference
-    def _checked(self, X):
-        check_is_fitted(self)
+    def _checked(self, X):  # in methods decorated with in_fitted_dtype (fitted, in the fitted dtype)
         return jnp.asarray(self._validate_X(X, reset=False, dtype=self._dtype))
 
     def _proba(self, Xj):
@@ -300,62 +305,57 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             return np.asarray(_bg.vb_responsibilities(post, Xj))
         return np.asarray(_bg.draws_mean_responsibilities(post, Xj))  # O(N K), not (S, N, K)
 
+    @in_fitted_dtype
     def predict_proba(self, X):
         """Posterior cluster probabilities of new points, ``(N, K)``."""
-        check_is_fitted(self)
-        with computing_in(self._dtype):
-            return self._proba(self._checked(X))
+        return self._proba(self._checked(X))
 
     def predict(self, X):
         """Most probable cluster of each point, ``(N,)``."""
         return np.argmax(self.predict_proba(X), axis=1)
 
+    @in_fitted_dtype
     def score_samples(self, X):
         """Posterior predictive log density of each point, ``(N,)`` (minus it is an outlier score)."""
-        check_is_fitted(self)
-        with computing_in(self._dtype):
-            Xj = self._checked(X)
-            post = self._jax_post(self.posterior_)
-            if self.inference == "vb":
-                return np.asarray(_bg.predictive_log_prob(post, Xj))
-            return np.asarray(_bg.draws_log_prob(post, Xj))
+        Xj = self._checked(X)
+        post = self._jax_post(self.posterior_)
+        if self.inference == "vb":
+            return np.asarray(_bg.predictive_log_prob(post, Xj))
+        return np.asarray(_bg.draws_log_prob(post, Xj))
 
     def score(self, X, y=None):
         """Mean posterior predictive log density."""
         return float(np.mean(self.score_samples(X)))
 
+    @in_fitted_dtype
     def co_clustering(self, X):
         """P(x_i and x_j in the same cluster), ``(N, N)``; label-invariant."""
-        check_is_fitted(self)
-        with computing_in(self._dtype):
-            Xj = self._checked(X)
-            post = self._jax_post(self.posterior_)
-            if self.inference == "vb":
-                return np.asarray(_bg.co_clustering(_bg.vb_responsibilities(post, Xj)))
-            return np.asarray(_bg.draws_co_clustering(post, Xj))
+        Xj = self._checked(X)
+        post = self._jax_post(self.posterior_)
+        if self.inference == "vb":
+            return np.asarray(_bg.co_clustering(_bg.vb_responsibilities(post, Xj)))
+        return np.asarray(_bg.draws_co_clustering(post, Xj))
 
+    @in_fitted_dtype
     def loo(self, pointwise: bool = False):
         """ArviZ PSIS-LOO of the NUTS posterior (``inference="nuts"`` only): ArviZ's ``ELPDData``."""
-        check_is_fitted(self)
         if self.inference != "nuts":
             raise ValueError("loo() needs posterior draws: fit with inference='nuts'.")
-        with computing_in(self._dtype):
-            return _bg.loo(self.mcmc_, pointwise=pointwise)
+        return _bg.loo(self.mcmc_, pointwise=pointwise)
 
+    @in_fitted_dtype
     def sample(self, n_samples=1):
         """Draw ``(X (n, D), labels (n,))`` from the posterior predictive (seeded by ``random_state``)."""
-        check_is_fitted(self)
         if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"Invalid value for 'n_samples': {n_samples} . The sampling requires at "
                              "least one sample.")
         key = key_from(self.random_state, salt=1)
-        with computing_in(self._dtype):
-            post = self._jax_post(self.posterior_)
-            if self.inference == "vb":
-                x, z = _bg.sample_predictive(key, post, int(n_samples))
-            else:
-                x, z = _bg.sample_draws(key, post, int(n_samples))
-            return np.asarray(x), np.asarray(z)
+        post = self._jax_post(self.posterior_)
+        if self.inference == "vb":
+            x, z = _bg.sample_predictive(key, post, int(n_samples))
+        else:
+            x, z = _bg.sample_draws(key, post, int(n_samples))
+        return np.asarray(x), np.asarray(z)
 
 
 def _sk_covariances(post) -> np.ndarray:
