@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from jaxgen.models import ppca as _ppca
 from jaxgen.estimators._keys import key_from
+from jaxgen.padding import power_of_two_at_least
 from jaxgen.estimators._fitted import FittedStateMixin, in_fitted_dtype
 from jaxgen.estimators._precision import computing_in, input_dtype
 from jaxgen.validation import check_choice, check_data, check_positive_float, check_positive_int
@@ -67,7 +68,7 @@ def _to_jax(arr: np.ndarray) -> jax.Array:
 def _bucket(n: int) -> int:
     """Rows to draw for a request of n: the next power of two, at least 256, so that distinct
     sizes share a few compiled programs (the draws are i.i.d., the first n rows are a sample)."""
-    return max(256, 1 << (int(n) - 1).bit_length())
+    return power_of_two_at_least(n, 256)
 
 
 def _reject_sparse(X) -> None:

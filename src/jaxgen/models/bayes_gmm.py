@@ -49,6 +49,7 @@ from jax.scipy.special import digamma, gammaln, logsumexp, multigammaln
 
 from jaxgen.inference import run_nuts
 from jaxgen.keys import streams
+from jaxgen.padding import power_of_two_at_least
 from jaxgen.validation import check_choice, check_data, check_key, check_positive_float, check_positive_int
 
 __all__ = [
@@ -623,7 +624,7 @@ def _wishart_chol(key, nu, W_chol):
 
 def _bucket(n: int) -> int:
     """Sample counts are padded to a power of two (>= 16): one compilation serves many ``n``."""
-    return max(16, 1 << (int(n) - 1).bit_length())
+    return power_of_two_at_least(n, 16)
 
 
 def sample_predictive(key: jax.Array, post: VBPosterior, n: int, *, batch_size: int = 4096) -> tuple[jax.Array, jax.Array]:
