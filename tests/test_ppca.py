@@ -145,6 +145,17 @@ def test_em_missing_float32_runs_and_roughly_monotone():
     assert int(info2.n_iter) == int(info.n_iter)
 
 
+def test_em_missing_memory_does_not_grow_with_q_squared():
+    """EM with missing values keeps the per-row posterior covariances (N, q, q) one block at a time:
+    measured 42.8 x the data's bytes before blocking (N, q+1, q+1 arrays per iteration), 3.3 x after."""
+    n, d, q = 100_000, 16, 12
+    X = jnp.zeros((n, d), jnp.float32)
+    compiled = ppca._fit_em.lower(X, jax.random.key(0), jnp.float32(1e-6), q=q, max_iter=10, missing=True,
+                                  rescale=True).compile()
+    temp = compiled.memory_analysis().temp_size_in_bytes
+    assert temp < 5 * n * d * 4, temp / (n * d * 4)
+
+
 def test_log_prob_observed_is_the_marginal_over_observed_coordinates(x64):
     X, _ = _data(10)
     p = ppca.fit_ml(X, Q)

@@ -510,24 +510,36 @@ def _em_step_complete(params: PPCAParams, S: jax.Array, floor, rescale: bool) ->
 
 def _em_step_missing(params: PPCAParams, X: jax.Array, floor) -> tuple[PPCAParams, jax.Array]:
     """One exact EM step with missing entries; returns new params and the observed-data mean
-    per-sample log-likelihood of the input params."""
+    per-sample log-likelihood of the input params.
+
+    The per-row posterior covariances ``(N, q, q)`` exist only one block of rows at a time: the
+    M-step needs just their sums per feature, ``P_d = sum_n o_nd Sigma_n`` ``(D, q, q)``, so
+    memory stays O(N D + D q^2) however large ``q`` is.
+    """
     D, q = params.W.shape
     dt = params.W.dtype
-    loglik, m, Minv, Of, X0 = _observed_stats(params, X)
-    Sigma = params.sigma2 * Minv  # posterior covariances (N, q, q)
-    N = X.shape[0]
     # Augmented latent z~ = [z; 1] so that [W_d, mu_d] is solved jointly per feature d.
-    mt = jnp.concatenate([m, jnp.ones((N, 1), dt)], axis=1)  # (N, q+1)
-    Ezz = mt[:, :, None] * mt[:, None, :]
-    Ezz = Ezz.at[:, :q, :q].add(Sigma)
-    A = (Of.T @ Ezz.reshape(N, -1)).reshape(D, q + 1, q + 1)  # sum_n o_nd E[z~ z~^T]
-    B = X0.T @ mt  # sum_n o_nd x_nd E[z~]
+    zero = (jnp.zeros((D, (q + 1) ** 2), dt), jnp.zeros((D, q * q), dt), jnp.zeros((D, q + 1), dt))
+
+    def block(carry, x):
+        A0, P, B = carry
+        loglik, m, Minv, Of, X0 = _observed_stats(params, x)
+        n = x.shape[0]
+        mt = jnp.concatenate([m, jnp.ones((n, 1), dt)], axis=1)  # (n, q+1)
+        mm = (mt[:, :, None] * mt[:, None, :]).reshape(n, -1)
+        Sigma = (params.sigma2 * Minv).reshape(n, -1)  # posterior covariances of this block only
+        return (A0 + Of.T @ mm, P + Of.T @ Sigma, B + X0.T @ mt), (loglik, m)
+
+    width = max(D, (q + 1) ** 2)  # the widest per-row temporary sets the block size
+    (A0, P, B), (loglik, m) = _scan_rows(block, X, zero, _block_rows(X.shape[0], width))
+    P = P.reshape(D, q, q)
+    A = A0.reshape(D, q + 1, q + 1).at[:, :q, :q].add(P)  # sum_n o_nd E[z~ z~^T]
     Wt = jnp.linalg.solve(A, B[..., None])[..., 0]  # (D, q+1)
     W_new, mu_new = Wt[:, :q], Wt[:, q]
-    resid = jnp.where(Of > 0, X0 - mt @ Wt.T, 0.0)
-    WW = (W_new[:, :, None] * W_new[:, None, :]).reshape(D, q * q)
-    trace_term = jnp.sum((Of.T @ Sigma.reshape(N, -1)) * WW)  # sum_nd o_nd w_d^T Sigma_n w_d
-    s2_new = (jnp.sum(resid**2) + trace_term) / jnp.sum(Of)
+    O = ~jnp.isnan(X)
+    resid = jnp.where(O, X - m @ W_new.T - mu_new, 0.0)  # (N, D): the size of the data
+    trace_term = jnp.einsum("di,dij,dj->", W_new, P, W_new)  # sum_nd o_nd w_d^T Sigma_n w_d
+    s2_new = (jnp.sum(resid**2) + trace_term) / jnp.sum(O)
     new = PPCAParams(mu=mu_new, W=W_new, sigma2=jnp.maximum(s2_new, floor))
     return new, jnp.mean(loglik)
 
