@@ -241,6 +241,10 @@ def test_principal_angles_known_values():
         (np.ones(10), "2-D"),
         (np.array([[1.0, np.nan], [2.0, 3.0], [1.0, 1.0]]), "NaN"),
         (np.array([[1.0, np.inf], [2.0, 3.0], [1.0, 1.0]]), "inf"),
+        # the closed form finds NaN/inf from its scatter: in the shift row, and inf - inf
+        (np.array([[np.nan, 1.0], [2.0, 3.0], [1.0, 1.0]]), "1 NaN"),
+        (np.array([[np.inf, 1.0], [-np.inf, 3.0], [1.0, 1.0]]), "2 inf"),
+        (np.array([[1e20, 1.0], [-1e20, 3.0], [1.0, 1.0]], np.float32), "overflow float32"),
         (np.ones((1, 3)), "at least 2"),
         (np.array([["a", "b"], ["c", "d"]]), "numeric"),
     ],

@@ -153,6 +153,10 @@ def test_not_fitted_and_bad_input():
         PPCA(1).fit(X[:1])
     with pytest.raises(ValueError, match="inf"):
         PPCA(2, method="em").fit(np.where(X > 4, np.inf, X))
+    with pytest.raises(ValueError, match="inf"):
+        PPCA(2).fit(np.where(X > 4, np.inf, X))
+    with pytest.raises(ValueError, match="NaN.*use method='em' for missing values"):
+        PPCA(2).fit(np.where(X > 4, np.nan, X))
     with pytest.raises(ValueError, match="numeric"):
         PPCA(1).fit([["a", "b"], ["c", "d"]])
     est = PPCA(2).fit(X)

@@ -43,6 +43,7 @@ def check_data(
     n_features: int | None = None,
     dtype=None,
     estimator=None,
+    finite: bool = True,
 ):
     """Validate user data and return it as a float array, where it already lives.
 
@@ -64,6 +65,9 @@ def check_data(
       estimator: the fitted estimator (or its class name) that checks ``n_features``: the error
         then reads as scikit-learn's, "X has 3 features, but GaussianMixture is expecting 4
         features as input."
+      finite: ``False`` skips the scan for NaN/inf of NumPy input (a full pass over X) for a caller
+        that detects them from a result they poison and then calls ``check_data`` again for the
+        message (PPCA's closed form: the diagonal of the scatter). JAX input is always checked.
 
     Returns:
       ``np.ndarray`` (NumPy-like input) or ``jax.Array`` (JAX input) of shape (N, D), float dtype.
@@ -90,8 +94,7 @@ def check_data(
         big = np.abs(arr[np.isfinite(arr)]).max(initial=0.0)
         _check_range(float(big), name, out_dtype)
     arr = arr.astype(out_dtype, copy=False)
-    finite = np.isfinite(arr)
-    if not finite.all():
+    if finite and not np.isfinite(arr).all():
         _raise_not_finite(int(np.isnan(arr).sum()), int(np.isinf(arr).sum()), name, allow_nan)
     return arr
 

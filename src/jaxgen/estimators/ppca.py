@@ -128,19 +128,20 @@ class PPCA(FittedStateMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         ddof = check_positive_int(self.ddof, "ddof", minimum=0)
         if method == "em" and ddof != 0:
             raise ValueError(f"ddof={ddof} applies to method='ml' only; EM always fits the MLE (ddof=0).")
-        try:
-            Xc = check_data(X, allow_nan=(method == "em"), min_samples=max(2, ddof + 1))
-        except ValueError as e:
-            if method == "ml" and "NaN" in str(e) and "inf" not in str(e):
-                hint = "PPCA(method='ml') needs complete data; use method='em' for missing values."
-                raise ValueError(f"{e} {hint}") from e
-            raise
+        # the closed form finds NaN/inf from the scatter it computes anyway: no pass over X here
+        Xc = check_data(X, allow_nan=(method == "em"), min_samples=max(2, ddof + 1), finite=(method == "em"))
         if method == "em":  # the closed form checks for constant data itself, without another pass
             Xc = _ppca._check_not_constant(Xc)
         N, D = Xc.shape
         q = (D - 1 if D > 1 else 1) if self.n_components is None else _ppca._check_q(self.n_components, D)
         if method == "ml":
-            params = _ppca._fit_ml_validated(Xc, q, ddof)  # Xc is already validated
+            try:
+                params = _ppca._fit_ml_validated(Xc, q, ddof, finite_checked=False)
+            except ValueError as e:
+                if "NaN" in str(e) and "inf" not in str(e):
+                    hint = "PPCA(method='ml') needs complete data; use method='em' for missing values."
+                    raise ValueError(f"{e} {hint}") from e
+                raise
             self.n_iter_, self.converged_ = 1, True  # one eigen-decomposition, exact
         else:
             max_iter = check_positive_int(self.max_iter, "max_iter")
