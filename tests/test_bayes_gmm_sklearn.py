@@ -138,3 +138,17 @@ def test_float64_in_float64_float32_in_float32():
     est32 = BayesianGaussianMixture(2, random_state=0).fit(_data(6).astype(np.float32))
     assert est32.means_.dtype == np.float32 and est32.score_samples(_data(6)[:4]).dtype == np.float32
     assert est32.predict_proba(_data(6)[:4]).dtype == np.float32
+
+
+
+def test_pickled_float64_fit_answers_in_float64():
+    """An unpickled float64 fit gives the original's answers with x64 off (fitted state is NumPy;
+    FittedStateMixin would convert any JAX array in it). NUTS fits store their draws the same way."""
+    import pickle
+
+    X = _data(7)[:200, :2]
+    est = BayesianGaussianMixture(3, random_state=0).fit(X)
+    again = pickle.loads(pickle.dumps(est))
+    assert again.means_.dtype == np.float64
+    np.testing.assert_array_equal(again.score_samples(X), est.score_samples(X))
+    np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))

@@ -39,7 +39,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
 from jaxgen.estimators._keys import key_from
-from jaxgen.estimators._fitted import in_fitted_dtype
+from jaxgen.estimators._fitted import FittedStateMixin, in_fitted_dtype
 from jaxgen.estimators._precision import computing_in, input_dtype
 from jaxgen.keys import streams
 from jaxgen.models import bayes_gmm as _bg
@@ -51,7 +51,7 @@ _NOT_CONVERGED = ("Best performing initialization did not converge. Try differen
                   "increase max_iter, tol, or check for degenerate data.")
 
 
-class BayesianGaussianMixture(DensityMixin, BaseEstimator):
+class BayesianGaussianMixture(FittedStateMixin, DensityMixin, BaseEstimator):
     """Variational (or NUTS) Bayesian Gaussian mixture over ``n_components`` = K_max components.
 
     Parameters (scikit-learn's, same defaults): ``n_components=1``; ``covariance_type`` in
