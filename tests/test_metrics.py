@@ -83,3 +83,98 @@ def test_mode_metrics_bad_input(args, kwargs, match):
         M.mode_metrics(*args, **kwargs)
     with pytest.raises(ValueError, match="counts"):
         M.reverse_kl_to_uniform([[1, 2]])
+
+
+# ------------------------------------------------------------------------------ Frechet distance
+def _random_spd(rng, d, jitter=0.1):
+    A = rng.normal(size=(d, d))
+    return A @ A.T / d + jitter * np.eye(d)
+
+
+def test_sqrtm_psd_matches_scipy_and_handles_singular():
+    from scipy.linalg import sqrtm
+
+    rng = np.random.default_rng(0)
+    S = _random_spd(rng, 12)
+    R = M.sqrtm_psd(S)
+    np.testing.assert_allclose(R, np.real(sqrtm(S)), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(R, R.T, atol=0)
+    B = rng.normal(size=(6, 2))
+    P = B @ B.T  # rank 2 of 6: scipy's Schur method is unreliable here; check R @ R = P and PSD
+    R = M.sqrtm_psd(P)
+    np.testing.assert_allclose(R @ R, P, atol=1e-10)
+    assert np.linalg.eigvalsh(R).min() > -1e-7
+
+
+def test_frechet_distance_closed_forms():
+    rng = np.random.default_rng(1)
+    d = 7
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+    a, b = rng.uniform(0.1, 3, d), rng.uniform(0.1, 3, d)
+    mean_term = np.sum((mu1 - mu2) ** 2)
+    # diagonal covariances: sum (sqrt a - sqrt b)^2
+    fd = M.frechet_distance(mu1, np.diag(a), mu2, np.diag(b))
+    assert fd == pytest.approx(mean_term + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2), rel=1e-12)
+    # commuting covariances (shared eigenvectors): the same in the rotated basis
+    Q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    fd = M.frechet_distance(mu1, Q @ np.diag(a) @ Q.T, mu2, Q @ np.diag(b) @ Q.T)
+    assert fd == pytest.approx(mean_term + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2), rel=1e-10)
+    # general (non-commuting) covariances: the textbook tr sqrtm(S1 S2) form, via scipy
+    from scipy.linalg import sqrtm
+
+    S1, S2 = _random_spd(rng, d), _random_spd(rng, d)
+    ref = mean_term + np.trace(S1 + S2 - 2 * np.real(sqrtm(S1 @ S2)))
+    fd12 = M.frechet_distance(mu1, S1, mu2, S2)
+    assert fd12 == pytest.approx(ref, rel=1e-9)
+    assert M.frechet_distance(mu2, S2, mu1, S1) == pytest.approx(fd12, rel=1e-10)  # symmetric
+    assert M.frechet_distance(mu1, S1, mu1, S1) == pytest.approx(0.0, abs=1e-12)
+    # 1-D: the Wasserstein-2 distance of two normals squared, (m1 - m2)^2 + (s1 - s2)^2
+    assert M.frechet_distance([1.0], [[4.0]], [-1.0], [[9.0]]) == pytest.approx(4.0 + 1.0, rel=1e-12)
+
+
+def test_frechet_bias_of_plugin_estimator_matches_monte_carlo():
+    # two samples of n = 100 from one 4-D Gaussian: mean FD over 1000 repetitions, measured 0.1441 +- 0.0019
+    # against the second-order formula's 0.1456
+    rng = np.random.default_rng(0)
+    d, n = 4, 100
+    S = _random_spd(rng, d)
+    L = np.linalg.cholesky(S)
+    fds = [M.frechet_distance_features(rng.normal(size=(n, d)) @ L.T, rng.normal(size=(n, d)) @ L.T)
+           for _ in range(1000)]
+    assert np.mean(fds) == pytest.approx(M.frechet_bias(S, n, n), rel=0.05)
+    assert M.frechet_bias(np.eye(64), 5000, 5000) == pytest.approx(2 * 64 / 5000 + 64 * 65 / (2 * 4999), rel=1e-12)
+
+
+def test_streamed_feature_statistics_match_numpy():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(1003, 5)) * 100 + 1e4  # large offset: the naive sum-of-squares would cancel
+    mu, cov = M.feature_statistics(x, batch_size=64)
+    np.testing.assert_allclose(mu, x.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(cov, np.cov(x, rowvar=False), rtol=1e-9)
+    mu2, cov2 = M.feature_statistics(iter([x[:10], x[10:11], x[11:]]))  # an iterable of uneven batches
+    np.testing.assert_allclose(cov2, cov, rtol=1e-10)
+    a, b = M.FeatureStats(5).update(x[:500]), M.FeatureStats(5).update(x[500:])
+    np.testing.assert_allclose(a.merge(b).cov(ddof=0), np.cov(x, rowvar=False, ddof=0), rtol=1e-9)
+    y = rng.normal(size=(800, 5))
+    ref = M.frechet_distance(x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False))
+    assert M.frechet_distance_features(x, y, batch_size=100) == pytest.approx(ref, rel=1e-10)
+    assert M.frechet_distance_features(jax.numpy.asarray(y), y) < 1e-4  # JAX input (float32) accepted
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: M.frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3)), "same dimension"),
+        (lambda: M.frechet_distance(np.zeros(3), np.eye(2), np.zeros(2), np.eye(2)), "mu1 has 3"),
+        (lambda: M.frechet_distance(np.zeros(2), [[1.0, 0.5], [0.0, 1.0]], np.zeros(2), np.eye(2)), "symmetric"),
+        (lambda: M.frechet_distance(np.zeros(2), -np.eye(2), np.zeros(2), np.eye(2)), "semi-definite"),
+        (lambda: M.sqrtm_psd(np.ones((2, 3))), "square"),
+        (lambda: M.feature_statistics(np.ones((1, 3))), "more than 1"),
+        (lambda: M.feature_statistics(np.ones(3)), r"\(N, D\)"),
+        (lambda: M.FeatureStats(3).update(np.ones((4, 2))), "features"),
+        (lambda: M.FeatureStats(3).mean, "no features"),
+    ],
+)
+def test_frechet_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
