@@ -1,0 +1,55 @@
+"""Generative adversarial networks: Flax networks, four objectives, packing, R1, EMA, a trainer.
+
+Networks, packing, sampling and latent paths: :mod:`.networks`; objectives and gradient penalties:
+:mod:`.objectives`; the trainer for :func:`jaxgen.train.fit_trainer`: :mod:`.trainer`::
+
+    from jaxgen.models import gan
+    trainer = gan.GANTrainer(objective="non_saturating", pack=2, r1_gamma=0.1)   # 2-D MLPs
+    state = trainer.init(jax.random.key(0), x[:100])
+    state, metrics = jax.jit(trainer.update)(state, x[:100], jax.random.key(1))
+    samples, z = trainer.sample(state, jax.random.key(2), 2500)                 # EMA generator
+"""
+from jaxgen.models.gan.networks import (
+    LATENTS,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MLPDiscriminator,
+    MLPGenerator,
+    generate,
+    interpolate,
+    latent_sample,
+    pack,
+    sample,
+    unpack,
+)
+from jaxgen.models.gan.objectives import (
+    OBJECTIVES,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+    r1_penalty,
+)
+from jaxgen.models.gan.trainer import ARCHITECTURES, GANState, GANTrainer, split_critic_batches
+
+__all__ = [
+    "ARCHITECTURES",
+    "LATENTS",
+    "OBJECTIVES",
+    "DCGANDiscriminator",
+    "DCGANGenerator",
+    "GANState",
+    "GANTrainer",
+    "MLPDiscriminator",
+    "MLPGenerator",
+    "discriminator_loss",
+    "generate",
+    "generator_loss",
+    "gradient_penalty",
+    "interpolate",
+    "latent_sample",
+    "pack",
+    "r1_penalty",
+    "sample",
+    "split_critic_batches",
+    "unpack",
+]
