@@ -127,7 +127,7 @@ def test_foreign_run_folder_is_refused(uninterrupted):
     before = (Path(ref_dir) / "metrics.jsonl").read_text()
     other_model = dict(params, w1=jnp.zeros((helper.D, 9)), b1=jnp.zeros(9), w2=jnp.zeros((9, 1)))  # 9 hidden units
     with pytest.raises(ValueError, match=r"different model or optimizer \(pytree structure/shape mismatch: "
-                       r"\.params\['b1'\] is float32\(8,\) in the checkpoint but float32\(9,\) here\)"):
+                       r".model\.params\['b1'\] is float32\(8,\) in the checkpoint but float32\(9,\) here\)"):
         fit(loss_fn, other_model, optimizer, data, key=key, run_dir=ref_dir, **settings)
     with pytest.raises(ValueError, match=r"different model or optimizer.*only in the checkpoint"):
         fit(lambda p, b, k: (jnp.sum(p["w1"]) + jnp.sum(p["b1"]), {}), {k: params[k] for k in ("w1", "b1")}, optimizer,

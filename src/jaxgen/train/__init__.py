@@ -1,24 +1,29 @@
 """The one training loop for every gradient-trained model (VAE, GAN, PixelCNN).
 
-A model provides ``loss_fn(params, batch, key) -> (loss, metrics)`` (a scalar mean over the batch
-and a dict of scalars) and initial ``params``; :func:`fit` does the rest::
+A model provides a *trainer* (:mod:`.trainer`): ``init(key, batch) -> state`` (any pytree: one or
+two parameter sets, optax states, an EMA of weights) and ``update(state, batch, key) -> (state,
+metrics)``; :func:`fit_trainer` does the rest. A model with one loss and one optimizer uses
+:func:`fit`, the adapter::
 
     state, history = jaxgen.train.fit(loss_fn, params, optax.adam(1e-3), x_train,
                                       key=jax.random.key(0), epochs=10, batch_size=100,
                                       run_dir=run.dir, eval_fn=eval_fn)
+    loop_state, history = jaxgen.train.fit_trainer(gan_trainer, x_train, key=key, steps=20_000,
+                                                   batch_size=64, log_every=500, run_dir=run.dir)
 
-* **State** (:mod:`.state`): :class:`TrainState` pytree of params, optimizer state, step and key.
-* **Randomness**: ``key`` is the parent of the named streams ``"state"``, ``"shuffle"`` and
-  ``"eval"`` (:func:`jaxgen.keys.streams`); step t uses ``fold_in(state, t)``, epoch e's order
+* **State** (:mod:`.state`): :class:`LoopState` = the trainer's state, the step and the key;
+  ``fit`` returns a :class:`TrainState` (params, opt_state, step, key).
+* **Randomness**: ``key`` is the parent of the named streams ``"state"``, ``"shuffle"``, ``"eval"``
+  and ``"init"`` (:func:`jaxgen.keys.streams`); step t uses ``fold_in(state, t)``, epoch e's order
   ``fold_in(shuffle, e)``.
-* **Step and epoch** (:mod:`.step`): ``train_step(state, batch)`` uses ``fold_in(key, step)``;
-  an epoch is one jitted ``lax.scan`` over device-resident, on-device-shuffled batches (or, with
+* **Log periods** (:mod:`.step`): each period (an epoch by default, or ``log_every`` steps) is one
+  jitted ``lax.scan`` of updates, each gathering its batch from the device-resident data (or, with
   ``use_scan=False``, one jitted step per batch fed from host memory), the state donated;
-  ``shuffle=False`` keeps the data's order every epoch.
-* **Checks before any work**: the data (device arrays on the device), the loss traced once on one
-  batch's shapes, and the loss's own ``check_train_data(params, train_data)`` when it has one.
-* **Data parallel**: batches are sharded over the ``"data"`` axis of the mesh
-  (``NamedSharding(mesh, P(None, "data"))`` for the (n_batches, B, ...) epoch array), the state is
+  ``shuffle=False`` keeps the data's order every epoch. Evaluation and checkpoints every so many
+  epochs or steps (:class:`TrainConfig`).
+* **Checks before any work**: the data (device arrays on the device), the trainer's
+  ``check_train_data``, the update traced once on one batch's shapes.
+* **Data parallel**: batches are sharded over the ``"data"`` axis of the mesh, the state is
   replicated, and XLA's SPMD partitioner averages the gradients. Multi-host: call
   ``jax.distributed.initialize()`` in every process first; ``data_mesh()`` over ``jax.devices()``
   then spans all hosts. With ``use_scan=True`` every process passes the full data set (it is
@@ -26,26 +31,34 @@ and a dict of scalars) and initial ``params``; :func:`fit` does the rest::
   ``jax.make_array_from_process_local_data(NamedSharding(mesh, P("data")), local_rows)``.
 * **Checkpoints and resume** (:mod:`.checkpoint`): orbax, ``<run_dir>/checkpoints/<step>/{state,meta}``;
   a run started again in the same folder continues from the latest checkpoint and ends with the same
-  numbers as an uninterrupted run.
+  numbers as an uninterrupted run. It is refused when the folder holds another run: other model
+  arrays, trainer fingerprint (optimizer, learning rates), batch size, data (a hash computed on the
+  device) or key.
 * **Logs** (:mod:`.logs`): ``<run_dir>/metrics.jsonl``, TensorBoard when installed, a tqdm bar.
-* **Divergence**: a non-finite loss raises :class:`TrainingDiverged` naming the step and epoch;
-  finiteness is checked on the host once per epoch, never inside the scan.
+* **Divergence**: a non-finite metric or state raises :class:`TrainingDiverged` naming the step;
+  finiteness is checked on the host once per log period, never inside the scan.
 """
 from jaxgen.train.checkpoint import Checkpointer
 from jaxgen.train.config import TrainConfig
 from jaxgen.train.logs import TIMING_KEYS, MetricsLog
-from jaxgen.train.loop import TrainingDiverged, fit
-from jaxgen.train.state import TrainState, create_train_state
-from jaxgen.train.step import make_epoch_fn, make_train_step
+from jaxgen.train.loop import TrainingDiverged, fit, fit_trainer
+from jaxgen.train.state import LoopState, TrainState, create_train_state
+from jaxgen.train.step import make_chunk_fn, make_train_step
+from jaxgen.train.trainer import LossTrainer, ParamsState, split_batch
 
 __all__ = [
     "fit",
+    "fit_trainer",
     "TrainConfig",
+    "LoopState",
     "TrainState",
+    "LossTrainer",
+    "ParamsState",
     "TrainingDiverged",
     "create_train_state",
     "make_train_step",
-    "make_epoch_fn",
+    "make_chunk_fn",
+    "split_batch",
     "Checkpointer",
     "MetricsLog",
     "TIMING_KEYS",

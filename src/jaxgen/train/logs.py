@@ -1,7 +1,7 @@
 """Where the loop's numbers go: ``metrics.jsonl`` in the run folder, TensorBoard if installed, tqdm.
 
-``metrics.jsonl`` holds one JSON object per line: one per epoch (``epoch``, ``step``, ``loss``, the
-model's metrics averaged over the epoch, ``eval/<name>`` when evaluated, the timing fields of
+``metrics.jsonl`` holds one JSON object per line: one per log period, an epoch by default (``epoch``,
+``step``, the model's metrics averaged over the period, ``eval/<name>`` when evaluated, the timing fields of
 :data:`TIMING_KEYS`), plus event lines (``{"event": "diverged", ...}``). When a run resumes, the file
 is rewritten from the history stored in the checkpoint, so it always agrees with the state the run
 continues from (lines written after the last checkpoint by a killed process are dropped).
@@ -18,7 +18,7 @@ from jaxgen.runner import to_jsonable
 
 __all__ = ["TIMING_KEYS", "MetricsLog", "progress_bar"]
 
-TIMING_KEYS = ("examples_per_s", "epoch_time_s", "compile_time_s")
+TIMING_KEYS = ("examples_per_s", "time_s", "compile_time_s")
 """Record fields that depend on the machine's speed (everything else is reproducible)."""
 
 
@@ -76,16 +76,16 @@ class MetricsLog:
             self._tb = None
 
 
-class _EpochLines:
+class _PlainLines:
     """The progress of a run that is not on a terminal: plain lines on stderr, none redrawn.
 
-    One line ``train: epoch e/E loss=... ex_per_s=...`` for the first and the last epoch and at
-    most one per ``interval_s`` seconds between them, so a log file gets at most a line per epoch
-    (and far fewer in long runs). Same methods as the tqdm bar the loop uses.
+    One line ``train: epoch e/E loss=... ex_per_s=...`` for the first and the last log period and
+    at most one per ``interval_s`` seconds between them, so a log file gets at most a line per
+    period (and far fewer in long runs). Same methods as the tqdm bar the loop uses.
     """
 
-    def __init__(self, total: int, initial: int, interval_s: float, stream):
-        self.total, self.n, self.interval_s, self.stream = total, initial, interval_s, stream
+    def __init__(self, total: int, initial: int, interval_s: float, stream, unit: str = "epoch"):
+        self.total, self.n, self.interval_s, self.stream, self.unit = total, initial, interval_s, stream, unit
         self._postfix = ""
         self._last = None  # monotonic time of the last line
 
@@ -99,24 +99,25 @@ class _EpochLines:
         now = time.monotonic()
         if self._last is None or self.n >= self.total or now - self._last >= self.interval_s:
             self._last = now
-            print(f"train: epoch {self.n}/{self.total} {self._postfix}".rstrip(), file=self.stream, flush=True)
+            print(f"train: {self.unit} {self.n}/{self.total} {self._postfix}".rstrip(), file=self.stream, flush=True)
 
     def close(self) -> None:
         pass
 
 
-def progress_bar(total: int, initial: int, enabled: bool, *, interval_s: float = 30.0):
-    """Progress over epochs on stderr: a tqdm bar on a terminal, else plain lines (see :class:`_EpochLines`).
+def progress_bar(total: int, initial: int, enabled: bool, *, interval_s: float = 30.0, unit: str = "epoch"):
+    """Progress over log periods on stderr: a tqdm bar on a terminal, else plain lines (see :class:`_PlainLines`).
 
     A bar's redraws written to a file or pipe (``make tour > log``, CI) become hundreds of lines of
     carriage returns, so the bar is drawn only when stderr is a TTY. Nothing at all when ``enabled``
     is False.
 
     Args:
-      total: epochs in the run.
-      initial: epochs already done (a resumed run).
+      total: log periods in the run.
+      initial: log periods already done (a resumed run).
       enabled: show progress at all.
-      interval_s: off a terminal, the least time between two lines (first and last epoch always print).
+      interval_s: off a terminal, the least time between two lines (first and last period always print).
+      unit: what a period is called ("epoch", or e.g. "x100 steps").
 
     Returns:
       an object with ``set_postfix(**values)``, ``update(n)`` and ``close()``.
@@ -124,8 +125,8 @@ def progress_bar(total: int, initial: int, enabled: bool, *, interval_s: float =
     from jaxgen.runner import stderr_is_terminal
 
     if enabled and not stderr_is_terminal():
-        return _EpochLines(total, initial, interval_s, sys.stderr)
+        return _PlainLines(total, initial, interval_s, sys.stderr, unit)
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc="train", unit="epoch", leave=False, dynamic_ncols=True,
+    return tqdm(total=total, initial=initial, desc="train", unit=unit, leave=False, dynamic_ncols=True,
                 file=sys.stderr, disable=not enabled)

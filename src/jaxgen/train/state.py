@@ -14,12 +14,42 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-__all__ = ["TrainState", "create_train_state", "as_typed_key", "state_signature", "signature_mismatch"]
+__all__ = ["LoopState", "TrainState", "create_train_state", "as_typed_key", "state_signature", "signature_mismatch"]
+
+
+class _KeyedState:
+    """The step key of a state with fields ``step``, ``key`` (raw key data) and ``key_impl``."""
+
+    @property
+    def rng(self) -> jax.Array:
+        """The training key as a typed key (``jax.random.key``-style)."""
+        return jax.random.wrap_key_data(self.key, impl=self.key_impl)
+
+    def step_key(self) -> jax.Array:
+        """The key of the current step: ``fold_in(rng, step)``, independent of how steps are grouped."""
+        return jax.random.fold_in(self.rng, self.step)
 
 
 @flax.struct.dataclass
-class TrainState:
-    """Everything that changes during training.
+class LoopState(_KeyedState):
+    """What :func:`jaxgen.train.fit_trainer` carries from step to step and checkpoints.
+
+    Attributes:
+      model: the trainer's state (any pytree: parameters, optax states, EMA weights, ...).
+      step: int32 scalar, the number of updates done so far.
+      key: raw key data of the run's ``"state"`` stream; step t's key is ``fold_in(key, t)``.
+      key_impl: name of the key implementation (static), e.g. ``"threefry2x32"``.
+    """
+
+    model: Any
+    step: jax.Array
+    key: jax.Array
+    key_impl: str = flax.struct.field(pytree_node=False, default="threefry2x32")
+
+
+@flax.struct.dataclass
+class TrainState(_KeyedState):
+    """Everything that changes during training by :func:`jaxgen.train.fit` (one loss, one optimizer).
 
     Attributes:
       params: the model's parameter pytree.
@@ -34,15 +64,6 @@ class TrainState:
     step: jax.Array
     key: jax.Array
     key_impl: str = flax.struct.field(pytree_node=False, default="threefry2x32")
-
-    @property
-    def rng(self) -> jax.Array:
-        """The training key as a typed key (``jax.random.key``-style)."""
-        return jax.random.wrap_key_data(self.key, impl=self.key_impl)
-
-    def step_key(self) -> jax.Array:
-        """The key of the current step: ``fold_in(rng, step)``, independent of how steps are grouped."""
-        return jax.random.fold_in(self.rng, self.step)
 
 
 def as_typed_key(key) -> jax.Array:
