@@ -97,13 +97,13 @@ def _check_update_on_batch(trainer, model_state, leaves, treedef, batch_size: in
     step = jnp.zeros((), jnp.int32)
     update = trainer.update
     call = (lambda s, b, k, t: update(s, b, k, step=t)) if accepts_step(update) else (lambda s, b, k, t: update(s, b, k))
+    shapes = ", ".join(f"{tuple(a.shape[1:])}" for a in leaves)
+    who = getattr(trainer, "name", f"{type(trainer).__name__}.update")
     try:
         _, metrics = jax.eval_shape(call, model_state, batch, key, step)
-    except ValueError:
-        raise  # already says what is wrong (our checks, or the model's own)
+    except ValueError as e:  # the model's own check, or jnp's (e.g. shapes that do not broadcast): keep its words
+        raise ValueError(f"{who} fails on a batch of train_data (per-example shape(s) {shapes}): {e}") from e
     except Exception as e:  # Flax's ScopeParamShapeError, jnp's TypeError on mismatched dot shapes, ...
-        shapes = ", ".join(f"{tuple(a.shape[1:])}" for a in leaves)
-        who = getattr(trainer, "name", f"{type(trainer).__name__}.update")
         raise ValueError(
             f"{who} fails on a batch of train_data (per-example shape(s) {shapes}): {type(e).__name__}: {e} "
             "Check that the data have the shape the model was built for (e.g. its number of features)."
