@@ -117,12 +117,6 @@ def test_pack_groups_consecutive_samples():
         gan.pack(x, 0)
 
 
-def test_split_critic_batches_is_strided():
-    x = jnp.arange(12)
-    s = gan.split_critic_batches(x, 3)
-    np.testing.assert_array_equal(s, [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]])
-
-
 # ---------------------------------------------------------------------------- latents, sampling
 def test_interpolate_linear_and_slerp():
     z0, z1 = jnp.array([[3.0, 0.0, 0.0], [1.0, 2.0, 2.0]]), jnp.array([[0.0, 3.0, 0.0], [2.0, -1.0, 2.0]])

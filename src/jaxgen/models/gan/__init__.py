@@ -29,7 +29,7 @@ from jaxgen.models.gan.objectives import (
     gradient_penalty,
     r1_penalty,
 )
-from jaxgen.models.gan.trainer import ARCHITECTURES, GANState, GANTrainer, split_critic_batches
+from jaxgen.models.gan.trainer import ARCHITECTURES, GANState, GANTrainer
 
 __all__ = [
     "ARCHITECTURES",
@@ -50,6 +50,5 @@ __all__ = [
     "pack",
     "r1_penalty",
     "sample",
-    "split_critic_batches",
     "unpack",
 ]

@@ -5,7 +5,8 @@
 * ``init(key, batch) -> GANState``: parameters of both networks, both Adam states, the EMA copy
   of the generator's variables.
 * ``update(state, batch, key, step=None) -> (state, metrics)``: ``n_critic`` discriminator updates,
-  each on its own real sub-batch of ``B = len(batch) / n_critic`` rows and ``B`` fresh fakes, then
+  each on its own real sub-batch of ``B = len(batch) / n_critic`` rows (:func:`jaxgen.train.split_batch`:
+  sub-batch i holds rows i, i + k, ..., so no row leaves its device) and ``B`` fresh fakes, then
   one generator update on ``B`` fresh latents, then the EMA update. Pure and jit-able.
 * ``fingerprint()``: every setting (JSON-able). ``check_train_data(train_data)``: shape, dtype and
   range checks with a clear ``ValueError``.
@@ -36,6 +37,7 @@ import numpy as np
 import optax
 
 from jaxgen import keys
+from jaxgen.train import split_batch
 from jaxgen.models.gan import networks
 from jaxgen.models.gan.objectives import (
     OBJECTIVES,
@@ -46,7 +48,7 @@ from jaxgen.models.gan.objectives import (
 )
 from jaxgen.validation import check_choice, check_positive_float, check_positive_int
 
-__all__ = ["ARCHITECTURES", "GANState", "GANTrainer", "split_critic_batches"]
+__all__ = ["ARCHITECTURES", "GANState", "GANTrainer"]
 
 ARCHITECTURES = ("mlp", "dcgan")
 
@@ -67,19 +69,6 @@ class GANState:
     g_opt: Any
     d_opt: Any
     ema_vars: Any
-
-
-def split_critic_batches(x: jax.Array, k: int) -> jax.Array:
-    """``(k * B, ...) -> (k, B, ...)``: sub-batch i holds rows ``i, i + k, i + 2k, ...``.
-
-    Strided rather than contiguous so that, with the batch sharded in contiguous blocks over the
-    devices (B divisible by the device count), every sub-batch takes the same rows from each
-    device and no row moves between devices.
-    """
-    B = x.shape[0]
-    if B % k:
-        raise ValueError(f"a batch of {B} rows cannot be split into n_critic={k} equal sub-batches.")
-    return x.reshape(B // k, k, *x.shape[1:]).swapaxes(0, 1)
 
 
 def _ints(value, name: str) -> tuple:
@@ -291,7 +280,7 @@ class GANTrainer:
         k_d, k_g = keys.streams(key, "d", "g").values()
         g_tx, d_tx = self._optimizers()
         m = self.pack
-        reals = split_critic_batches(batch, self.n_critic)
+        reals = split_batch(batch, self.n_critic)  # (n_critic, B, ...): rows i, i + k, ... stay on their device
 
         def critic_step(carry, inp):
             d_params, d_opt = carry

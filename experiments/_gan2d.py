@@ -1,0 +1,203 @@
+"""Shared body of the 2-D GAN mode-collapse experiments ``gan_ring`` and ``gan_grid``.
+
+Protocol (VEEGAN, Srivastava et al. 2017; PacGAN, Lin et al. 2018, Table 1): a ring of 8 Gaussians
+at radius 1 (std 0.01) or a grid of 25 at {-4, -2, 0, 2, 4}^2 (std 0.05); 2 500 generated samples;
+a sample is high quality (HQ) within 3 std of its nearest mode; a mode is captured when it is the
+nearest mode of at least one HQ sample; reverse KL of the HQ mode histogram to uniform
+(:func:`jaxgen.metrics.modes.mode_metrics`). Published (PacGAN Table 1, means over 10 runs): ring
+GAN 6.3 / 8 modes, PacGAN2 7.9 / 8; grid GAN 17.3 / 25, PacGAN4 24.8 / 25.
+
+PacGAN's released 2-D code: G 4 x 400 ReLU with batch norm, D 3 x 200 maxout (5 pieces), z 2-D
+standard normal, Adam lr 1e-4, b1 0.8, batch 100, 400 epochs of 100 000 samples (400 000 steps).
+Here G and D are plain ReLU MLPs without batch norm, trained for a few thousand steps
+(``model.*`` and ``train.*`` say which); the 2 500 evaluation samples come from the **EMA
+generator** (``eval.ema``; metrics.json says which) and are saved as ``samples.npy``
+``(n_seeds, 2500, 2)``.
+
+Each seed i trains on its own data (100 000 points) and keys: ``fold_in(runs, i)`` of the run's
+``"runs"`` stream is the parent of ``"data"``, ``"fit"`` and ``"eval"``. ``sweep=true`` also
+trains every objective with and without packing (``sweep_objectives`` x ``sweep_packs``) on the
+same seeds (the same data and keys as the default config, so that only the setting differs).
+"""
+from __future__ import annotations
+
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxgen import keys, runner, train
+from jaxgen.data.synthetic import grid_modes, make_grid, make_ring, ring_modes
+from jaxgen.metrics.modes import mode_metrics
+from jaxgen.models import gan
+
+# PacGAN Table 1 (Lin et al. 2018): modes captured, mean over their runs (the figures the issue quotes)
+PUBLISHED = {"ring": {"GAN": 6.3, "PacGAN2": 7.9}, "grid": {"GAN": 17.3, "PacGAN4": 24.8}}
+DATASETS = {
+    "ring": dict(modes=ring_modes, make=make_ring, std=0.01, n_modes=8, lim=1.5),
+    "grid": dict(modes=grid_modes, make=make_grid, std=0.05, n_modes=25, lim=5.5),
+}
+
+QUICK = {"n_seeds": 2, "data.n_train": 2_000, "train.steps": 200, "train.batch_size": 64, "train.log_every": 100,
+         "model.g_hidden": (32, 32), "model.d_hidden": (32, 32), "eval.n_samples": 500,
+         "sweep_objectives": ("minimax", "hinge"), "sweep_packs": (1, 2)}
+
+CHECKS = {
+    "n_seeds": runner.positive(), "data.n_train": runner.positive(),
+    "model.objective": runner.one_of(*gan.OBJECTIVES), "model.pack": runner.positive(),
+    "model.latent_dim": runner.positive(), "model.d_maxout": runner.positive(),
+    "model.r1_gamma": runner.non_negative(), "model.gp_weight": runner.non_negative(),
+    "model.ema_decay": runner.interval(0, 1, hi_open=True),
+    "train.steps": runner.positive(), "train.batch_size": runner.positive(), "train.g_lr": runner.positive(),
+    "train.d_lr": runner.positive(), "train.n_critic": runner.positive(), "train.log_every": runner.positive(),
+    "eval.n_samples": runner.positive(),
+}
+
+
+def get_config(dataset: str) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.n_seeds = 5
+    c.data = ml_collections.ConfigDict(dict(n_train=100_000))
+    c.model = ml_collections.ConfigDict(dict(
+        objective="non_saturating", pack=2, latent_dim=2, g_hidden=(400, 400, 400, 400), d_hidden=(400, 400, 400, 400),
+        d_maxout=1, r1_gamma=0.0, gp_weight=10.0, ema_decay=0.999))
+    c.train = ml_collections.ConfigDict(dict(steps=10_000, batch_size=100, g_lr=1e-4, d_lr=1e-4, betas=(0.5, 0.999),
+                                             n_critic=1, log_every=1_000))
+    c.eval = ml_collections.ConfigDict(dict(n_samples=2_500, ema=True))
+    c.sweep = False
+    c.sweep_objectives = tuple(gan.OBJECTIVES)
+    c.sweep_packs = (1, 2 if dataset == "ring" else 4)  # PacGAN's best packing degree per data set
+    return c
+
+
+def check_config(config) -> None:
+    m, t = config.model, config.train
+    if t.batch_size % (m.pack * t.n_critic):
+        raise ValueError(f"train.batch_size={t.batch_size} must be divisible by model.pack * train.n_critic = "
+                         f"{m.pack * t.n_critic}.")
+    if config.sweep:
+        bad = [o for o in config.sweep_objectives if o not in gan.OBJECTIVES]
+        if bad:
+            raise ValueError(f"sweep_objectives must be among {list(gan.OBJECTIVES)}, got {bad}.")
+        for p in config.sweep_packs:
+            if p < 1 or t.batch_size % (p * t.n_critic):
+                raise ValueError(f"every sweep pack must divide train.batch_size / n_critic, got {p}.")
+
+
+def make_trainer(config, objective=None, pack=None) -> gan.GANTrainer:
+    m, t = config.model, config.train
+    return gan.GANTrainer(
+        objective=objective or m.objective, pack=pack or m.pack, latent_dim=m.latent_dim, g_hidden=tuple(m.g_hidden),
+        d_hidden=tuple(m.d_hidden), d_maxout=m.d_maxout, r1_gamma=m.r1_gamma, gp_weight=m.gp_weight,
+        ema_decay=m.ema_decay, g_lr=t.g_lr, d_lr=t.d_lr, betas=tuple(t.betas), n_critic=t.n_critic)
+
+
+def _train_one(run, config, trainer, seed_key, ds, run_dir):
+    """Train one seed; returns ``(samples (n, 2), mode metrics, train seconds, last log record)``."""
+    k_data, k_fit, k_eval = keys.streams(seed_key, "data", "fit", "eval").values()
+    x, _ = ds["make"](k_data, config.data.n_train, std=ds["std"])
+    t = config.train
+    t0 = time.perf_counter()
+    state, history = train.fit_trainer(trainer, x, key=k_fit, steps=t.steps, batch_size=t.batch_size * t.n_critic,
+                                       log_every=t.log_every, checkpoint_every=t.steps, keep_checkpoints=1,
+                                       run_dir=run_dir, progress=False, tensorboard=False)
+    jax.block_until_ready(state.model)
+    seconds = time.perf_counter() - t0
+    samples = np.asarray(trainer.sample(state.model, k_eval, config.eval.n_samples, ema=config.eval.ema)[0])
+    metrics = mode_metrics(samples, ds["modes"](), ds["std"])
+    return samples, metrics, seconds, history[-1]
+
+
+def _summary(per_seed: list[dict], seconds: list[float], n_modes: int) -> dict:
+    modes = [m["modes"] for m in per_seed]
+    hq = [m["high_quality_pct"] for m in per_seed]
+    kl = [m["reverse_kl"] for m in per_seed]
+    return {"modes": modes, "high_quality_pct": hq, "reverse_kl": kl,
+            "modes_mean": float(np.mean(modes)), "high_quality_pct_mean": float(np.mean(hq)),
+            "reverse_kl_mean": float(np.mean(kl)), "modes_min": int(np.min(modes)),
+            "high_quality_pct_min": float(np.min(hq)),
+            "goal_met": bool(min(modes) == n_modes and min(hq) >= 90.0),
+            "train_seconds": seconds}
+
+
+def run(config, run, dataset: str) -> dict:
+    ds = DATASETS[dataset]
+    (k_runs,) = keys.streams(run.key, "runs").values()
+    seed_keys = [jax.random.fold_in(k_runs, i) for i in range(config.n_seeds)]
+    m, t = config.model, config.train
+    label = f"{m.objective}, pack {m.pack}"
+    run.log(f"{dataset}: {ds['n_modes']} modes, std {ds['std']}; default config {label}, {t.steps} steps of batch "
+            f"{t.batch_size}, {config.n_seeds} seeds; samples from the {'EMA' if config.eval.ema else 'current'} generator")
+
+    def train_config(trainer, tag):
+        samples, per_seed, secs = [], [], []
+        for i, k in enumerate(run.progress(seed_keys, desc=tag)):
+            s, mm, sec, last = _train_one(run, config, trainer, k, ds, run.dir / "train" / tag / f"seed{i}")
+            samples.append(s), per_seed.append(mm), secs.append(sec)
+            run.log(f"  {tag} seed {i}: {mm['modes']}/{ds['n_modes']} modes, HQ {mm['high_quality_pct']:.1f} %, "
+                    f"reverse KL {mm['reverse_kl']:.3f}, {sec:.1f} s (d_loss {last['d_loss']:.3f}, g_loss "
+                    f"{last['g_loss']:.3f})")
+        return np.stack(samples), _summary(per_seed, secs, ds["n_modes"])
+
+    samples, default = train_config(make_trainer(config), "default")
+    np.save(run.dir / "samples.npy", samples.astype(np.float32))
+    metrics = {
+        "dataset": dataset,
+        "n_modes": ds["n_modes"],
+        "std": ds["std"],
+        "samples_from": "EMA generator" if config.eval.ema else "current generator",
+        "default_config": label,
+        **default,
+        "published_pacgan_table1_modes": PUBLISHED[dataset],
+    }
+    panels = {f"default ({label})": samples}
+    if config.sweep:
+        sweep, sweep_samples = {}, {}
+        for obj in config.sweep_objectives:
+            for p in config.sweep_packs:
+                tag = f"{obj}_pack{p}"
+                s, summ = train_config(make_trainer(config, obj, p), tag)
+                sweep[tag], sweep_samples[tag] = summ, s
+        metrics["sweep"] = sweep
+        np.savez(run.dir / "sweep_samples.npz", **{k: v.astype(np.float32) for k, v in sweep_samples.items()})
+        panels = {f"{k.replace('_pack', ', pack ')}": v for k, v in sweep_samples.items()}
+    table = results_table(metrics, dataset)
+    (run.dir / "table.md").write_text(table + "\n")
+    run.log(table)
+    _scatter(run, panels, ds, dataset)
+    return metrics
+
+
+def results_table(metrics: dict, dataset: str) -> str:
+    """Markdown table: modes (mean, min), HQ % (mean, min), reverse KL per config, then the published rows."""
+    n = metrics["n_modes"]
+    rows = [("default: " + metrics["default_config"], metrics)]
+    rows += [(k, v) for k, v in metrics.get("sweep", {}).items()]
+    lines = [f"| {dataset} config | modes / {n} (mean; per seed) | HQ % (mean; min) | reverse KL (mean) | train s / seed |",
+             "|---|---|---|---|---|"]
+    for name, r in rows:
+        lines.append(f"| {name} | {r['modes_mean']:.1f}; {', '.join(map(str, r['modes']))} | "
+                     f"{r['high_quality_pct_mean']:.1f}; {r['high_quality_pct_min']:.1f} | {r['reverse_kl_mean']:.3f} | "
+                     f"{np.mean(r['train_seconds']):.0f} |")
+    for name, modes in PUBLISHED[dataset].items():
+        lines.append(f"| PacGAN Table 1: {name} | {modes} | | | |")
+    return "\n".join(lines)
+
+
+def _scatter(run, panels: dict, ds: dict, dataset: str) -> None:
+    """One panel per config: every seed's samples (colours) over the true modes (black crosses)."""
+    modes = np.asarray(ds["modes"]())
+    n = len(panels)
+    cols = min(n, 4)
+    rows = -(-n // cols)
+    with run.figure(f"{dataset}_samples", rows, cols, figsize=(3.2 * cols, 3.4 * rows), squeeze=False) as (fig, axes):
+        for ax, (title, samples) in zip(axes.ravel(), panels.items()):
+            for i, s in enumerate(samples):
+                ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.4, label=f"seed {i}")
+            ax.scatter(modes[:, 0], modes[:, 1], marker="x", c="k", s=30, label="true modes")
+            ax.set(xlim=(-ds["lim"], ds["lim"]), ylim=(-ds["lim"], ds["lim"]), xlabel="x1", ylabel="x2", title=title)
+            ax.set_aspect("equal")
+        for ax in axes.ravel()[n:]:
+            ax.set_axis_off()
