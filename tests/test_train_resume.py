@@ -139,3 +139,42 @@ def test_foreign_run_folder_is_refused(uninterrupted):
     with pytest.raises(ValueError, match="already holds 8 epochs, more than epochs=5"):
         fit(loss_fn, params, optimizer, data, key=key, run_dir=ref_dir, **(settings | {"epochs": 5}))
     assert (Path(ref_dir) / "metrics.jsonl").read_text() == before  # refused before touching the folder
+
+
+def test_gan_trainer_sigkill_mid_run_then_rerun_matches_uninterrupted(tmp_path):
+    """The same guarantee for a trainer with two networks, two optimizers, n_critic = 2, packing,
+    a gradient penalty and an EMA, checkpointed every 5 steps (log periods inside epochs)."""
+    ref_out = tmp_path / "ref.npz"
+    env = _helper_env(False)
+    ref = subprocess.run([sys.executable, str(HELPER), str(tmp_path / "ref"), str(ref_out), "--gan"],
+                         capture_output=True, timeout=300, env=env)
+    assert ref.returncode == 0, ref.stderr.decode()[-3000:]
+    run_dir, out = tmp_path / "run", tmp_path / "out.npz"
+    ckpt_dir = run_dir / "checkpoints"
+    total = helper.gan_problem()[3]["steps"]
+    proc = subprocess.Popen([sys.executable, str(HELPER), str(run_dir), str(out), "--sleep", "0.5", "--gan"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        reached = False
+        while not reached and time.monotonic() < deadline and proc.poll() is None:
+            done = [int(p.name) for p in ckpt_dir.glob("*") if p.name.isdigit()] if ckpt_dir.is_dir() else []
+            reached = bool(done) and max(done) >= 10
+            time.sleep(0.02)
+        assert proc.poll() is None and reached, proc.stderr.read().decode()[-2000:]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    killed_at = max(int(p.name) for p in ckpt_dir.glob("*") if p.name.isdigit())
+    assert 10 <= killed_at < total and not out.exists()
+    rerun = subprocess.run([sys.executable, str(HELPER), str(run_dir), str(out), "--gan"], capture_output=True,
+                           timeout=300, env=env)
+    assert rerun.returncode == 0, rerun.stderr.decode()[-3000:]
+    result, ref_npz = np.load(out, allow_pickle=False), np.load(ref_out, allow_pickle=False)
+    assert sorted(result.files) == sorted(ref_npz.files)
+    for name in ref_npz.files:
+        assert np.array_equal(result[name], ref_npz[name]), f"{name} differs after SIGKILL + resume"

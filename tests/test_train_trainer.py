@@ -68,6 +68,17 @@ class TwoPlayer:
         return dataclasses.asdict(self)
 
 
+def tiny_gan():
+    """The real GAN trainer, small: WGAN-GP, packing 2, 2 critic steps per update, an EMA."""
+    from jaxgen.models.gan import GANTrainer
+
+    return GANTrainer(objective="wgan_gp", data_shape=(D,), g_hidden=(8,), d_hidden=(8,), pack=2, n_critic=2,
+                      g_lr=1e-3, d_lr=1e-3, betas=(0.0, 0.9), ema_decay=0.9)
+
+
+TRAINERS = {"two_player": TwoPlayer, "gan": tiny_gan}
+
+
 def run(data, **kw):
     settings = dict(key=jax.random.key(3), steps=10, batch_size=BATCH, log_every=5, progress=False) | kw
     return fit_trainer(kw.pop("trainer", TwoPlayer()), data, **{k: v for k, v in settings.items() if k != "trainer"})
@@ -104,15 +115,19 @@ def test_split_batch_keeps_each_devices_rows_on_it():
         split_batch(x, 5)
 
 
-def test_log_periods_do_not_change_the_numbers(data, optimized):
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_log_periods_do_not_change_the_numbers(data, optimized, trainer):
     """Periods of 3 steps (crossing epochs of 4) == 1 period per epoch == per-step path, bitwise
-    up to float round-off; with XLA's optimisations on too (``optimized``)."""
-    ref_state, ref_hist = run(data, steps=12, log_every=4)
+    up to float round-off; with XLA's optimisations on too (``optimized``); for the GAN trainer too."""
+    make = TRAINERS[trainer]
+    ref_state, ref_hist = run(data, steps=12, log_every=4, trainer=make())
     for kw in (dict(log_every=3), dict(log_every=6, use_scan=False)):
-        state, hist = run(data, steps=12, **kw)
+        state, hist = run(data, steps=12, trainer=make(), **kw)
         for a, b in zip(leaves(state.model), leaves(ref_state.model)):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
         assert hist[-1]["step"] == 12
+    if trainer != "two_player":
+        return
     assert [r["noise"] for r in run(data, steps=12, log_every=1)[1]][4:8] == pytest.approx(
         [float(0.01 * jax.random.normal(jax.random.fold_in(_state_key(3), t), (D,))[0]) for t in range(4, 8)], rel=1e-6)
 
@@ -123,13 +138,17 @@ def _state_key(seed):
     return keys.stream(jax.random.key(seed), "state")
 
 
-def test_one_device_equals_four_devices(data, optimized):
-    state4, hist4 = run(data, steps=8, log_every=4)
-    state1, hist1 = run(data, steps=8, log_every=4, mesh=data_mesh(jax.devices()[:1]))
-    assert state4.model["g"].sharding.mesh.size == 4 and state1.model["g"].sharding.mesh.size == 1
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_one_device_equals_four_devices(data, optimized, trainer):
+    make = TRAINERS[trainer]
+    state4, hist4 = run(data, steps=8, log_every=4, trainer=make())
+    state1, hist1 = run(data, steps=8, log_every=4, mesh=data_mesh(jax.devices()[:1]), trainer=make())
+    assert jax.tree.leaves(state4.model)[0].sharding.mesh.size == 4
+    assert jax.tree.leaves(state1.model)[0].sharding.mesh.size == 1
     for a, b in zip(leaves(state4.model), leaves(state1.model)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose([r["c_loss"] for r in hist4], [r["c_loss"] for r in hist1], rtol=1e-5)
+    name = "c_loss" if trainer == "two_player" else "d_loss"
+    np.testing.assert_allclose([r[name] for r in hist4], [r[name] for r in hist1], rtol=1e-5, atol=1e-6)
 
 
 def test_eval_and_checkpoints_every_n_steps_and_exact_resume(data, tmp_path):
