@@ -38,6 +38,8 @@ import numpy as np
 from jaxgen import keys, plotting, runner
 from jaxgen.data import load_mnist
 from jaxgen.metrics import classifier as cls
+from jaxgen.metrics.classifier import prepare_images
+from jaxgen.metrics.samples import classifier_for, draw, image_metrics
 from jaxgen.models import gan
 from jaxgen.train import fit_trainer
 
@@ -93,58 +95,17 @@ def trainer_from(config) -> gan.GANTrainer:
                           ema_decay=m.ema_decay)
 
 
-_QUICK_CLASSIFIER: list = []
-
-
-def mnist_classifier(kind: str, run):
-    """The classifier behind the metrics, a fixed instrument (not drawn from the run's key): the
-    artefact (``"full"``, trained once if missing) or the small ``ClassifierConfig.quick()`` one
-    (``"quick"``, seed 0), trained once per process."""
-    if kind == "full":
-        return cls.load_classifier(train_if_missing=True)
-    if not _QUICK_CLASSIFIER:
-        t0 = time.perf_counter()
-        _QUICK_CLASSIFIER.append(cls.train_classifier(cls.ClassifierConfig.quick(), progress=False, log=None))
-        run.log(f"quick classifier trained in {time.perf_counter() - t0:.1f} s")
-    return _QUICK_CLASSIFIER[0]
-
-
-def images_float(x: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1]."""
-    return (x.astype(np.float32) / 255.0)[..., None]
-
-
 @functools.partial(jax.jit, static_argnums=(0, 3))
-def _sample(trainer, state, key, n: int):
+def ema_samples(trainer, state, key, n: int) -> jax.Array:
+    """``n`` images (n, 28, 28, 1) from the EMA generator of ``state`` (a GANState)."""
     return trainer.sample(state, key, n)[0]
-
-
-def sample_images(trainer, state, key, n: int, batch: int = 1000) -> np.ndarray:
-    """``n`` images (n, 28, 28, 1) from the EMA generator, in batches of ``batch`` (one compiled
-    program); batch i uses ``fold_in(key, i)``."""
-    batch = min(batch, n)
-    return np.concatenate([np.asarray(_sample(trainer, state, jax.random.fold_in(key, i), batch))
-                           for i in range(-(-n // batch))])[:n]
-
-
-def image_metrics(clf, real_stats, images) -> dict:
-    """Domain FID against ``real_stats`` (FeatureStats of real images), MNIST score, class histogram."""
-    hist = cls.class_histogram(images, classifier=clf)
-    p = hist / hist.sum()
-    return {
-        "fid": cls.domain_fid(real_stats, images, classifier=clf),
-        "mnist_score": cls.mnist_score(images, classifier=clf),
-        "class_histogram": hist.astype(int).tolist(),
-        "classes_covered": int(np.sum(hist > 0)),
-        "class_kl_to_uniform": float(np.sum(np.where(p > 0, p * np.log(np.maximum(p, 1e-300) * 10), 0.0))),
-    }
 
 
 def run(config, run) -> dict:
     ks = keys.streams(run.key, *STREAMS)
-    x_train = images_float(load_mnist("train")[0][: config.n_train])
-    x_test = images_float(load_mnist("test")[0])
-    clf = mnist_classifier(config.eval.classifier, run)
+    x_train = prepare_images(load_mnist("train")[0][: config.n_train])
+    x_test = prepare_images(load_mnist("test")[0])
+    clf = classifier_for(config.eval.classifier, run.log)
     n, n_mon = config.eval.n_samples, config.eval.n_monitor
     real_stats, monitor_stats = clf.feature_stats(x_test[:n]), clf.feature_stats(x_test[:n_mon])
     # floors on the same numbers of images: two disjoint halves of the test set, the test images' own score
@@ -158,7 +119,7 @@ def run(config, run) -> dict:
     t = config.train
 
     def eval_fn(state, key):
-        imgs = sample_images(trainer, state, key, n_mon)
+        imgs = draw(functools.partial(ema_samples, trainer, state), key, n_mon)
         return {"fid": cls.domain_fid(monitor_stats, imgs, classifier=clf),
                 "mnist_score": cls.mnist_score(imgs, classifier=clf)}
 
@@ -173,13 +134,13 @@ def run(config, run) -> dict:
     for step, fid, score in curve:
         run.log(f"step {step}: FID {fid:.3f}, MNIST score {score:.3f} ({n_mon} samples)")
 
-    samples = sample_images(trainer, gstate, ks["eval"], n)
-    final = image_metrics(clf, real_stats, samples)
+    samples = draw(functools.partial(ema_samples, trainer, gstate), ks["eval"], n)
+    final = image_metrics(samples, real_stats, clf)
     run.log(f"final ({n} EMA samples): FID {final['fid']:.3f}, MNIST score {final['mnist_score']:.3f}, "
             f"classes {final['classes_covered']}/10, histogram {final['class_histogram']}")
 
     with run.figure("samples", 1, 2, figsize=(9, 4.8)) as (fig, axes):
-        shown = sample_images(trainer, gstate, ks["sample"], 100, batch=100)
+        shown = np.asarray(ema_samples(trainer, gstate, ks["sample"], 100))
         plotting.show_images(axes[0], plotting.image_grid(shown, 10, 10, (28, 28)),
                              f"DCGAN samples (EMA), FID {final['fid']:.2f}, score {final['mnist_score']:.2f}")
         plotting.show_images(axes[1], plotting.image_grid(x_test[:100], 10, 10, (28, 28)), "MNIST test images")
