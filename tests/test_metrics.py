@@ -178,3 +178,205 @@ def test_streamed_feature_statistics_match_numpy():
 def test_frechet_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ------------------------------------------------------------------------------ MNIST classifier metrics
+@pytest.fixture(scope="module")
+def mnist_test():
+    x, y = D.load_mnist("test")
+    return x, y.astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The quick classifier (8/16 channels, 32 features, 4 000 images, 2 epochs), saved in a temp data dir."""
+    from jaxgen.metrics import classifier as C
+
+    clf = C.train_classifier(C.ClassifierConfig.quick(), progress=False, log=None)
+    folder = tmp_path_factory.mktemp("clf")
+    C.save_classifier(clf, folder)
+    return clf, folder
+
+
+def test_tiny_classifier_trains_and_reports(tiny, mnist_test):
+    clf, _ = tiny
+    x, y = mnist_test
+    # seed 0 measured 0.912 test accuracy (1 CPU device, XLA optimisations on); a broken loss or
+    # label/image mismatch gives ~0.1
+    assert clf.info["test_accuracy"] == pytest.approx(clf.accuracy(x, y))
+    assert clf.info["test_accuracy"] > 0.85 and clf.info["valid_accuracy"] > 0.85
+    assert clf.features(x[:7]).shape == (7, 32) and clf.logits(x[:7].reshape(7, 784)).shape == (7, 10)
+    np.testing.assert_allclose(clf.predict_proba(x[:5]).sum(1), 1.0, rtol=1e-12)
+    assert (clf.features(x[:50]) >= 0).all()  # ReLU features
+    assert set(clf.info["floors"]) == {"fid_test_halves", "fid_halves_n", "mnist_score_test"}
+
+
+def test_domain_fid_properties(tiny, mnist_test):
+    clf, _ = tiny
+    x, _ = mnist_test
+    a, b = x[:2000], x[2000:4000]
+    assert M.domain_fid(a, a, classifier=clf) < 1e-6
+    ref = M.frechet_distance_features(clf.features(a), clf.features(b))
+    fid_ab = M.domain_fid(a, b.astype(np.float32) / 255, classifier=clf)  # float input in [0, 1] equals uint8
+    assert fid_ab == pytest.approx(ref, rel=1e-5)
+    stats_a = clf.feature_stats(a)
+    assert M.domain_fid(stats_a, b, classifier=clf) == pytest.approx(fid_ab, rel=1e-6)
+    assert M.domain_fid((stats_a.mean, stats_a.cov()), b, classifier=clf) == pytest.approx(fid_ab, rel=1e-6)
+    # corrupting the images moves their features away: FID grows with the noise level
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(size=b.shape)
+    fids = [M.domain_fid(a, np.clip(b / 255 * (1 - s) + s * noise, 0, 1), classifier=clf) for s in (0.2, 0.5, 0.8)]
+    assert fid_ab < fids[0] < fids[1] < fids[2]
+    assert fids[0] > 3 * fid_ab
+
+
+def test_mnist_score_and_class_histogram(tiny, mnist_test):
+    from scipy.special import rel_entr
+
+    clf, _ = tiny
+    x, y = mnist_test
+    p = clf.predict_proba(x)
+    score = M.mnist_score(x, classifier=clf)
+    assert score == pytest.approx(np.exp(rel_entr(p, p.mean(0)).sum(1).mean()), rel=1e-10)
+    # = exp(H(p(y)) - E H(p(y|x))): H(p(y)) ~ log 10 on the balanced test set, times a confidence factor
+    conf = np.exp(-stats.entropy(p, axis=1).mean())
+    assert score == pytest.approx(np.exp(stats.entropy(p.mean(0))) * conf, rel=1e-10)
+    assert 0.8 * 10 * conf < score <= 10
+    one = x[y == 3][:500]
+    assert 1.0 <= M.mnist_score(one, classifier=clf) < 1.5  # one class: p(y|x) ~ p(y)
+    assert M.mnist_score(np.repeat(x[:1], 20, axis=0), classifier=clf) == pytest.approx(1.0, abs=1e-9)
+    hist = M.class_histogram(x, classifier=clf)
+    assert hist.shape == (10,) and hist.sum() == len(x)
+    errors = int(np.sum(clf.predict(x) != y))
+    assert np.abs(hist - np.bincount(y, minlength=10)).sum() <= 2 * errors
+    assert M.class_histogram(one, classifier=clf).argmax() == 3
+
+
+def test_classifier_artefact_round_trip_and_checksum(tiny, mnist_test, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from jaxgen.metrics import classifier as C
+
+    clf, folder = tiny
+    x, _ = mnist_test
+    loaded = C.load_classifier(folder)
+    np.testing.assert_array_equal(loaded.logits(x[:100]), clf.logits(x[:100]))
+    assert loaded.config == clf.config and loaded.info["test_accuracy"] == clf.info["test_accuracy"]
+    # the default classifier is the artefact in $JAXGEN_DATA_DIR
+    monkeypatch.setenv("JAXGEN_DATA_DIR", str(folder))
+    assert M.domain_fid(x[:500], x[500:1000]) == pytest.approx(M.domain_fid(x[:500], x[500:1000], classifier=clf))
+    assert C.main(["--data-dir", str(folder)]) == 0  # exists and verifies: nothing retrained
+    # a corrupted byte fails the sha256 check, with both digests in the message
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    blob = bytearray((bad / "mnist_classifier.msgpack").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (bad / "mnist_classifier.msgpack").write_bytes(bytes(blob))
+    with pytest.raises(D.DataFileError, match="fails its checksum") as e:
+        C.load_classifier(bad)
+    assert e.value.expected != e.value.actual and e.value.actual is not None
+    assert C.main(["--data-dir", str(bad)]) == 1
+    # a sidecar describing another architecture (sha256 still matching): the structure check catches it
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    meta = json.loads((other / "mnist_classifier.json").read_text())
+    meta["config"]["hidden"] = 64
+    (other / "mnist_classifier.json").write_text(json.dumps(meta))
+    with pytest.raises(D.DataFileError, match="does not hold the parameters"):
+        C.load_classifier(other)
+    # missing and incomplete artefacts say how to create them
+    with pytest.raises(D.DataFileError, match="python -m jaxgen.metrics.classifier"):
+        C.load_classifier(tmp_path / "empty")
+    (other / "mnist_classifier.msgpack").unlink()
+    with pytest.raises(D.DataFileError, match="incomplete"):
+        C.load_classifier(other)
+
+
+@pytest.mark.parametrize(
+    "images, match",
+    [
+        (np.zeros((3, 28, 27), np.uint8), "shape"),
+        (np.full((3, 28, 28), -0.5, np.float32), "rescale"),
+        (np.full((3, 28, 28), np.nan, np.float32), "NaN"),
+        (np.zeros((3, 28, 28), np.int32), "dtype"),
+        (np.zeros((0, 28, 28), np.uint8), "N >= 1"),
+    ],
+)
+def test_classifier_bad_images(tiny, images, match):
+    clf, _ = tiny
+    with pytest.raises(ValueError, match=match):
+        M.mnist_score(images, classifier=clf)
+
+
+def test_classifier_config_checks():
+    with pytest.raises(ValueError, match="n_train"):
+        M.ClassifierConfig(n_train=60_000)
+    with pytest.raises(ValueError, match="dropout"):
+        M.ClassifierConfig(dropout=1.0)
+
+
+# ------------------------------------------------------------------------------ stacked MNIST
+def test_stack_digits_puts_the_right_digit_in_each_channel():
+    m = 200
+    images = np.broadcast_to(np.arange(m, dtype=np.uint16)[:, None, None], (m, 28, 28))  # image i is filled with i
+    labels = (np.arange(m) * 7) % 10
+    for balanced in (True, False):
+        st, digits = D.stack_digits(KEY, 500, images, labels, balanced=balanced)
+        assert st.shape == (500, 28, 28, 3) and st.dtype == np.uint16 and digits.shape == (500, 3)
+        np.testing.assert_array_equal(labels[st[:, 0, 0, :]], digits)
+        st2, _ = D.stack_digits(KEY, 500, images, labels, balanced=balanced)
+        np.testing.assert_array_equal(st, st2)  # deterministic from the key
+        assert not np.array_equal(st, D.stack_digits(jax.random.key(1), 500, images, labels, balanced=balanced)[0])
+    ids = D.stacked_mode_id(np.array([[1, 2, 3], [9, 9, 9]]))
+    np.testing.assert_array_equal(ids, [123, 999])
+    with pytest.raises(ValueError, match="every digit"):
+        D.stack_digits(KEY, 10, images[:5], labels[:5])
+    with pytest.raises(ValueError, match="digits"):
+        D.stacked_mode_id(np.array([[1, 2, 10]]))
+
+
+def test_expected_coverage_is_exact():
+    assert M.expected_coverage(2, 2) == pytest.approx((1.5, 0.5), rel=1e-12)
+    # brute force over all 3^3 outcomes of 3 draws with non-uniform probabilities
+    import itertools
+
+    p = np.array([0.5, 0.3, 0.2])
+    covs, probs = [], []
+    for draw in itertools.product(range(3), repeat=3):
+        covs.append(len(set(draw)))
+        probs.append(np.prod(p[list(draw)]))
+    covs, probs = np.array(covs), np.array(probs)
+    mean = np.sum(covs * probs)
+    sd = np.sqrt(np.sum(probs * (covs - mean) ** 2))
+    assert M.expected_coverage(3, probs=p) == pytest.approx((mean, sd), rel=1e-12)
+    mean, sd = M.expected_coverage(26_000)
+    assert 1000 - mean < 1e-8  # the literature's sample size covers everything for a perfect generator
+
+
+def test_real_stacked_samples_cover_modes_like_a_uniform_multinomial():
+    n = 3000
+    _, digits = D.make_stacked_mnist(KEY, n, "test")
+    out = M.mode_count_metrics(D.stacked_mode_id(digits))
+    mean, sd = M.expected_coverage(n)  # 950.3 +- 6.3
+    assert abs(out["modes"] - mean) < 4 * sd
+    assert out["reverse_kl"] < stats.chi2(999).ppf(0.999) / (2 * n)  # G-test bound, 0.19
+    assert out["histogram"].sum() == n
+
+
+def test_stacked_mode_metrics_with_classifier(tiny):
+    clf, _ = tiny
+    n = 3000
+    images, digits = D.make_stacked_mnist(KEY, n, "test")
+    out = M.stacked_mode_metrics(images, classifier=clf)
+    acc = clf.info["test_accuracy"]
+    assert np.mean(out["digits"] == digits) > acc - 0.03  # per-channel accuracy ~ the classifier's
+    mean, sd = M.expected_coverage(n)
+    # misread triples are still mostly distinct modes: measured 9xx (tiny classifier, seed 0)
+    assert mean - 60 < out["modes"] <= 1000
+    single = np.repeat(images[:1], 500, axis=0)  # a generator stuck on one digit triple
+    one = M.stacked_mode_metrics(single, classifier=clf)
+    assert one["modes"] == 1 and one["reverse_kl"] == pytest.approx(np.log(1000), rel=1e-12)
+    assert M.stacked_mode_metrics(images[:10].astype(np.float32) / 255, classifier=clf)["n_samples"] == 10
+    with pytest.raises(ValueError, match=r"\(N, 28, 28, 3\)"):
+        M.stacked_mode_metrics(images[..., 0], classifier=clf)

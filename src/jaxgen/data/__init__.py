@@ -7,6 +7,7 @@ Image helpers: :func:`to_float`, :func:`binarize` (in :mod:`jaxgen.data.images`)
 Files: :data:`REGISTRY`, :func:`download`, :class:`DataFileError` (in :mod:`jaxgen.data.files`).
 Synthetic (JAX arrays, explicit keys): :func:`make_blobs`, :func:`make_subspace`, :func:`make_ring`,
   :func:`make_grid`, plus :func:`batches` / :func:`epoch_batches`.
+Stacked MNIST (three digits as RGB channels, 1000 modes): :func:`make_stacked_mnist`, :func:`stack_digits`.
 """
 from jaxgen.data.digits import load_digits
 from jaxgen.data.faithful import load_faithful
@@ -14,6 +15,7 @@ from jaxgen.data.files import REGISTRY, DataFile, DataFileError, data_dir, downl
 from jaxgen.data.frey import load_frey
 from jaxgen.data.images import binarize, to_float
 from jaxgen.data.mnist import MNIST_SPLITS, load_mnist, read_idx
+from jaxgen.data.stacked import N_STACKED_MODES, make_stacked_mnist, stack_digits, stacked_mode_id
 from jaxgen.data.synthetic import (
     SubspaceData,
     batches,
@@ -28,6 +30,7 @@ from jaxgen.data.synthetic import (
 
 __all__ = [
     "MNIST_SPLITS",
+    "N_STACKED_MODES",
     "REGISTRY",
     "DataFile",
     "DataFileError",
@@ -46,10 +49,13 @@ __all__ = [
     "make_blobs",
     "make_grid",
     "make_ring",
+    "make_stacked_mnist",
     "make_subspace",
     "read_idx",
     "ring_modes",
     "sha256_file",
+    "stack_digits",
+    "stacked_mode_id",
     "to_float",
     "verify",
 ]

@@ -9,7 +9,32 @@ Frechet distance of Gaussians fitted to features, :mod:`jaxgen.metrics.frechet`:
   ((N1, D), (N2, D) arrays or iterables of batches) -> float; :func:`sqrtm_psd` ((D, D) -> (D, D));
   :class:`FeatureStats` / :func:`feature_statistics` (streamed float64 mean (D,) and covariance (D, D));
   :func:`frechet_bias` (expected FD of two finite samples of one Gaussian).
+
+MNIST classifier metrics, :mod:`jaxgen.metrics.classifier` (images: (N, 28, 28), (N, 28, 28, 1) or
+(N, 784), uint8 or floats in [0, 1]; the classifier is the checksummed artefact
+``mnist_classifier.msgpack`` + ``.json`` in the data directory, created by
+``python -m jaxgen.metrics.classifier``):
+  :func:`domain_fid` (real, fake) -> float, on the 128-D penultimate features;
+  :func:`mnist_score` (images) -> float in [1, 10]; :func:`class_histogram` (images) -> (10,) counts;
+  :func:`train_classifier`, :func:`save_classifier`, :func:`load_classifier`, :func:`default_classifier`,
+  :class:`ClassifierConfig`, :class:`MNISTClassifier`.
+
+Stacked MNIST (1000 modes), :mod:`jaxgen.metrics.stacked` (data: :func:`jaxgen.data.make_stacked_mnist`):
+  :func:`stacked_mode_metrics` ((N, 28, 28, 3) images) -> dict(modes, reverse_kl, histogram (1000,),
+  digits (N, 3), n_modes, n_samples); :func:`stacked_digits`; :func:`mode_count_metrics` (mode ids (N,));
+  :func:`expected_coverage` (exact mean and std of the modes hit by n multinomial draws).
 """
+from jaxgen.metrics.classifier import (
+    ClassifierConfig,
+    MNISTClassifier,
+    class_histogram,
+    default_classifier,
+    domain_fid,
+    load_classifier,
+    mnist_score,
+    save_classifier,
+    train_classifier,
+)
 from jaxgen.metrics.frechet import (
     FeatureStats,
     feature_statistics,
@@ -19,15 +44,36 @@ from jaxgen.metrics.frechet import (
     sqrtm_psd,
 )
 from jaxgen.metrics.modes import mode_metrics, nearest_mode, reverse_kl_to_uniform
+from jaxgen.metrics.stacked import (
+    LITERATURE_N_SAMPLES,
+    expected_coverage,
+    mode_count_metrics,
+    stacked_digits,
+    stacked_mode_metrics,
+)
 
 __all__ = [
+    "LITERATURE_N_SAMPLES",
+    "ClassifierConfig",
     "FeatureStats",
+    "MNISTClassifier",
+    "class_histogram",
+    "default_classifier",
+    "domain_fid",
+    "expected_coverage",
     "feature_statistics",
     "frechet_bias",
     "frechet_distance",
     "frechet_distance_features",
+    "load_classifier",
+    "mnist_score",
+    "mode_count_metrics",
     "mode_metrics",
     "nearest_mode",
     "reverse_kl_to_uniform",
+    "save_classifier",
     "sqrtm_psd",
+    "stacked_digits",
+    "stacked_mode_metrics",
+    "train_classifier",
 ]

@@ -95,6 +95,9 @@ class GANTrainer:
       conv_base: channels of the first DCGAN layer (the other has twice as many).
       g_lr, d_lr, betas: Adam learning rates and ``(b1, b2)``: ``(0.5, 0.999)`` as DCGAN,
         ``(0.0, 0.9)`` as WGAN-GP.
+      decay_steps: 0 keeps the learning rates constant; otherwise both follow a cosine decay to
+        ``final_lr_fraction`` of their value over ``decay_steps`` generator updates (the
+        discriminator's over ``n_critic * decay_steps`` of its own), then stay there.
       n_critic: discriminator updates per generator update (each on its own real sub-batch).
       pack: PacGAN's packing degree m (1 = no packing).
       gp_weight: lambda of the WGAN-GP gradient penalty (``wgan_gp`` only).
@@ -115,6 +118,8 @@ class GANTrainer:
     g_lr: float = 1e-4
     d_lr: float = 1e-4
     betas: tuple = (0.5, 0.999)
+    decay_steps: int = 0
+    final_lr_fraction: float = 0.0
     n_critic: int = 1
     pack: int = 1
     gp_weight: float = 10.0
@@ -149,6 +154,9 @@ class GANTrainer:
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1) (Adam's b1, b2), got {self.betas!r}.")
         set_("betas", betas)
+        check_positive_int(self.decay_steps, "decay_steps", minimum=0)
+        if not (isinstance(self.final_lr_fraction, (int, float)) and 0.0 <= self.final_lr_fraction <= 1.0):
+            raise ValueError(f"final_lr_fraction must be in [0, 1], got {self.final_lr_fraction!r}.")
         check_positive_int(self.n_critic, "n_critic")
         check_positive_int(self.pack, "pack")
         check_positive_float(self.gp_weight, "gp_weight", allow_zero=True)
@@ -175,7 +183,13 @@ class GANTrainer:
 
     def _optimizers(self):
         b1, b2 = self.betas
-        return optax.adam(self.g_lr, b1, b2), optax.adam(self.d_lr, b1, b2)
+
+        def lr(value, updates_per_step):
+            if not self.decay_steps:
+                return value
+            return optax.cosine_decay_schedule(value, self.decay_steps * updates_per_step, self.final_lr_fraction)
+
+        return optax.adam(lr(self.g_lr, 1), b1, b2), optax.adam(lr(self.d_lr, self.n_critic), b1, b2)
 
     # ---------------------------------------------------------------------------- contract
     def fingerprint(self) -> dict:
