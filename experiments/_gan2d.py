@@ -153,7 +153,7 @@ def run(config, run, dataset: str) -> dict:
         **default,
         "published_pacgan_table1_modes": PUBLISHED[dataset],
     }
-    panels = {f"default ({label})": samples}
+    panels = {f"default ({label})": (samples, default)}
     if config.sweep:
         sweep, sweep_samples = {}, {}
         for obj in config.sweep_objectives:
@@ -163,7 +163,7 @@ def run(config, run, dataset: str) -> dict:
                 sweep[tag], sweep_samples[tag] = summ, s
         metrics["sweep"] = sweep
         np.savez(run.dir / "sweep_samples.npz", **{k: v.astype(np.float32) for k, v in sweep_samples.items()})
-        panels = {f"{k.replace('_pack', ', pack ')}": v for k, v in sweep_samples.items()}
+        panels = {k.replace("_pack", ", pack "): (v, sweep[k]) for k, v in sweep_samples.items()}
     table = results_table(metrics, dataset)
     (run.dir / "table.md").write_text(table + "\n")
     run.log(table)
@@ -188,17 +188,25 @@ def results_table(metrics: dict, dataset: str) -> str:
 
 
 def _scatter(run, panels: dict, ds: dict, dataset: str) -> None:
-    """One panel per config: every seed's samples (colours) over the true modes (black crosses)."""
+    """One panel per config: every seed's samples (one colour per seed) over the true modes (black
+    crosses); the panel title gives the modes captured and the HQ % per seed."""
+    from jaxgen import plotting
+
     modes = np.asarray(ds["modes"]())
     n = len(panels)
     cols = min(n, 4)
     rows = -(-n // cols)
-    with run.figure(f"{dataset}_samples", rows, cols, figsize=(3.2 * cols, 3.4 * rows), squeeze=False) as (fig, axes):
-        for ax, (title, samples) in zip(axes.ravel(), panels.items()):
+    with run.figure(f"{dataset}_samples", rows, cols, figsize=(3.4 * cols + 1.2, 3.8 * rows), squeeze=False) as (fig, axes):
+        for ax, (title, (samples, summary)) in zip(axes.ravel(), panels.items()):
             for i, s in enumerate(samples):
                 ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.4, label=f"seed {i}")
             ax.scatter(modes[:, 0], modes[:, 1], marker="x", c="k", s=30, label="true modes")
-            ax.set(xlim=(-ds["lim"], ds["lim"]), ylim=(-ds["lim"], ds["lim"]), xlabel="x1", ylabel="x2", title=title)
+            modes_txt = "/".join(map(str, summary["modes"]))
+            hq_txt = "/".join(f"{h:.0f}" for h in summary["high_quality_pct"])
+            ax.set(xlim=(-ds["lim"], ds["lim"]), ylim=(-ds["lim"], ds["lim"]), xlabel="x1", ylabel="x2",
+                   title=f"{title}\nmodes {modes_txt} of {ds['n_modes']}, HQ % {hq_txt}")
+            ax.title.set_fontsize(8)
             ax.set_aspect("equal")
+        plotting.legend_outside(axes.ravel()[n - 1], markerscale=4, fontsize=8)
         for ax in axes.ravel()[n:]:
             ax.set_axis_off()
