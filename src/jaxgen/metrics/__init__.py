@@ -13,7 +13,7 @@ Frechet distance of Gaussians fitted to features, :mod:`jaxgen.metrics.frechet`:
 MNIST classifier metrics, :mod:`jaxgen.metrics.classifier` (images: (N, 28, 28), (N, 28, 28, 1) or
 (N, 784), uint8 or floats in [0, 1]; the classifier is the checksummed artefact
 ``mnist_classifier.msgpack`` + ``.json`` in the data directory, created by
-``python -m jaxgen.metrics.classifier``):
+``python -m jaxgen.metrics``):
   :func:`domain_fid` (real, fake) -> float, on the 128-D penultimate features;
   :func:`mnist_score` (images) -> float in [1, 10]; :func:`class_histogram` (images) -> (10,) counts;
   :func:`train_classifier`, :func:`save_classifier`, :func:`load_classifier`, :func:`default_classifier`,
