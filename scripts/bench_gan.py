@@ -1,7 +1,8 @@
 """Benchmark: GAN training throughput of jaxgen's GANTrainer (as fit_trainer runs it) vs plain PyTorch.
 
     python scripts/bench_gan.py                 # DCGAN on MNIST and the ring's 2-D MLPs, 5 rounds each
-    python scripts/bench_gan.py --quick         # few steps, 2 rounds, no torch.compile (its compile takes ~40 s)
+    python scripts/bench_gan.py --quick         # 1 / 20 steps per round, 2 rounds, no torch.compile (its compile
+                                                # takes ~40 s per setup), no fit_trainer re-run
     python scripts/bench_gan.py --diagnose      # only the XLA CPU convolution-gradient measurements
     python scripts/bench_gan.py --threads 2 --json out.json
     python scripts/bench_gan.py --setups dcgan --no-compile
@@ -29,7 +30,8 @@ and the EMA update. Three loops run it:
                         does. We time this jitted scan directly rather than fit_trainer itself (a fresh
                         jit per call would recompile every round); once after the rounds, fit_trainer
                         itself runs one period of the same length (progress off, no run folder) and its
-                        ``examples_per_s`` (compile excluded by the loop's own timing) is printed beside.
+                        ``examples_per_s`` (compile excluded by the loop's own timing) is printed beside
+                        (also for (a')).
   (b) PyTorch eager:    the usual loop: ``randperm`` per round, ``G(z)`` under ``no_grad``,
                         ``loss.backward()`` and ``Adam.step()`` for D; for G ``torch.autograd.grad`` with
                         respect to G's parameters only (D's weight gradients are not formed, as in JAX),
@@ -496,7 +498,6 @@ def torch_setup(setup: dict, model0, x: np.ndarray, steps: int, threads: int, de
     b1, b2 = COMMON["betas"]
     decay = COMMON["ema_decay"]
     data = to_torch_layout(torch.from_numpy(x)).to(device)
-    n_batches = len(x) // B
 
     def fresh(compiled_modules=False):
         G, D = torch_modules(setup)
@@ -612,8 +613,6 @@ def bench_setup(name: str, args, torch_ok: bool, device: str) -> dict:
               "rounds": args.rounds, "params": {"jaxgen": n_params}, "flop_per_step": flop, "train": {}, "ratios": {}}
     print(f"  parameters: jaxgen G {n_params['G']:,}, D {n_params['D']:,}", end="")
     if torch_ok:
-        import torch
-
         G, D = torch_modules(setup)
         t_params = {"G": sum(p.numel() for p in G.parameters()), "D": sum(p.numel() for p in D.parameters())}
         print(f"; PyTorch G {t_params['G']:,}, D {t_params['D']:,}")
@@ -680,10 +679,13 @@ def bench_setup(name: str, args, torch_ok: bool, device: str) -> dict:
                 result["ratios"][f"{label} / {ref}"] = ratio
                 print(f"  ratio {label} / {ref}: {ratio:.2f}x (images/s, ratio of medians)")
     if not args.no_fit_check:
-        rate, compile_s = fit_trainer_rate(trainer, x, setup, steps)
-        result["fit_trainer"] = {"examples_per_s": rate, "compile_time_s": compile_s}
-        print(f"  fit_trainer itself, one period of {steps} steps: {rate:.0f} images/s (compile {compile_s:.1f} s, "
-              "excluded; one run, not interleaved)")
+        for label, t in (("jaxgen", trainer), (FIX, fixed)):
+            if t is None:
+                continue
+            rate, compile_s = fit_trainer_rate(t, x, setup, steps)
+            result.setdefault("fit_trainer", {})[label] = {"examples_per_s": rate, "compile_time_s": compile_s}
+            print(f"  fit_trainer itself ({label}), one period of {steps} steps: {rate:.0f} images/s (compile "
+                  f"{compile_s:.1f} s, excluded; one run, not interleaved)")
     return result
 
 
