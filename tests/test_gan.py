@@ -174,6 +174,19 @@ def test_ema_update_formula():
     jax.tree.map(np.testing.assert_array_equal, s.ema_vars, s.g_vars)
 
 
+def test_cosine_decay_ends_at_the_final_fraction():
+    """decay_steps=2, final 0: the third generator update (and the critic's 5th and 6th) change nothing."""
+    tr = _tiny(decay_steps=2, n_critic=2)
+    x = _ring(16)
+    step = jax.jit(tr.update)
+    s0 = tr.init(jax.random.key(0), x)
+    s2, _ = step(*step(s0, x, jax.random.key(1))[:1], x, jax.random.key(2))
+    s3, _ = step(s2, x, jax.random.key(3))
+    assert not np.allclose(s2.g_vars["params"]["net"]["dense_0"]["kernel"], s0.g_vars["params"]["net"]["dense_0"]["kernel"])
+    jax.tree.map(np.testing.assert_array_equal, s3.g_vars, s2.g_vars)
+    jax.tree.map(np.testing.assert_array_equal, s3.d_params, s2.d_params)
+
+
 @pytest.mark.parametrize("objective", ["wgan_gp", "hinge"])
 def test_n_critic_updates_d_k_times_and_g_once(objective):
     tr = _tiny(objective=objective, n_critic=3, pack=2, r1_gamma=0.1)
@@ -273,6 +286,8 @@ def test_short_ring_run_is_pinned():
     (dict(latent="cauchy"), "latent must be one of"),
     (dict(architecture="dcgan", data_shape=(30, 30, 1)), "divisible by 4"),
     (dict(data_shape=(28, 28)), r"data_shape must be \(D,\)"),
+    (dict(decay_steps=-1), "decay_steps must be an integer >= 0"),
+    (dict(final_lr_fraction=1.5), r"final_lr_fraction must be in \[0, 1\]"),
 ])
 def test_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
