@@ -109,19 +109,34 @@ def make_trainer(config, objective=None, pack=None) -> gan.GANTrainer:
 
 
 def _train_one(run, config, trainer, seed_key, ds, run_dir):
-    """Train one seed; returns ``(samples (n, 2), mode metrics, train seconds, last log record)``."""
+    """Train one seed.
+
+    Returns ``(samples (n, 2), mode metrics, train seconds, history)``; every log record of the
+    history holds ``eval/modes_ema``, ``eval/hq_ema``, ``eval/modes_raw``, ``eval/hq_raw``: the mode
+    metrics of ``eval.n_samples`` samples of the EMA and of the current generator (the same latents
+    for both, so that they differ by the weights only). Training time includes these evaluations
+    (2 500 samples per log period: milliseconds).
+    """
     k_data, k_fit, k_eval = keys.streams(seed_key, "data", "fit", "eval").values()
     x, _ = ds["make"](k_data, config.data.n_train, std=ds["std"])
     t = config.train
+    modes = ds["modes"]()
+
+    def eval_fn(state, key):
+        out = {}
+        for name, ema in (("ema", True), ("raw", False)):
+            mm = mode_metrics(trainer.sample(state, key, config.eval.n_samples, ema=ema)[0], modes, ds["std"])
+            out[f"modes_{name}"], out[f"hq_{name}"] = mm["modes"], mm["high_quality_pct"]
+        return out
+
     t0 = time.perf_counter()
     state, history = train.fit_trainer(trainer, x, key=k_fit, steps=t.steps, batch_size=t.batch_size * t.n_critic,
                                        log_every=t.log_every, checkpoint_every=t.steps, keep_checkpoints=1,
-                                       run_dir=run_dir, progress=False, tensorboard=False)
+                                       run_dir=run_dir, eval_fn=eval_fn, progress=False, tensorboard=False)
     jax.block_until_ready(state.model)
     seconds = time.perf_counter() - t0
     samples = np.asarray(trainer.sample(state.model, k_eval, config.eval.n_samples, ema=config.eval.ema)[0])
-    metrics = mode_metrics(samples, ds["modes"](), ds["std"])
-    return samples, metrics, seconds, history[-1]
+    return samples, mode_metrics(samples, modes, ds["std"]), seconds, history
 
 
 def _summary(per_seed: list[dict], seconds: list[float], n_modes: int) -> dict:
@@ -146,14 +161,18 @@ def run(config, run, dataset: str) -> dict:
             f"{t.batch_size}, {config.n_seeds} seeds; samples from the {'EMA' if config.eval.ema else 'current'} generator")
 
     def train_config(trainer, tag):
-        samples, per_seed, secs = [], [], []
+        samples, per_seed, secs, curves = [], [], [], []
         for i, k in enumerate(run.progress(seed_keys, desc=tag)):
-            s, mm, sec, last = _train_one(run, config, trainer, k, ds, run.dir / "train" / tag / f"seed{i}")
+            s, mm, sec, history = _train_one(run, config, trainer, k, ds, run.dir / "train" / tag / f"seed{i}")
             samples.append(s), per_seed.append(mm), secs.append(sec)
+            last = history[-1]
+            curves.append({name: [h[f"eval/{name}"] for h in history] for name in ("hq_ema", "hq_raw", "modes_ema",
+                                                                                   "modes_raw")})
+            curves[-1]["step"] = [h["step"] for h in history]
             run.log(f"  {tag} seed {i}: {mm['modes']}/{ds['n_modes']} modes, HQ {mm['high_quality_pct']:.1f} %, "
                     f"reverse KL {mm['reverse_kl']:.3f}, {sec:.1f} s (d_loss {last['d_loss']:.3f}, g_loss "
                     f"{last['g_loss']:.3f})")
-        return np.stack(samples), _summary(per_seed, secs, ds["n_modes"])
+        return np.stack(samples), {**_summary(per_seed, secs, ds["n_modes"]), "curves": curves}
 
     samples, default = train_config(make_trainer(config), "default")
     np.save(run.dir / "samples.npy", samples.astype(np.float32))
@@ -184,6 +203,7 @@ def run(config, run, dataset: str) -> dict:
     (run.dir / "table.md").write_text(table + "\n")
     run.log(table)
     _scatter(run, panels, ds, dataset)
+    _curves(run, default["curves"], ds, dataset, label)
     return metrics
 
 
@@ -226,3 +246,21 @@ def _scatter(run, panels: dict, ds: dict, dataset: str) -> None:
         plotting.legend_outside(axes.ravel()[n - 1], markerscale=4, fontsize=8)
         for ax in axes.ravel()[n:]:
             ax.set_axis_off()
+
+
+def _curves(run, curves: list[dict], ds: dict, dataset: str, label: str) -> None:
+    """HQ % and modes captured over training, EMA generator (solid) against the current one (dashed)."""
+    from jaxgen import plotting
+
+    with run.figure(f"{dataset}_training", 1, 2, figsize=(10.5, 3.6)) as (fig, (ax_hq, ax_m)):
+        for i, c in enumerate(curves):
+            line = ax_hq.plot(c["step"], c["hq_ema"], label=f"seed {i} EMA")[0]
+            ax_hq.plot(c["step"], c["hq_raw"], ls="--", c=line.get_color(), label=f"seed {i} current")
+            ax_m.plot(c["step"], c["modes_ema"], c=line.get_color())
+            ax_m.plot(c["step"], c["modes_raw"], ls="--", c=line.get_color())
+        ax_hq.axhline(90, c="gray", lw=0.8)
+        ax_hq.set(xlabel="step", ylabel="high-quality samples (%)", ylim=(0, 100), title=f"{dataset}, {label}")
+        ax_m.set(xlabel="step", ylabel=f"modes captured (of {ds['n_modes']})", ylim=(0, ds["n_modes"] + 0.5),
+                 title="solid EMA generator, dashed current one")
+        plotting.legend_outside(ax_m, handles=ax_hq.get_legend_handles_labels()[0], fontsize=7,
+                                ncol=2 if len(curves) > 3 else 1)

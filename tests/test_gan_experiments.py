@@ -57,6 +57,11 @@ def test_quick_run_files_and_metrics(quick, name):
     assert m["modes_mean"] == pytest.approx(np.mean(m["modes"])) and m["n_modes"] == k
     assert m["goal_met"] == (min(m["modes"]) == k and min(m["high_quality_pct"]) >= 90)
     assert not np.allclose(samples[0], samples[1])  # seeds differ
+    # the training curves: mode metrics of the EMA and the current generator at every log record
+    steps = list(range(r.config.train.log_every, r.config.train.steps + 1, r.config.train.log_every))
+    assert len(m["curves"]) == n_seeds and all(c["step"] == steps for c in m["curves"])
+    assert all(0 <= v <= 100 for c in m["curves"] for v in c["hq_ema"] + c["hq_raw"])
+    assert {f"{name.split('_')[1]}_training.png", f"{name.split('_')[1]}_samples.png"} <= set(r.figures)
     assert "| default: non_saturating, pack 1 |" in (r.dir / "table.md").read_text()
 
 
