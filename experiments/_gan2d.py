@@ -63,7 +63,8 @@ CHECKS = {
     "model.r1_gamma": runner.non_negative(), "model.gp_weight": runner.non_negative(),
     "model.ema_decay": runner.interval(0, 1, hi_open=True),
     "train.steps": runner.positive(), "train.batch_size": runner.positive(), "train.g_lr": runner.positive(),
-    "train.d_lr": runner.positive(), "train.n_critic": runner.positive(), "train.log_every": runner.positive(),
+    "train.d_lr": runner.positive(), "train.n_critic": runner.positive(), "train.decay_start": runner.non_negative(),
+    "train.decay_steps": runner.non_negative(), "train.log_every": runner.positive(),
     "eval.n_samples": runner.positive(),
 }
 
@@ -78,7 +79,8 @@ def get_config(dataset: str) -> ml_collections.ConfigDict:
         objective="non_saturating", pack=1, latent_dim=2, g_hidden=(256, 256, 256), d_hidden=(256, 256, 256),
         d_maxout=1, r1_gamma=0.1, gp_weight=10.0, ema_decay=0.999))
     c.train = ml_collections.ConfigDict(dict(steps=12_000, batch_size=256, g_lr=1e-3,
-                                             d_lr=1e-3, betas=(0.5, 0.999), n_critic=1, log_every=1_000))
+                                             d_lr=1e-3, betas=(0.5, 0.999), decay_start=0, decay_steps=0, n_critic=1,
+                                             log_every=1_000))
     c.eval = ml_collections.ConfigDict(dict(n_samples=2_500, ema=True))
     c.sweep = False
     c.sweep_objectives = tuple(gan.OBJECTIVES)
@@ -105,7 +107,8 @@ def make_trainer(config, objective=None, pack=None) -> gan.GANTrainer:
     return gan.GANTrainer(
         objective=objective or m.objective, pack=pack or m.pack, latent_dim=m.latent_dim, g_hidden=tuple(m.g_hidden),
         d_hidden=tuple(m.d_hidden), d_maxout=m.d_maxout, r1_gamma=m.r1_gamma, gp_weight=m.gp_weight,
-        ema_decay=m.ema_decay, g_lr=t.g_lr, d_lr=t.d_lr, betas=tuple(t.betas), n_critic=t.n_critic)
+        ema_decay=m.ema_decay, g_lr=t.g_lr, d_lr=t.d_lr, betas=tuple(t.betas), n_critic=t.n_critic,
+        decay_start=t.decay_start, decay_steps=t.decay_steps)
 
 
 def _train_one(run, config, trainer, seed_key, ds, run_dir):

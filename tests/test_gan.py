@@ -175,7 +175,8 @@ def test_ema_update_formula():
 
 
 def test_cosine_decay_ends_at_the_final_fraction():
-    """decay_steps=2, final 0: the third generator update (and the critic's 5th and 6th) change nothing."""
+    """decay_steps=2, final 0: the third generator update (and the critic's 5th and 6th) change nothing;
+    with decay_start the decay starts later."""
     tr = _tiny(decay_steps=2, n_critic=2)
     x = _ring(16)
     step = jax.jit(tr.update)
@@ -185,6 +186,15 @@ def test_cosine_decay_ends_at_the_final_fraction():
     assert not np.allclose(s2.g_vars["params"]["net"]["dense_0"]["kernel"], s0.g_vars["params"]["net"]["dense_0"]["kernel"])
     jax.tree.map(np.testing.assert_array_equal, s3.g_vars, s2.g_vars)
     jax.tree.map(np.testing.assert_array_equal, s3.d_params, s2.d_params)
+    # decay_start=2: two constant steps, then the cosine (here over 1 step to 0): update 4 changes nothing
+    tr = _tiny(decay_steps=1, decay_start=2)
+    step = jax.jit(tr.update)
+    states = [tr.init(jax.random.key(0), x)]
+    for t in range(4):
+        states.append(step(states[-1], x, jax.random.key(t))[0])
+    kernel = [np.asarray(s.g_vars["params"]["net"]["dense_0"]["kernel"]) for s in states]
+    assert all(not np.allclose(kernel[t], kernel[t + 1]) for t in range(3))
+    np.testing.assert_array_equal(kernel[4], kernel[3])
 
 
 @pytest.mark.parametrize("objective", ["wgan_gp", "hinge"])

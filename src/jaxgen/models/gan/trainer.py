@@ -95,9 +95,10 @@ class GANTrainer:
       conv_base: channels of the first DCGAN layer (the other has twice as many).
       g_lr, d_lr, betas: Adam learning rates and ``(b1, b2)``: ``(0.5, 0.999)`` as DCGAN,
         ``(0.0, 0.9)`` as WGAN-GP.
-      decay_steps: 0 keeps the learning rates constant; otherwise both follow a cosine decay to
-        ``final_lr_fraction`` of their value over ``decay_steps`` generator updates (the
-        discriminator's over ``n_critic * decay_steps`` of its own), then stay there.
+      decay_steps, decay_start: ``decay_steps=0`` keeps the learning rates constant; otherwise both
+        stay constant for ``decay_start`` generator updates, then follow a cosine decay to
+        ``final_lr_fraction`` of their value over ``decay_steps`` more, then stay there (the
+        discriminator's schedule counts its own updates: ``n_critic`` times as many).
       n_critic: discriminator updates per generator update (each on its own real sub-batch).
       pack: PacGAN's packing degree m (1 = no packing).
       gp_weight: lambda of the WGAN-GP gradient penalty (``wgan_gp`` only).
@@ -119,6 +120,7 @@ class GANTrainer:
     d_lr: float = 1e-4
     betas: tuple = (0.5, 0.999)
     decay_steps: int = 0
+    decay_start: int = 0
     final_lr_fraction: float = 0.0
     n_critic: int = 1
     pack: int = 1
@@ -155,6 +157,7 @@ class GANTrainer:
             raise ValueError(f"betas must be two numbers in [0, 1) (Adam's b1, b2), got {self.betas!r}.")
         set_("betas", betas)
         check_positive_int(self.decay_steps, "decay_steps", minimum=0)
+        check_positive_int(self.decay_start, "decay_start", minimum=0)
         if not (isinstance(self.final_lr_fraction, (int, float)) and 0.0 <= self.final_lr_fraction <= 1.0):
             raise ValueError(f"final_lr_fraction must be in [0, 1], got {self.final_lr_fraction!r}.")
         check_positive_int(self.n_critic, "n_critic")
@@ -187,7 +190,10 @@ class GANTrainer:
         def lr(value, updates_per_step):
             if not self.decay_steps:
                 return value
-            return optax.cosine_decay_schedule(value, self.decay_steps * updates_per_step, self.final_lr_fraction)
+            cosine = optax.cosine_decay_schedule(value, self.decay_steps * updates_per_step, self.final_lr_fraction)
+            if not self.decay_start:
+                return cosine
+            return optax.join_schedules([optax.constant_schedule(value), cosine], [self.decay_start * updates_per_step])
 
         return optax.adam(lr(self.g_lr, 1), b1, b2), optax.adam(lr(self.d_lr, self.n_critic), b1, b2)
 
