@@ -292,6 +292,17 @@ def test_classifier_artefact_round_trip_and_checksum(tiny, mnist_test, tmp_path,
     (other / "mnist_classifier.msgpack").unlink()
     with pytest.raises(D.DataFileError, match="incomplete"):
         C.load_classifier(other)
+    # a folder marked read-only (like the shared data folder, mode 555; root would pass os.access) is
+    # refused before any training, not after minutes of it
+    ro = tmp_path / "readonly"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(D.DataFileError, match="not writable"):
+            C.load_classifier(ro, train_if_missing=True)
+        assert C.main(["--out-dir", str(ro)]) == 1
+    finally:
+        ro.chmod(0o755)
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -393,12 +394,29 @@ def _version(dist: str) -> str:
         return "unknown"
 
 
+def _check_writable(folder: Path) -> None:
+    """Fail before a long training run when the artefact could not be written afterwards."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # the owner's write bit too: root passes os.access on a folder marked read-only (mode 555), and
+        # such a folder (a shared data set) is not ours to write into
+        ok = os.access(folder, os.W_OK) and bool(folder.stat().st_mode & stat.S_IWUSR)
+    except OSError:
+        ok = False
+    if not ok:
+        raise DataFileError(
+            f"cannot write the MNIST classifier artefact into {folder} (not writable): point JAXGEN_DATA_DIR (or "
+            f"--out-dir / directory=...) at a writable folder; MNIST may stay where it is (--data-dir / data_dir=...).",
+            name=f"{ARTEFACT}.msgpack", path=folder / f"{ARTEFACT}.msgpack", expected=None, actual=None)
+
+
 def _missing(blob_path: Path, meta_path: Path, what: str) -> DataFileError:
     return DataFileError(
         f"The MNIST classifier artefact {what} in {blob_path.parent}.\n"
         f"  looked for: {blob_path} and {meta_path}\n"
-        f"Create it (trains in a few minutes on 2 CPU cores and writes both files):\n"
-        f"    {HOW_TO_CREATE} --data-dir {blob_path.parent}\n"
+        f"Create it (trains in about 11 minutes on 2 busy CPU cores and writes both files; MNIST is read from "
+        f"--data-dir, the artefact goes to --out-dir, default the same folder):\n"
+        f"    {HOW_TO_CREATE} --out-dir {blob_path.parent}\n"
         f"or call jaxgen.metrics.load_classifier(train_if_missing=True), or point JAXGEN_DATA_DIR at a folder "
         f"that holds it.",
         name=blob_path.name, path=blob_path, expected=None, actual=None)
@@ -427,6 +445,7 @@ def load_classifier(directory=None, *, name: str = ARTEFACT, train_if_missing: b
     if not blob_path.exists() and not meta_path.exists():
         if not train_if_missing:
             raise _missing(blob_path, meta_path, "was not found")
+        _check_writable(blob_path.parent)
         clf = train_classifier(data_dir=data_dir)
         save_classifier(clf, blob_path.parent, name=name)
         return load_classifier(blob_path.parent, name=name)
@@ -568,6 +587,11 @@ def main(argv=None) -> int:
         print(f"{blob_path} exists and verifies (test accuracy {clf.info.get('test_accuracy')}); "
               "use --force to retrain.")
         return 0
+    try:
+        _check_writable(blob_path.parent)
+    except DataFileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     config = ClassifierConfig.quick() if args.quick else ClassifierConfig()
     if args.epochs is not None:
         config = dataclasses.replace(config, epochs=args.epochs)
