@@ -292,9 +292,11 @@ def train_classifier(config: ClassifierConfig | None = None, *, data_dir=None, p
     opt = optax.adam(optax.cosine_decay_schedule(config.learning_rate, steps))
     say(f"training the MNIST classifier: {config.n_train} images, {config.epochs} epochs, batch {config.batch_size}")
     t0 = time.perf_counter()
+    # use_scan=False: XLA:CPU ran this net's training step 5.5x slower inside a lax.scan (348 vs 1924
+    # examples/s measured on 2 cores); the per-step path dispatches one jitted step per batch
     state, history = fit(loss_fn, params, opt, (x_tr, y_tr), key=ks["train"], epochs=config.epochs,
-                         batch_size=config.batch_size, progress=progress,
-                         use_scan=False, mesh=data_mesh(jax.devices()[:1]) if mesh is None else mesh)  # XLA:CPU runs convolutions ~5x slower inside a scan (measured)
+                         batch_size=config.batch_size, progress=progress, use_scan=False,
+                         mesh=data_mesh(jax.devices()[:1]) if mesh is None else mesh)
     train_seconds = time.perf_counter() - t0
     clf = MNISTClassifier(config, jax.device_get(state.params))
     hist = [{"epoch": int(r.get("epoch", i + 1)), "loss": float(r["loss"]), "accuracy": float(r["accuracy"])}
