@@ -17,11 +17,11 @@ Metrics on ``eval.n_samples`` samples of each model (:mod:`jaxgen.metrics.classi
 FID against as many test images (the project's MNIST classifier, 128-D penultimate features), the
 MNIST score, the class coverage (digits predicted for at least 1 % of the samples; and the KL of
 the class histogram to uniform), the test NLL in nats where it is defined (the VAE: k-sample
-importance estimate on the test images binarised once; a GAN has no likelihood: ``null``), the
+importance estimate on ``eval.n_test_nll`` test images spread over the test set, binarised once; a GAN has no likelihood: ``null``), the
 training time and the parameter count. ``metrics.json`` holds each model's values under its name
 (``vae``, ``gan``): the mean and standard deviation over seeds and the per-seed values. The floors
 of real data (FID of two disjoint halves of the test set, the test images' own score) are given
-beside them.
+beside them; the reference images are spread over the whole test set (it is not in random order).
 
 Figure ``samples``: samples of both models (first seed) beside test images.
 """
@@ -36,9 +36,8 @@ import optax
 
 from jaxgen import keys, plotting, runner, train
 from jaxgen.data import binarize, load_mnist
-from jaxgen.metrics import domain_fid
 from jaxgen.metrics.classifier import prepare_images
-from jaxgen.metrics.samples import classifier_for, draw, image_metrics
+from jaxgen.metrics.samples import classifier_for, draw, image_metrics, real_floor, spread
 from jaxgen.models import gan, vae
 
 DESCRIPTION = "VAE vs GAN on the same MNIST data: domain FID, MNIST score, class coverage, NLL, time, over seeds."
@@ -139,11 +138,11 @@ def run(config, run) -> dict:
     x_test = prepare_images(load_mnist("test")[0])
     clf = classifier_for(config.eval.classifier, run.log)
     n = config.eval.n_samples
-    real_stats = clf.feature_stats(x_test[:n])
-    half = min(n, len(x_test) // 2)
-    floors = {"fid_test_vs_test": domain_fid(x_test[:half], x_test[-half:], classifier=clf), "fid_floor_n": half,
-              "mnist_score_test": image_metrics(x_test[:n], real_stats, clf)["mnist_score"]}
-    x_nll = binarize(x_test[: config.eval.n_test_nll].reshape(-1, 784), ks["binarize_test"])
+    real_stats = clf.feature_stats(spread(x_test, n))  # spread over the test set: it is not in random order
+    fid_floor, half = real_floor(x_test, n, clf)
+    floors = {"fid_test_vs_test": fid_floor, "fid_floor_n": half,
+              "mnist_score_test": image_metrics(spread(x_test, n), real_stats, clf)["mnist_score"]}
+    x_nll = binarize(spread(x_test, config.eval.n_test_nll).reshape(-1, 784), ks["binarize_test"])
 
     results, shown = {"vae": [], "gan": []}, {}
     for s in range(config.n_seeds):  # seed s: the s-th member of each model's indexed family of keys

@@ -16,8 +16,9 @@ Metrics (:mod:`jaxgen.metrics.classifier`, features of the project's MNIST class
 penultimate layer): the domain FID between ``eval.n_samples`` generated images and as many test
 images, the MNIST score ``exp E KL(p(y|x) || p(y))`` and the class histogram of the samples; during
 training the same with ``eval.n_monitor`` images every ``train.eval_every`` steps (the curve).
-The floors set by real data are measured on the same numbers of images: FID between two disjoint
-halves of the test set and the test images' own score. ``eval.classifier="full"`` uses the
+The reference images are spread over the whole test set (:func:`jaxgen.metrics.samples.spread`:
+MNIST's test set is not in random order), and the floors set by real data are measured on the same
+numbers of images: the FID between its even and odd images, and the test images' own score. ``eval.classifier="full"`` uses the
 artefact in the data directory (trained once if missing, a few minutes:
 ``python -m jaxgen.metrics.classifier``); ``"quick"`` trains a small one in seconds inside the run
 (for the quick run; its numbers are not comparable with the full classifier's).
@@ -39,7 +40,7 @@ from jaxgen import keys, plotting, runner
 from jaxgen.data import load_mnist
 from jaxgen.metrics import classifier as cls
 from jaxgen.metrics.classifier import prepare_images
-from jaxgen.metrics.samples import classifier_for, draw, image_metrics
+from jaxgen.metrics.samples import classifier_for, draw, image_metrics, real_floor, spread
 from jaxgen.models import gan
 from jaxgen.train import fit_trainer
 
@@ -107,13 +108,12 @@ def run(config, run) -> dict:
     x_test = prepare_images(load_mnist("test")[0])
     clf = classifier_for(config.eval.classifier, run.log)
     n, n_mon = config.eval.n_samples, config.eval.n_monitor
-    real_stats, monitor_stats = clf.feature_stats(x_test[:n]), clf.feature_stats(x_test[:n_mon])
+    real_stats, monitor_stats = clf.feature_stats(spread(x_test, n)), clf.feature_stats(spread(x_test, n_mon))
     # floors on the same numbers of images: two disjoint halves of the test set, the test images' own score
-    half = min(n, len(x_test) // 2)
-    floors = {"fid_test_vs_test": cls.domain_fid(x_test[:half], x_test[-half:], classifier=clf), "fid_floor_n": half,
-              "mnist_score_test": cls.mnist_score(x_test[:n], classifier=clf)}
-    half_mon = min(n_mon, len(x_test) // 2)  # the curve's own floor: FID's bias depends on the sample size
-    floors["fid_test_vs_test_monitor"] = cls.domain_fid(x_test[:half_mon], x_test[-half_mon:], classifier=clf)
+    fid_floor, half = real_floor(x_test, n, clf)
+    floors = {"fid_test_vs_test": fid_floor, "fid_floor_n": half,
+              "mnist_score_test": cls.mnist_score(spread(x_test, n), classifier=clf)}
+    floors["fid_test_vs_test_monitor"], half_mon = real_floor(x_test, n_mon, clf)  # the curve's sample size
     run.log(f"floors: FID(test halves, n={half}) {floors['fid_test_vs_test']:.3f}, "
             f"MNIST score(test) {floors['mnist_score_test']:.3f}")
 
