@@ -78,9 +78,9 @@ def get_config(dataset: str) -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict(dict(
         objective="non_saturating", pack=1, latent_dim=2, g_hidden=(256, 256, 256), d_hidden=(256, 256, 256),
         d_maxout=1, r1_gamma=0.1, gp_weight=10.0, ema_decay=0.999))
-    c.train = ml_collections.ConfigDict(dict(steps=12_000, batch_size=256, g_lr=1e-3,
-                                             d_lr=1e-3, betas=(0.5, 0.999), decay_start=0, decay_steps=0, n_critic=1,
-                                             log_every=1_000))
+    # constant learning rates for 8 000 steps, then a cosine decay to 0 over the last 4 000
+    c.train = ml_collections.ConfigDict(dict(steps=12_000, batch_size=256, g_lr=1e-3, d_lr=1e-3, betas=(0.5, 0.999),
+                                             decay_start=8_000, decay_steps=4_000, n_critic=1, log_every=1_000))
     c.eval = ml_collections.ConfigDict(dict(n_samples=2_500, ema=True))
     c.sweep = False
     c.sweep_objectives = tuple(gan.OBJECTIVES)
