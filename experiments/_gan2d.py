@@ -169,7 +169,8 @@ def run(config, run, dataset: str) -> dict:
     m, t = config.model, config.train
     label = f"{m.objective}, pack {m.pack}"
     run.log(f"{dataset}: {ds['n_modes']} modes, std {ds['std']}; default config {label}, {t.steps} steps of batch "
-            f"{t.batch_size}, {config.n_seeds} seeds; samples from the {'EMA' if config.eval.ema else 'current'} generator")
+            f"{t.batch_size}, {config.n_seeds} seeds; samples from the "
+            f"{'EMA' if config.eval.ema else 'current'} generator")
 
     def train_config(trainer, tag):
         samples, per_seed, secs, curves = [], [], [], []
@@ -223,11 +224,13 @@ def results_table(metrics: dict, dataset: str) -> str:
     n = metrics["n_modes"]
     rows = [("default: " + metrics["default_config"], metrics)]
     rows += [(k, v) for k, v in metrics.get("sweep", {}).items()]
-    lines = [f"| {dataset} config | modes / {n} (mean; per seed) | HQ % (mean; min) | reverse KL (mean) | train s / seed |",
+    lines = [f"| {dataset} config | modes / {n} (mean; per seed) | HQ % (mean; min) | reverse KL (mean) "
+             "| train s / seed |",
              "|---|---|---|---|---|"]
     for name, r in rows:
         lines.append(f"| {name} | {r['modes_mean']:.1f}; {', '.join(map(str, r['modes']))} | "
-                     f"{r['high_quality_pct_mean']:.1f}; {r['high_quality_pct_min']:.1f} | {r['reverse_kl_mean']:.3f} | "
+                     f"{r['high_quality_pct_mean']:.1f}; {r['high_quality_pct_min']:.1f} | "
+                     f"{r['reverse_kl_mean']:.3f} | "
                      f"{np.mean(r['train_seconds']):.0f} |")
     for name, modes in PUBLISHED[dataset].items():
         lines.append(f"| PacGAN Table 1: {name} | {modes} | | | |")
@@ -243,7 +246,8 @@ def _scatter(run, panels: dict, ds: dict, dataset: str) -> None:
     n = len(panels)
     cols = min(n, 4)
     rows = -(-n // cols)
-    with run.figure(f"{dataset}_samples", rows, cols, figsize=(3.4 * cols + 1.2, 3.8 * rows), squeeze=False) as (fig, axes):
+    size = (3.4 * cols + 1.2, 3.8 * rows)
+    with run.figure(f"{dataset}_samples", rows, cols, figsize=size, squeeze=False) as (fig, axes):
         for ax, (title, (samples, summary)) in zip(axes.ravel(), panels.items()):
             for i, s in enumerate(samples):
                 ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.4, label=f"seed {i}")

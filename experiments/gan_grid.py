@@ -20,9 +20,9 @@ def _shared():
 
 
 _g = _shared()
-DESCRIPTION = ("GAN mode collapse on the 5 x 5 grid of 25 Gaussians (std 0.05): non-saturating GAN + R1 + EMA generator over "
-               "5 seeds (sweep=true: every objective with and without packing): modes captured, high-quality %, "
-               "reverse KL, beside PacGAN Table 1.")
+DESCRIPTION = ("GAN mode collapse on the 5 x 5 grid of 25 Gaussians (std 0.05): non-saturating GAN + R1 + EMA "
+               "generator over 5 seeds (sweep=true: every objective with and without packing): modes captured, "
+               "high-quality %, reverse KL, beside PacGAN Table 1.")
 QUICK = _g.QUICK
 CHECKS = _g.CHECKS
 check_config = _g.check_config
