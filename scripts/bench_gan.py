@@ -459,7 +459,7 @@ def max_output_differences(trainer, setup: dict, model0, G, D, x: np.ndarray) ->
     from jaxgen.models import gan
 
     B, m = setup["batch"], setup["pack"]
-    z = np.asarray(jax.random.normal(jax.random.key(5), (B, setup["latent_dim"])), dtype=np.float32)
+    z = np.array(jax.random.normal(jax.random.key(5), (B, setup["latent_dim"])), dtype=np.float32)  # writable
     xj = trainer.generator.apply(model0.g_vars, z, train=True, mutable=["batch_stats"])[0]
     dj = trainer.discriminator.apply({"params": model0.d_params}, gan.pack(x[:B], m))
     G.train()
