@@ -46,3 +46,77 @@ def test_conv_encoder_decoder_shapes(shape):
     assert dec.apply(pd, z).shape == (2, *shape)
     with pytest.raises(ValueError, match="expects images"):
         enc.apply(pe, x.reshape(2, -1))
+
+
+# ----------------------------------------------------------------- jaxgen.nn.convolution
+import flax.linen as nn  # noqa: E402
+from jax import lax  # noqa: E402
+
+from jaxgen.nn import Conv, ConvTranspose, conv_general_dilated  # noqa: E402
+
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, strides, padding, lhs_dil",
+    [
+        ((3, 8, 8, 2), (4, 4, 2, 5), (2, 2), "SAME", (1, 1)),  # DCGAN / VAE encoder layers
+        ((3, 7, 9, 2), (3, 3, 2, 4), (1, 1), "SAME", (1, 1)),
+        ((3, 7, 9, 2), (3, 3, 2, 4), (2, 2), "VALID", (1, 1)),
+        ((2, 7, 5, 4), (4, 4, 4, 3), (2, 1), ((1, 2), (0, 1)), (1, 1)),
+        ((2, 7, 7, 4), (4, 4, 4, 3), (1, 1), ((2, 2), (2, 2)), (2, 2)),  # a 4x4 stride-2 transposed conv
+        ((2, 7, 5, 4), (3, 3, 4, 3), (1, 1), ((1, 2), (1, 2)), (2, 2)),
+    ],
+)
+def test_canonical_conv_equals_lax_values_gradients_second_order_and_in_scan(x_shape, w_shape, strides, padding,
+                                                                            lhs_dil):
+    """The custom VJP (canonical layouts, tap GEMMs for transposed convs) gives JAX's own gradients:
+    first order, inside lax.scan (where it matters for speed), and gradients of gradients (WGAN-GP, R1)."""
+    x = jax.random.normal(jax.random.key(0), x_shape)
+    w = jax.random.normal(jax.random.key(1), w_shape)
+    dn = lax.conv_dimension_numbers(x_shape, w_shape, _NHWC)
+    ref = lambda x, w: lax.conv_general_dilated(x, w, strides, padding, lhs_dilation=lhs_dil, dimension_numbers=dn)  # noqa: E731
+    new = lambda x, w: conv_general_dilated(x, w, strides, padding, lhs_dilation=lhs_dil, dimension_numbers=dn)  # noqa: E731
+    assert "custom_vjp" in str(jax.make_jaxpr(new)(x, w))  # the canonical path is taken on CPU
+    np.testing.assert_array_equal(np.asarray(new(x, w)), np.asarray(ref(x, w)))
+    g = jax.random.normal(jax.random.key(2), ref(x, w).shape)
+    for a, b in zip(jax.vjp(ref, x, w)[1](g), jax.vjp(new, x, w)[1](g)):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(a))))
+
+    def in_scan(f):
+        return jax.lax.scan(lambda c, _: (c, jax.grad(lambda w: jnp.sum(f(x, w) * g))(w)), 0, None, length=2)[1]
+
+    np.testing.assert_allclose(np.asarray(in_scan(new)), np.asarray(in_scan(ref)), rtol=1e-5, atol=1e-4)
+
+    def penalty(f):  # d/dw |d/dx sum(sin(f))|^2
+        return jax.grad(lambda w: jnp.sum(jax.grad(lambda x: jnp.sum(jnp.sin(f(x, w))))(x) ** 2))(w)
+
+    np.testing.assert_allclose(np.asarray(penalty(new)), np.asarray(penalty(ref)), rtol=1e-5,
+                               atol=1e-5 * float(jnp.max(jnp.abs(penalty(ref)))))
+
+
+@pytest.mark.parametrize("kernel, strides, padding", [((4, 4), (2, 2), "SAME"), ((3, 3), (2, 2), "SAME"),
+                                                      ((4, 4), (2, 2), "VALID"), ((5, 5), (1, 1), "SAME")])
+def test_conv_transpose_is_flaxs_with_the_same_parameters(kernel, strides, padding):
+    x = jax.random.normal(jax.random.key(5), (2, 7, 7, 6))
+    ref, new = nn.ConvTranspose(3, kernel, strides=strides, padding=padding), ConvTranspose(3, kernel, strides=strides,
+                                                                                              padding=padding)
+    p_ref, p_new = ref.init(jax.random.key(1), x), new.init(jax.random.key(1), x)
+    assert jax.tree.map(np.shape, p_ref) == jax.tree.map(np.shape, p_new)  # checkpoints and artefacts interchange
+    for a, b in zip(jax.tree.leaves(p_ref), jax.tree.leaves(p_new)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # same initial weights from the same key
+    np.testing.assert_allclose(np.asarray(new.apply(p_ref, x)), np.asarray(ref.apply(p_ref, x)), rtol=1e-6, atol=1e-6)
+    conv = Conv(4, (3, 3), strides=(2, 2))
+    p = nn.Conv(4, (3, 3), strides=(2, 2)).init(jax.random.key(2), x)
+    np.testing.assert_array_equal(np.asarray(conv.apply(p, x)), np.asarray(nn.Conv(4, (3, 3), strides=(2, 2)).apply(p, x)))
+    with pytest.raises(ValueError, match="padding must be 'SAME' or 'VALID'"):
+        ConvTranspose(3, kernel, strides=strides, padding="CIRCULAR")
+
+
+def test_other_convolutions_fall_back_to_lax():
+    x, w = jnp.ones((1, 6, 6, 4)), jnp.ones((3, 3, 2, 4))  # grouped: 2 groups of 2 input channels
+    dn = lax.conv_dimension_numbers(x.shape, w.shape, _NHWC)
+    f = lambda x, w: conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn, feature_group_count=2)  # noqa: E731
+    assert "custom_vjp" not in str(jax.make_jaxpr(f)(x, w))
+    np.testing.assert_array_equal(np.asarray(f(x, w)), np.asarray(
+        lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn, feature_group_count=2)))

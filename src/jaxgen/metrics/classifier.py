@@ -65,6 +65,7 @@ import optax
 from jaxgen import keys
 from jaxgen.data.files import DataFileError, _resolve_dir
 from jaxgen.metrics.frechet import FeatureStats, frechet_distance
+from jaxgen.nn.convolution import Conv
 from jaxgen.sharding import data_mesh
 from jaxgen.validation import check_positive_int
 
@@ -145,7 +146,7 @@ class CNN(nn.Module):
     @nn.compact
     def __call__(self, x, *, train: bool = False):
         for i, f in enumerate(self.features):
-            x = nn.relu(nn.Conv(f, (3, 3), padding="SAME", name=f"conv_{i}")(x))
+            x = nn.relu(Conv(f, (3, 3), padding="SAME", name=f"conv_{i}")(x))
             x = nn.max_pool(x, (2, 2), strides=(2, 2))
         x = x.reshape(x.shape[0], -1)
         h = nn.relu(nn.Dense(self.hidden, name="hidden")(x))  # the penultimate features

@@ -3,7 +3,8 @@
 Images are ``(N, H, W, C)`` (NHWC). Each encoder layer is a 4x4 convolution with
 stride 2 ('SAME' padding), so the spatial size halves per layer; the decoder mirrors it with 4x4
 stride-2 transposed convolutions starting from ``ceil(H / 2^L) x ceil(W / 2^L)`` and crops the
-result to ``H x W`` (so odd sizes such as Frey's 28 x 20 or 8 x 8 digits work).
+result to ``H x W`` (so odd sizes such as Frey's 28 x 20 or 8 x 8 digits work). The layers are
+:mod:`jaxgen.nn.convolution`'s (Flax's, with gradients XLA:CPU runs fast inside ``lax.scan``).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax
 
+from jaxgen.nn.convolution import Conv, ConvTranspose
 from jaxgen.nn.mlp import get_activation
 
 __all__ = ["ConvEncoder", "ConvDecoder"]
@@ -37,7 +39,7 @@ class ConvEncoder(nn.Module):
             raise ValueError(f"ConvEncoder expects images (N, H, W, C), got shape {x.shape}.")
         act = get_activation(self.activation)
         for i, f in enumerate(self.features):
-            x = act(nn.Conv(int(f), (4, 4), strides=(2, 2), padding="SAME", name=f"conv_{i}")(x))
+            x = act(Conv(int(f), (4, 4), strides=(2, 2), padding="SAME", name=f"conv_{i}")(x))
         x = x.reshape(x.shape[0], -1)
         if self.dense:
             x = act(nn.Dense(int(self.dense), name="dense")(x))
@@ -74,6 +76,6 @@ class ConvDecoder(nn.Module):
             x = act(nn.Dense(int(self.dense), name="dense")(x))
         x = act(nn.Dense(h0 * w0 * c0, name="project")(x)).reshape(z.shape[0], h0, w0, c0)
         for i, f in enumerate(self.features):
-            x = act(nn.ConvTranspose(int(f), (4, 4), strides=(2, 2), padding="SAME", name=f"deconv_{i}")(x))
-        x = nn.Conv(C, (3, 3), padding="SAME", name="out")(x)
+            x = act(ConvTranspose(int(f), (4, 4), strides=(2, 2), padding="SAME", name=f"deconv_{i}")(x))
+        x = Conv(C, (3, 3), padding="SAME", name="out")(x)
         return x[:, :H, :W, :]

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.nn import MLP, get_activation
+from jaxgen.nn.convolution import Conv, ConvTranspose
 from jaxgen.validation import check_choice, check_positive_int
 
 __all__ = [
@@ -109,9 +110,9 @@ class DCGANGenerator(nn.Module):
         bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)  # noqa: E731
         x = nn.Dense((H // 4) * (W // 4) * 2 * self.base, name="project")(z)
         x = nn.relu(bn("bn_0")(x)).reshape(z.shape[0], H // 4, W // 4, 2 * self.base)
-        x = nn.ConvTranspose(self.base, (4, 4), strides=(2, 2), padding="SAME", name="deconv_0")(x)
+        x = ConvTranspose(self.base, (4, 4), strides=(2, 2), padding="SAME", name="deconv_0")(x)
         x = nn.relu(bn("bn_1")(x))
-        x = nn.ConvTranspose(C, (4, 4), strides=(2, 2), padding="SAME", name="deconv_1")(x)
+        x = ConvTranspose(C, (4, 4), strides=(2, 2), padding="SAME", name="deconv_1")(x)
         return nn.sigmoid(x)
 
 
@@ -123,8 +124,8 @@ class DCGANDiscriminator(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = nn.leaky_relu(nn.Conv(self.base, (4, 4), strides=(2, 2), padding="SAME", name="conv_0")(x), 0.2)
-        x = nn.leaky_relu(nn.Conv(2 * self.base, (4, 4), strides=(2, 2), padding="SAME", name="conv_1")(x), 0.2)
+        x = nn.leaky_relu(Conv(self.base, (4, 4), strides=(2, 2), padding="SAME", name="conv_0")(x), 0.2)
+        x = nn.leaky_relu(Conv(2 * self.base, (4, 4), strides=(2, 2), padding="SAME", name="conv_1")(x), 0.2)
         return nn.Dense(1, name="logit")(x.reshape(x.shape[0], -1))[..., 0]
 
 
