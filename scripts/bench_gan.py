@@ -117,7 +117,7 @@ def load_data(name: str, setup: dict, n: int) -> np.ndarray:
 
     from jaxgen.data import make_ring
 
-    return np.asarray(make_ring(jax.random.key(0), n, std=0.01)[0], dtype=np.float32)
+    return np.array(make_ring(jax.random.key(0), n, std=0.01)[0], dtype=np.float32)  # writable: torch.from_numpy
 
 
 def forward_macs(setup: dict) -> tuple[int, int]:
