@@ -2,7 +2,8 @@
 
 Families: :mod:`~jaxgen.models.ppca` (probabilistic PCA), :mod:`~jaxgen.models.tpca` (Student-t
 PCA), :mod:`~jaxgen.models.gmm` (Gaussian mixtures, EM), :mod:`~jaxgen.models.bayes_gmm` (Bayesian
-Gaussian mixtures, VB and NUTS), :mod:`~jaxgen.models.vae` (variational autoencoders). Each is
+Gaussian mixtures, VB and NUTS), :mod:`~jaxgen.models.vae` (variational autoencoders),
+:mod:`~jaxgen.models.gan` (generative adversarial networks and their trainer). Each is
 imported on first access, so ``import jaxgen.models`` then ``jaxgen.models.gmm`` works and costs
 only the family used.
 """
