@@ -280,7 +280,8 @@ def fit_trainer(
             metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
             state_ok = bool(state_ok)
             dt = time.perf_counter() - t0
-            names = ["loss", *sorted(k for k in metrics if k != "loss")] if "loss" in metrics else sorted(metrics)
+            # "loss" first, then the other losses (a GAN's d_loss, g_loss), then the rest: the bar shows the first ones
+            names = sorted(metrics, key=lambda k: (k != "loss", not k.endswith("loss"), k))
             bad = _first_non_finite(metrics, names)
             if bad is not None or not state_ok:
                 step = done + (bad[1] + 1 if bad is not None else length)
