@@ -1,9 +1,10 @@
 """Benchmark: GAN training throughput of jaxgen's GANTrainer (as fit_trainer runs it) vs plain PyTorch.
 
     python scripts/bench_gan.py                 # DCGAN on MNIST and the ring's 2-D MLPs, 5 rounds each
-    python scripts/bench_gan.py --quick         # 1 / 20 steps per round, 2 rounds, no torch.compile (its compile
+    python scripts/bench_gan.py --quick         # 3 / 20 steps per round, 2 rounds, no torch.compile (its compile
                                                 # takes ~40 s per setup), no fit_trainer re-run
-    python scripts/bench_gan.py --diagnose      # only the XLA CPU convolution-gradient measurements
+    python scripts/bench_gan.py --diagnose      # only the XLA:CPU convolution-gradient measurements
+    python scripts/bench_gan.py --lax-vjp       # also the DCGAN on Flax's own convs (JAX's VJPs; slow on CPU)
     python scripts/bench_gan.py --threads 2 --json out.json
     python scripts/bench_gan.py --setups dcgan --no-compile
 
@@ -39,11 +40,12 @@ and the EMA update. Three loops run it:
   (c) PyTorch compiled: the same step (both updates and the EMA) as one ``torch.compile``-d function
                         (Inductor; its compile time shows in the untimed warm-up round, like JAX's).
                         Compiling the two modules instead (``Module.compile()``) measured no faster.
-  (a') jaxgen scan+fix: DCGAN only: loop (a) with a GANTrainer whose networks use
-                        :func:`canonical_conv_general_dilated` (defined here, not in the package): the
-                        same layers, parameters, initial weights and gradients (the relative difference
-                        is printed), with convolution VJPs that XLA CPU runs fast inside ``lax.scan``
-                        (see the comment above that function; ``--diagnose`` measures the cause).
+  (a') jaxgen scan, lax VJPs (``--lax-vjp``, DCGAN only): loop (a) with the same networks on Flax's
+                        ``nn.Conv`` / ``nn.ConvTranspose`` (same parameters, initial weights and
+                        gradients; the relative difference is printed), i.e. JAX's own convolution
+                        VJPs, which XLA:CPU runs 30-60x slower inside ``lax.scan`` than outside. The
+                        DCGAN's layers are ``jaxgen.nn.convolution``'s, whose VJPs avoid that;
+                        ``--diagnose`` times one convolution gradient both ways, alone and in a scan.
 
 Equivalence: the PyTorch networks are built layer by layer like the Flax ones and start from the
 Flax initial weights (copied, with the layout changes NHWC -> NCHW, flipped transposed-conv kernels,
@@ -90,7 +92,7 @@ from _machine import median_time, print_machine  # noqa: E402
 # The two setups. "mlp" mirrors experiments/_gan2d.py's get_config("ring") defaults.
 SETUPS = {
     "dcgan": dict(architecture="dcgan", data_shape=(28, 28, 1), latent_dim=64, conv_base=64, batch=64, pack=1,
-                  steps=10, quick_steps=1),
+                  steps=10, quick_steps=3),
     "mlp": dict(architecture="mlp", data_shape=(2,), latent_dim=2, hidden=(400, 400, 400, 400), batch=100, pack=2,
                 steps=200, quick_steps=20),
 }
@@ -193,116 +195,16 @@ def fit_trainer_rate(trainer, x: np.ndarray, setup: dict, steps: int) -> tuple[f
     return history[0]["examples_per_s"], history[0]["compile_time_s"]
 
 
-# ------------------------------------------------------------- a bench-only fix for XLA CPU convs
-# XLA CPU runs a convolution fast only in the canonical NHWC / HWIO layout. Outside loops it
-# rewrites the convolutions of JAX's VJPs (weight gradients ``f01b_i01o->01bf``, input gradients with
-# a reversed ``01oi`` kernel) into that layout with transposes; inside a ``while`` loop (``lax.scan``:
-# fit_trainer's log period, GANTrainer's n_critic loop) it does not, and the naive emitter runs them
-# 30-60x slower (``--diagnose`` measures it). The weight gradient of a transposed convolution (lhs
-# dilation) is slow even outside loops. ``canonical_conv`` is ``lax.conv_general_dilated`` (NHWC,
-# HWIO) with a VJP written with explicit transposes, which XLA keeps: input gradient = the strided
-# conv of the output gradient with the flipped kernel; weight gradient = a canonical conv with batch
-# and channels swapped, or, for a transposed conv (lhs dilation d), one GEMM per kernel tap over the
-# nonzero entries only.
-def _canonical_conv_fwd_impl(x, w, strides, pads, lhs_dil):
-    from jax import lax
-
-    return lax.conv_general_dilated(x, w, strides, pads, lhs_dilation=lhs_dil, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+# ------------------------------------------------- the DCGAN on Flax's own convolutions (opt-in)
+# jaxgen's DCGAN layers are jaxgen.nn.convolution's Conv / ConvTranspose: the forward pass is
+# lax.conv_general_dilated, the VJP is written in XLA:CPU's canonical layout. ``--lax-vjp`` adds a
+# loop with the same networks on Flax's nn.Conv / nn.ConvTranspose (JAX's own VJPs, as GANTrainer
+# had them before jaxgen.nn.convolution): the end-to-end cost of XLA:CPU's slow convolution
+# gradients inside lax.scan, measured in the same run.
+LAX = "jaxgen scan, lax VJPs"
 
 
-def _tap_gemm_weight_grad(x, g, pads, lhs_dil, k):
-    """dW (kh, kw, I, O) of a stride-1 conv over the lhs-dilated, padded x: for tap a the output rows
-    t with (t + a - lo) divisible by d meet x row (t + a - lo) / d; one GEMM per tap."""
-    import jax.numpy as jnp
-
-    n, m = x.shape[1:3], g.shape[1:3]
-    per_dim = []
-    for i in range(2):
-        d, lo = lhs_dil[i], pads[i][0]
-        taps = []
-        for a in range(k[i]):
-            r = (lo - a) % d                      # first output row meeting a nonzero input row
-            c = (r + a - lo) // d                  # the input row it meets
-            count = len(range(r, m[i], d))
-            taps.append((r, c, count))
-        per_dim.append(taps)
-    P = [max(t[2] for t in taps) for taps in per_dim]
-    lo_pad = [max(0, -min(t[1] for t in taps)) for taps in per_dim]
-    hi_pad = [max(0, max(t[1] + P[i] for t in per_dim[i]) - n[i]) for i in range(2)]
-    xp = jnp.pad(x, ((0, 0), (lo_pad[0], hi_pad[0]), (lo_pad[1], hi_pad[1]), (0, 0)))
-    rows = []
-    for (r0, c0, n0) in per_dim[0]:
-        cols = []
-        for (r1, c1, n1) in per_dim[1]:
-            gs = g[:, r0::lhs_dil[0], r1::lhs_dil[1]][:, :n0, :n1]
-            xs = xp[:, c0 + lo_pad[0]:c0 + lo_pad[0] + n0, c1 + lo_pad[1]:c1 + lo_pad[1] + n1]
-            cols.append(jnp.einsum("nhwi,nhwo->io", xs, gs))
-        rows.append(jnp.stack(cols))
-    return jnp.stack(rows)
-
-
-def _make_canonical_conv():
-    import functools
-
-    import jax
-    import jax.numpy as jnp
-    from jax import lax
-
-    dn = ("NHWC", "HWIO", "NHWC")
-
-    @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-    def conv(x, w, strides, pads, lhs_dil):
-        return _canonical_conv_fwd_impl(x, w, strides, pads, lhs_dil)
-
-    def fwd(x, w, strides, pads, lhs_dil):
-        return conv(x, w, strides, pads, lhs_dil), (x, w)
-
-    def bwd(strides, pads, lhs_dil, res, g):
-        x, w = res
-        n, k, m = x.shape[1:3], w.shape[0:2], g.shape[1:3]
-        ni = [(a - 1) * d + 1 for a, d in zip(n, lhs_dil)]   # extent of the dilated input
-        km = [(a - 1) * s + 1 for a, s in zip(m, strides)]   # extent of the stride-dilated output
-        pad_x, pad_w = [], []
-        for i in range(2):
-            lo = pads[i][0]
-            pad_x.append((k[i] - 1 - lo, ni[i] - km[i] + lo))
-            pad_w.append((lo, k[i] - 1 + km[i] - ni[i] - lo))
-        w_flip = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
-        dx = lax.conv_general_dilated(g, w_flip, lhs_dil, pad_x, lhs_dilation=strides, dimension_numbers=dn)
-        if tuple(lhs_dil) == (1, 1):
-            dw = lax.conv_general_dilated(x.transpose(3, 1, 2, 0), g.transpose(1, 2, 0, 3), (1, 1), pad_w,
-                                          rhs_dilation=strides, dimension_numbers=dn).transpose(1, 2, 0, 3)
-        else:
-            assert tuple(strides) == (1, 1), "transposed convs with strides are not needed here"
-            dw = _tap_gemm_weight_grad(x, g, pads, lhs_dil, k)
-        return dx, dw
-
-    conv.defvjp(fwd, bwd)
-    return conv
-
-
-_CANONICAL_CONV = None
-
-
-def canonical_conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                                   dimension_numbers=None, feature_group_count=1, precision=None, **_):
-    """Drop-in for ``lax.conv_general_dilated`` in ``flax.linen.Conv(conv_general_dilated=...)`` (NHWC)."""
-    global _CANONICAL_CONV
-    from jax import lax
-
-    if _CANONICAL_CONV is None:
-        _CANONICAL_CONV = _make_canonical_conv()
-    assert feature_group_count == 1 and (rhs_dilation is None or tuple(rhs_dilation) == (1, 1))
-    lhs_dilation = tuple(lhs_dilation or (1, 1))
-    if isinstance(padding, str):
-        padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[0:2], window_strides, padding)
-    return _CANONICAL_CONV(lhs, rhs, tuple(window_strides), tuple(tuple(p) for p in padding), lhs_dilation)
-
-
-FIX = "jaxgen scan+fix"  # the DCGAN trainer on canonical_conv_general_dilated (a bench-only fix)
-
-
-def gradient_difference(trainer, fixed, model0, x) -> float:
+def gradient_difference(trainer, other, model0, x) -> float:
     """Largest relative difference between the G and D gradients of the two trainers' networks."""
     import jax
     import jax.numpy as jnp
@@ -315,21 +217,19 @@ def gradient_difference(trainer, fixed, model0, x) -> float:
         d = jax.grad(lambda p: jnp.sum(jnp.sin(t.discriminator.apply({"params": p}, x))))(model0.d_params)
         return g, d
 
-    a, b = grads(trainer), grads(fixed)
+    a, b = grads(trainer), grads(other)
     return max(float(jnp.max(jnp.abs(u - v)) / (jnp.max(jnp.abs(u)) + 1e-30))
                for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-def canonical_dcgan_trainer(trainer):
-    """``trainer`` (a DCGAN GANTrainer) with the same networks built on :func:`canonical_conv_general_dilated`:
-    same parameter names and shapes (same initial weights), same functions."""
+def flax_conv_dcgan_trainer(trainer):
+    """``trainer`` (a DCGAN GANTrainer) with the same networks on Flax's ``nn.Conv`` / ``nn.ConvTranspose``:
+    same parameter names and shapes (same initial weights), same functions, JAX's own VJPs."""
     import dataclasses
 
     import flax.linen as nn
 
     from jaxgen.models import gan
-
-    conv = canonical_conv_general_dilated
 
     class Generator(gan.DCGANGenerator):
         @nn.compact
@@ -338,21 +238,19 @@ def canonical_dcgan_trainer(trainer):
             bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)  # noqa: E731
             x = nn.Dense((H // 4) * (W // 4) * 2 * self.base, name="project")(z)
             x = nn.relu(bn("bn_0")(x)).reshape(z.shape[0], H // 4, W // 4, 2 * self.base)
-            # = flax ConvTranspose(4x4, stride 2, "SAME", transpose_kernel=False): lhs dilation 2, pads (2, 2)
-            up = dict(kernel_size=(4, 4), padding=((2, 2), (2, 2)), input_dilation=(2, 2), conv_general_dilated=conv)
-            x = nn.relu(bn("bn_1")(nn.Conv(self.base, name="deconv_0", **up)(x)))
-            return nn.sigmoid(nn.Conv(C, name="deconv_1", **up)(x))
+            x = nn.relu(bn("bn_1")(nn.ConvTranspose(self.base, (4, 4), strides=(2, 2), padding="SAME",
+                                                    name="deconv_0")(x)))
+            return nn.sigmoid(nn.ConvTranspose(C, (4, 4), strides=(2, 2), padding="SAME", name="deconv_1")(x))
 
     class Discriminator(gan.DCGANDiscriminator):
         @nn.compact
         def __call__(self, x):
-            down = dict(kernel_size=(4, 4), strides=(2, 2), padding="SAME", conv_general_dilated=conv)
-            x = nn.leaky_relu(nn.Conv(self.base, name="conv_0", **down)(x), 0.2)
-            x = nn.leaky_relu(nn.Conv(2 * self.base, name="conv_1", **down)(x), 0.2)
+            x = nn.leaky_relu(nn.Conv(self.base, (4, 4), strides=(2, 2), padding="SAME", name="conv_0")(x), 0.2)
+            x = nn.leaky_relu(nn.Conv(2 * self.base, (4, 4), strides=(2, 2), padding="SAME", name="conv_1")(x), 0.2)
             return nn.Dense(1, name="logit")(x.reshape(x.shape[0], -1))[..., 0]
 
     @dataclasses.dataclass(frozen=True)
-    class CanonicalConvTrainer(gan.GANTrainer):
+    class FlaxConvTrainer(gan.GANTrainer):
         @property
         def generator(self):
             return Generator(image_shape=self.data_shape, base=self.conv_base, latent_dim=self.latent_dim,
@@ -362,7 +260,7 @@ def canonical_dcgan_trainer(trainer):
         def discriminator(self):
             return Discriminator(base=self.conv_base)
 
-    return CanonicalConvTrainer(**{f.name: getattr(trainer, f.name) for f in dataclasses.fields(trainer)})
+    return FlaxConvTrainer(**{f.name: getattr(trainer, f.name) for f in dataclasses.fields(trainer)})
 
 
 # ---------------------------------------------------------------------------------------- PyTorch
@@ -598,11 +496,11 @@ def bench_setup(name: str, args, torch_ok: bool, device: str) -> dict:
     x = load_data(name, setup, n)
     fresh, run_round, n_params, model0 = jax_setup(trainer, x, setup, steps)
     loops = {"jaxgen scan": [run_round, fresh()]}
-    fixed = None
-    if setup["architecture"] == "dcgan" and not args.no_fix:
-        fixed = canonical_dcgan_trainer(trainer)
-        f_fresh, f_round, _, _ = jax_setup(fixed, x, setup, steps)
-        loops[FIX] = [f_round, f_fresh()]
+    other = None
+    if setup["architecture"] == "dcgan" and args.lax_vjp:
+        other = flax_conv_dcgan_trainer(trainer)
+        o_fresh, o_round, _, _ = jax_setup(other, x, setup, steps)
+        loops[LAX] = [o_round, o_fresh()]
     g_macs, d_macs = forward_macs(setup)
     flop = step_flop(setup)
     print(f"\n[{name}] {'DCGAN, 28 x 28 x 1 MNIST' if name == 'dcgan' else 'ring MLPs 4 x 400'}, batch {B}, pack "
@@ -630,12 +528,11 @@ def bench_setup(name: str, args, torch_ok: bool, device: str) -> dict:
     else:
         print()
 
-    if fixed is not None:
-        diff = gradient_difference(trainer, fixed, model0, x[:B])
-        print(f"  {FIX} (GANTrainer with the convs of canonical_conv_general_dilated, in this script): same initial "
-              f"weights; its gradients differ from GANTrainer's by at most {diff:.1e} "
-              "(relative to each array's largest entry)")
-        result["fix_gradient_rel_difference"] = diff
+    if other is not None:
+        diff = gradient_difference(trainer, other, model0, x[:B])
+        print(f"  {LAX} (the same networks on Flax's nn.Conv / nn.ConvTranspose): same initial weights; gradients "
+              f"differ from GANTrainer's by at most {diff:.1e} (relative to each array's largest entry)")
+        result["lax_vjp_gradient_rel_difference"] = diff
     times = {k: [] for k in loops}
     losses = {k: None for k in loops}
     first = {}
@@ -673,13 +570,13 @@ def bench_setup(name: str, args, torch_ok: bool, device: str) -> dict:
               f"g_loss {rec['g_loss_last_round']:.3f})")
     base = result["train"]
     for ref in ("PyTorch eager", "PyTorch compiled"):
-        for lname, label in (("jaxgen scan", "jaxgen"), (FIX, "jaxgen with the bench-only conv fix")):
+        for lname, label in (("jaxgen scan", "jaxgen"), (LAX, "jaxgen with lax VJPs")):
             if ref in base and lname in base:
                 ratio = base[lname]["images_per_s_median"] / base[ref]["images_per_s_median"]
                 result["ratios"][f"{label} / {ref}"] = ratio
                 print(f"  ratio {label} / {ref}: {ratio:.2f}x (images/s, ratio of medians)")
     if not args.no_fit_check:
-        for label, t in (("jaxgen", trainer), (FIX, fixed)):
+        for label, t in (("jaxgen", trainer), (LAX, other)):
             if t is None:
                 continue
             rate, compile_s = fit_trainer_rate(t, x, setup, steps)
@@ -690,14 +587,17 @@ def bench_setup(name: str, args, torch_ok: bool, device: str) -> dict:
 
 
 def diagnose(batch: int = 64, repeats: int = 3) -> dict:
-    """Time the gradient (input and weights) of the DCGAN's two large convolutions with JAX's VJP and
-    with :func:`canonical_conv_general_dilated`, alone and as the body of a ``lax.scan`` (per
-    iteration), and count the non-canonical convolutions XLA leaves in each compiled program."""
+    """Time the gradient (input and weights) of the DCGAN's two large convolutions with JAX's VJP
+    (``lax.conv_general_dilated``) and with ``jaxgen.nn.convolution.conv_general_dilated``, alone and
+    as the body of a ``lax.scan`` (per iteration), and count the non-canonical convolutions XLA leaves
+    in each compiled program."""
     import re
 
     import jax
     import jax.numpy as jnp
     from jax import lax
+
+    from jaxgen.nn.convolution import conv_general_dilated as jaxgen_conv
 
     key = jax.random.key(0)
     cases = {  # name: (x shape, kernel shape, strides, pads, lhs dilation)
@@ -711,7 +611,7 @@ def diagnose(batch: int = 64, repeats: int = 3) -> dict:
     for name, (xs, ws, st, pads, ld) in cases.items():
         x, w = jax.random.normal(key, xs), 0.05 * jax.random.normal(key, ws)
         row = {}
-        for label, conv in (("JAX VJP", lax.conv_general_dilated), ("canonical VJP", canonical_conv_general_dilated)):
+        for label, conv in (("JAX VJP", lax.conv_general_dilated), ("jaxgen.nn VJP", jaxgen_conv)):
             f = lambda x, w, conv=conv: conv(x, w, st, pads, lhs_dilation=ld,  # noqa: E731
                                              dimension_numbers=("NHWC", "HWIO", "NHWC"))
             grad = jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), (0, 1))
@@ -740,12 +640,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true", help="few steps per round and 2 rounds")
     ap.add_argument("--setups", default="dcgan,mlp", help="comma-separated subset of: " + ", ".join(SETUPS))
     ap.add_argument("--steps", type=int, default=None,
-                    help="DCGAN steps per round (the MLP runs 10x as many); default 10 (quick 1)")
+                    help="DCGAN steps per round (the MLP runs 10x as many); default 10 (quick 3)")
     ap.add_argument("--rounds", type=int, default=None, help="timed rounds per loop (default 5, quick 2)")
     ap.add_argument("--threads", type=int, default=1, help="compute threads per library (0: library defaults)")
     ap.add_argument("--no-torch", action="store_true", help="jaxgen only")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile loop")
-    ap.add_argument("--no-fix", action="store_true", help="skip the DCGAN loop with the bench-only conv fix")
+    ap.add_argument("--lax-vjp", action="store_true",
+                    help="add a DCGAN loop on Flax's own conv modules (JAX's VJPs: slow on CPU inside lax.scan)")
     ap.add_argument("--no-fit-check", action="store_true", help="skip the one fit_trainer period after the rounds")
     ap.add_argument("--diagnose", action="store_true", help="only the convolution-gradient measurements")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")

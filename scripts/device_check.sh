@@ -91,8 +91,8 @@ if [ "$SMALL" = 1 ]; then VAE_ARGS="--n-train 600 --rounds 1 --k 20 --n-eval 20"
 run 240 "$PYTHON" scripts/bench_vae.py --batch 20 --threads 0 --no-torch $VAE_ARGS --json "$OUT/bench_vae.json"
 
 section "benchmark: GAN training steps (DCGAN on MNIST, batch 64; ring MLPs 4 x 400, batch 100); PyTorch eager when installed"
-# GPU-sized rounds (100 DCGAN / 1000 MLP steps); no torch.compile, no CPU-only conv fix, no fit_trainer re-run: ~1 minute
-if [ "$SMALL" = 1 ]; then GAN_ARGS="--quick"; else GAN_ARGS="--steps 100 --rounds 3 --no-compile --no-fix --no-fit-check"; fi
+# GPU-sized rounds (100 DCGAN / 1000 MLP steps); no torch.compile, no fit_trainer re-run: ~1 minute
+if [ "$SMALL" = 1 ]; then GAN_ARGS="--quick"; else GAN_ARGS="--steps 100 --rounds 3 --no-compile --no-fit-check"; fi
 run 150 "$PYTHON" scripts/bench_gan.py --threads 0 $GAN_ARGS --json "$OUT/bench_gan.json"
 
 section "shortened Burda et al. run (vae_mnist protocol=burda burda_stages=2: 4 epochs, k=5000 on 10 000 test images; SMALL: --quick)"
