@@ -81,8 +81,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.n_train = 50_000
     c.model = ml_collections.ConfigDict(dict(
         objective="non_saturating", latent_dim=64, conv_base=64, g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999),
-        n_critic=1, pack=1, r1_gamma=0.0, ema_decay=0.999))
-    c.train = ml_collections.ConfigDict(dict(steps=3000, batch_size=64, log_every=100, eval_every=500,
+        n_critic=1, pack=1, r1_gamma=0.0, ema_decay=0.995))
+    c.train = ml_collections.ConfigDict(dict(steps=6000, batch_size=64, log_every=100, eval_every=500,
                                              checkpoint_every=500, use_scan=True))
     c.eval = ml_collections.ConfigDict(dict(n_samples=10_000, n_monitor=2000, classifier="full", interpolation_pairs=6))
     return c

@@ -73,7 +73,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.n_train = 50_000
     c.packs = (1, 2)
     c.model = ml_collections.ConfigDict(dict(objective="non_saturating", latent_dim=64, conv_base=32, g_lr=2e-4,
-                                             d_lr=2e-4, betas=(0.5, 0.999), ema_decay=0.999))
+                                             d_lr=2e-4, betas=(0.5, 0.999), ema_decay=0.995))
     c.train = ml_collections.ConfigDict(dict(steps=2000, batch_size=64, log_every=500))
     c.eval = ml_collections.ConfigDict(dict(n_samples=26_000, classifier="full"))
     return c
