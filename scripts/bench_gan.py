@@ -564,7 +564,7 @@ def bench_setup(name: str, args, torch_ok: bool, device: str) -> dict:
                "round_s_all": times[lname], "first_round_s": first[lname], "gflops": gflops,
                "d_loss_last_round": losses[lname][0], "g_loss_last_round": losses[lname][1]}
         result["train"][lname] = rec
-        print(f"  {lname:17s} {rec['images_per_s_median']:8.0f} images/s {rec['steps_per_s_median']:7.2f} steps/s "
+        print(f"  {lname:21s} {rec['images_per_s_median']:8.0f} images/s {rec['steps_per_s_median']:7.2f} steps/s "
               f"{gflops:6.1f} GFLOP/s = {gflops / rates['jnp']:4.0%} of jnp's matmul rate (median round {med:.3f} s, "
               f"warm-up round {first[lname]:.1f} s; last round d_loss {rec['d_loss_last_round']:.3f}, "
               f"g_loss {rec['g_loss_last_round']:.3f})")
