@@ -72,7 +72,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.gan = ml_collections.ConfigDict(dict(objective="non_saturating", latent_dim=64, conv_base=64, g_lr=2e-4,
                                            d_lr=2e-4, betas=(0.5, 0.999), n_critic=1, pack=1, r1_gamma=0.0,
                                            ema_decay=0.995))
-    c.eval = ml_collections.ConfigDict(dict(n_samples=10_000, nll_k=1000, n_test_nll=2000, classifier="full"))
+    c.eval = ml_collections.ConfigDict(dict(n_samples=10_000, nll_k=200, n_test_nll=1000, classifier="full"))
     return c
 
 
