@@ -86,6 +86,6 @@ def test_compare_vae_gan(quick):
     keys.assert_distinct(rec)
 
 
-PIN = {"gan_mnist": {"fid": 385.7416, "d_loss": 1.075149, "g_loss": 1.116917},
-       "stacked": {"real_modes": 407, "losses": [1.127092, 1.060157]},
-       "compare": {"fid": [325.6911, 359.5366], "nll": 326.6469}}
+PIN = {"gan_mnist": {"fid": 280.2865, "d_loss": 1.075148, "g_loss": 1.116917},
+       "stacked": {"real_modes": 401, "losses": [1.127092, 1.060157]},
+       "compare": {"fid": [373.9169, 285.1799], "nll": 338.7646}}
