@@ -61,11 +61,9 @@ _NHWC = ("NHWC", "HWIO", "NHWC")
     "x_shape, w_shape, strides, padding, lhs_dil",
     [
         ((3, 8, 8, 2), (4, 4, 2, 5), (2, 2), "SAME", (1, 1)),  # DCGAN / VAE encoder layers
-        ((3, 7, 9, 2), (3, 3, 2, 4), (1, 1), "SAME", (1, 1)),
         ((3, 7, 9, 2), (3, 3, 2, 4), (2, 2), "VALID", (1, 1)),
         ((2, 7, 5, 4), (4, 4, 4, 3), (2, 1), ((1, 2), (0, 1)), (1, 1)),
         ((2, 7, 7, 4), (4, 4, 4, 3), (1, 1), ((2, 2), (2, 2)), (2, 2)),  # a 4x4 stride-2 transposed conv
-        ((2, 7, 5, 4), (3, 3, 4, 3), (1, 1), ((1, 2), (1, 2)), (2, 2)),
     ],
 )
 def test_canonical_conv_equals_lax_values_gradients_second_order_and_in_scan(x_shape, w_shape, strides, padding,

@@ -270,11 +270,12 @@ def _fit_ml_validated(X, q: int, ddof: int, *, finite_checked: bool = True) -> P
     block = max(1, min(N, _HOST_BLOCK_ROWS))
     buf = np.empty((block, D), X.dtype)  # reused: no fresh pages per block
     ones = np.ones((block,), X.dtype)
-    for i in range(0, N, block):
-        n = min(block, N - i)
-        xs = np.subtract(X[i:i + n], s, out=buf[:n])
-        G += xs.T @ xs
-        t += ones[:n] @ xs  # a GEMV: NumPy's reductions along rows are several times slower
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf in X are detected below, from G and t
+        for i in range(0, N, block):
+            n = min(block, N - i)
+            xs = np.subtract(X[i:i + n], s, out=buf[:n])
+            G += xs.T @ xs
+            t += ones[:n] @ xs  # a GEMV: NumPy's reductions along rows are several times slower
     if not (np.isfinite(np.diag(G)).all() and np.isfinite(t).all()):
         check_data(X)  # raises the NaN/inf message when X holds one
         raise ValueError(
