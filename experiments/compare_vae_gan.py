@@ -96,11 +96,6 @@ def _train_vae(config, key, x_train):
     return state.params, time.perf_counter() - t0, history[-1]["elbo"]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _gan_samples(trainer, state, key, n: int):
-    return trainer.sample(state, key, n)[0]  # the EMA generator
-
-
 @functools.partial(jax.jit, static_argnums=(2,))
 def _vae_samples(params, key, n: int):
     return vae.sample(key, params, n)[0].reshape(n, 28, 28, 1)  # decoder means E[x | z], z ~ p(z)
@@ -155,7 +150,7 @@ def run(config, run) -> dict:
         run.log(f"seed {s} VAE: FID {m['fid']:.3f}, score {m['mnist_score']:.3f}, classes {m['classes_covered']}, "
                 f"NLL {nll:.2f} nats (k={config.eval.nll_k}), {vae_s:.1f} s")
         trainer, gstate, gan_s = _train_gan(config, jax.random.fold_in(ks["gan"], s), x_train)
-        gimgs = draw(functools.partial(_gan_samples, trainer, gstate), jax.random.fold_in(ks["sample_gan"], s), n)
+        gimgs = draw(functools.partial(gan.ema_samples, trainer, gstate), jax.random.fold_in(ks["sample_gan"], s), n)
         m = image_metrics(gimgs, real_stats, clf)
         results["gan"].append({**_pick(m), "test_nll_nats": None, "train_seconds": gan_s,
                                "n_params": _n_params((gstate.g_vars["params"], gstate.d_params)),

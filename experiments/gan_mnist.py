@@ -31,7 +31,6 @@ Randomness: ``run.key`` is the parent of the streams of :data:`STREAMS` (:func:`
 import functools
 import time
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -96,12 +95,6 @@ def trainer_from(config) -> gan.GANTrainer:
                           ema_decay=m.ema_decay)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def ema_samples(trainer, state, key, n: int) -> jax.Array:
-    """``n`` images (n, 28, 28, 1) from the EMA generator of ``state`` (a GANState)."""
-    return trainer.sample(state, key, n)[0]
-
-
 def run(config, run) -> dict:
     ks = keys.streams(run.key, *STREAMS)
     x_train = prepare_images(load_mnist("train")[0][: config.n_train])
@@ -121,7 +114,7 @@ def run(config, run) -> dict:
     t = config.train
 
     def eval_fn(state, key):
-        imgs = draw(functools.partial(ema_samples, trainer, state), key, n_mon)
+        imgs = draw(functools.partial(gan.ema_samples, trainer, state), key, n_mon)
         return {"fid": cls.domain_fid(monitor_stats, imgs, classifier=clf),
                 "mnist_score": cls.mnist_score(imgs, classifier=clf)}
 
@@ -136,13 +129,13 @@ def run(config, run) -> dict:
     for step, fid, score in curve:
         run.log(f"step {step}: FID {fid:.3f}, MNIST score {score:.3f} ({n_mon} samples)")
 
-    samples = draw(functools.partial(ema_samples, trainer, gstate), ks["eval"], n)
+    samples = draw(functools.partial(gan.ema_samples, trainer, gstate), ks["eval"], n)
     final = image_metrics(samples, real_stats, clf)
     run.log(f"final ({n} EMA samples): FID {final['fid']:.3f}, MNIST score {final['mnist_score']:.3f}, "
             f"classes {final['classes_covered']}/10, histogram {final['class_histogram']}")
 
     with run.figure("samples", 1, 2, figsize=(9, 4.8)) as (fig, axes):
-        shown = np.asarray(ema_samples(trainer, gstate, ks["sample"], 100))
+        shown = np.asarray(gan.ema_samples(trainer, gstate, ks["sample"], 100))
         plotting.show_images(axes[0], plotting.image_grid(shown, 10, 10, (28, 28)),
                              f"DCGAN samples (EMA), FID {final['fid']:.2f}, score {final['mnist_score']:.2f}")
         plotting.show_images(axes[1], plotting.image_grid(x_test[:100], 10, 10, (28, 28)), "MNIST test images")

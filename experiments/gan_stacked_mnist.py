@@ -79,11 +79,6 @@ def get_config() -> ml_collections.ConfigDict:
     return c
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _samples(trainer, state, key, n: int):
-    return trainer.sample(state, key, n)[0]
-
-
 def _trainer(config, pack: int) -> gan.GANTrainer:
     m = config.model
     return gan.GANTrainer(objective=m.objective, architecture="dcgan", data_shape=(28, 28, 3),
@@ -114,7 +109,7 @@ def run(config, run) -> dict:
             state, history = fit_trainer(trainer, x, key=key, steps=t.steps, batch_size=t.batch_size,
                                          log_every=t.log_every, progress=False, tensorboard=False)
             seconds = time.perf_counter() - t0
-            samples = draw(functools.partial(_samples, trainer, state.model),
+            samples = draw(functools.partial(gan.ema_samples, trainer, state.model),
                            jax.random.fold_in(jax.random.fold_in(ks["eval"], pack), s), config.eval.n_samples)
             m = stacked_mode_metrics(samples, classifier=clf)
             rows.append({"modes": int(m["modes"]), "reverse_kl": float(m["reverse_kl"]), "train_seconds": seconds,

@@ -29,7 +29,7 @@ from jaxgen.models.gan.objectives import (
     gradient_penalty,
     r1_penalty,
 )
-from jaxgen.models.gan.trainer import ARCHITECTURES, GANState, GANTrainer
+from jaxgen.models.gan.trainer import ARCHITECTURES, GANState, GANTrainer, ema_samples
 
 __all__ = [
     "ARCHITECTURES",
@@ -42,6 +42,7 @@ __all__ = [
     "MLPDiscriminator",
     "MLPGenerator",
     "discriminator_loss",
+    "ema_samples",
     "generate",
     "generator_loss",
     "gradient_penalty",

@@ -28,6 +28,7 @@ generator's variables (parameters and batch-norm running averages), via
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import flax.struct
@@ -48,7 +49,7 @@ from jaxgen.models.gan.objectives import (
 )
 from jaxgen.validation import check_choice, check_positive_float, check_positive_int
 
-__all__ = ["ARCHITECTURES", "GANState", "GANTrainer"]
+__all__ = ["ARCHITECTURES", "GANState", "GANTrainer", "ema_samples"]
 
 ARCHITECTURES = ("mlp", "dcgan")
 
@@ -338,3 +339,9 @@ class GANTrainer:
         """``(x (n, *data_shape), z (n, q))`` from the EMA generator (``ema=False``: the current one),
         batch norm in evaluation mode."""
         return networks.sample(self.generator, state.ema_vars if ema else state.g_vars, key, n)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def ema_samples(trainer: GANTrainer, state: GANState, key: jax.Array, n: int) -> jax.Array:
+    """``n`` samples ``(n, *data_shape)`` of the EMA generator, one compiled program per (trainer, n)."""
+    return trainer.sample(state, key, n)[0]
