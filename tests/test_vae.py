@@ -345,3 +345,48 @@ class TestWithAndWithoutJit(chex.TestCase):
             chex.assert_shape(got, ())
         chex.assert_trees_all_close(self.variant(lambda p, x: vae.iwae_bound(p, x, key, 4))(p, x),
                                     vae.iwae_bound(p, x, key, 4), rtol=1e-5)
+
+
+def test_inpaint_samples_the_ppca_conditional(ppca_case, x64):
+    """With the exact posterior as encoder the pseudo-Gibbs chain is a Gibbs sampler of
+    p(z, x_missing | x_observed): its completions have the Gaussian conditional's mean and
+    covariance. An encoder that ignored the observed pixels, or a chain that kept its first draw,
+    would give the prior's marginal instead (mean off by several standard errors)."""
+    X, _, make = ppca_case
+    p = make()
+    W, mu, s2 = np.asarray(p.decoder["net"]["dense_0"]["kernel"]).T, np.asarray(p.decoder["net"]["dense_0"]["bias"]), 0.3
+    obs = np.array([True, False, True, False, True, False])
+    x = X[:1] + 3.0 * (X[:1] - mu)  # far from the mean, so that the conditional differs from the marginal
+    S = W @ W.T + s2 * np.eye(D)
+    o, m = obs, ~obs
+    cond_mean = mu[m] + S[np.ix_(m, o)] @ np.linalg.solve(S[np.ix_(o, o)], x[0, o] - mu[o])
+    cond_cov = S[np.ix_(m, m)] - S[np.ix_(m, o)] @ np.linalg.solve(S[np.ix_(o, o)], S[np.ix_(o, m)])
+    n = 4000
+    out = np.asarray(vae.inpaint(jax.random.key(0), p, x, obs, n_samples=n, n_iter=30))
+    assert out.shape == (1, n, D)
+    assert np.array_equal(out[0][:, obs], np.broadcast_to(x[0, obs], (n, obs.sum())))  # observed pixels kept exactly
+    sem = np.sqrt(np.diag(cond_cov) / n)
+    np.testing.assert_array_less(np.abs(out[0][:, m].mean(0) - cond_mean), 4 * sem)
+    np.testing.assert_allclose(np.cov(out[0][:, m].T), cond_cov, atol=0.1 * np.abs(cond_cov).max())
+    assert np.max(np.abs(mu[m] - cond_mean) / np.sqrt(np.diag(cond_cov))) > 2  # the test can tell them apart
+
+
+def test_inpaint_is_deterministic_keeps_binary_pixels_and_checks_its_mask():
+    cfg = vae.VAEConfig(image_shape=(4, 4, 1), latent_dim=2, hidden=(8,))
+    p = vae.init(jax.random.key(0), cfg)
+    x = (np.random.default_rng(0).random((3, 4, 4)) > 0.5).astype(np.float32)
+    obs = np.zeros((4, 4), bool)
+    obs[:2] = True  # the upper half given
+    a = np.asarray(vae.inpaint(jax.random.key(1), p, x, obs, n_samples=2, n_iter=5))
+    assert a.shape == (3, 2, 16) and set(np.unique(a)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(a[:, :, :8], np.repeat(x.reshape(3, 1, 16)[:, :, :8], 2, axis=1))
+    np.testing.assert_array_equal(a, vae.inpaint(jax.random.key(1), p, x, obs, n_samples=2, n_iter=5))
+    assert not np.array_equal(a, vae.inpaint(jax.random.key(2), p, x, obs, n_samples=2, n_iter=5))
+    per_image = np.broadcast_to(obs.reshape(16), (3, 16))
+    np.testing.assert_array_equal(a, vae.inpaint(jax.random.key(1), p, x, per_image, n_samples=2, n_iter=5))
+    with pytest.raises(ValueError, match="observed must have shape"):
+        vae.inpaint(jax.random.key(1), p, x, np.ones((5, 5), bool))
+    with pytest.raises(ValueError, match="boolean mask"):
+        vae.inpaint(jax.random.key(1), p, x, obs.astype(int))
+    with pytest.raises(ValueError, match="n_iter"):
+        vae.inpaint(jax.random.key(1), p, x, obs, n_iter=-1)

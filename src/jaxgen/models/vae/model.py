@@ -24,7 +24,7 @@ import numpy as np
 
 from jaxgen.models.vae import priors
 from jaxgen.nn import ACTIVATIONS, MLP, ConvDecoder, ConvEncoder
-from jaxgen.validation import check_choice, check_data, check_positive_float, check_positive_int, float_dtype
+from jaxgen.validation import check_choice, check_data, check_key, check_positive_float, check_positive_int, float_dtype
 
 __all__ = [
     "LIKELIHOODS",
@@ -45,6 +45,7 @@ __all__ = [
     "sample",
     "reconstruct",
     "interpolate",
+    "inpaint",
     "attribute_vector",
     "apply_attribute",
 ]
@@ -494,6 +495,74 @@ def interpolate(params: VAEParams, x0, x1, n: int = 8, method: str = "linear") -
     if x0.shape != x1.shape:
         raise ValueError(f"x0 and x1 must have the same shape, got {x0.shape} and {x1.shape}.")
     return _interpolate(params, x0, x1, n, method)
+
+
+def _draw_x(key, params: VAEParams, out: jax.Array) -> jax.Array:
+    """``x ~ p(x | z)`` from decoder output ``out (..., D)``."""
+    if params.config.likelihood == "bernoulli":
+        return jax.random.bernoulli(key, jax.nn.sigmoid(out)).astype(out.dtype)
+    return out + jnp.exp(0.5 * _obs_log_var(params, out.dtype)) * jax.random.normal(key, out.shape, out.dtype)
+
+
+@functools.partial(jax.jit, static_argnames=("n_iter",))
+def _inpaint(key, params, x, observed, n_iter):
+    c = params.config
+    k_init, k_steps = jax.random.split(key)  # k_steps: the parent of the iterations' keys fold_in(k_steps, t)
+    kz, kx = jax.random.split(k_init)
+    z0 = priors.prior_sample(kz, c.prior, params.prior, x.shape[0], c.latent_dim, lambda u: _encode(params, u), x.dtype)
+    x = jnp.where(observed, x, _draw_x(kx, params, _decode_raw(params, z0)))  # start from a draw of p(x)
+
+    def step(t, x):
+        kz, kx = jax.random.split(jax.random.fold_in(k_steps, t))
+        mean, log_var = _encode(params, x)
+        z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(kz, mean.shape, mean.dtype)
+        return jnp.where(observed, x, _draw_x(kx, params, _decode_raw(params, z)))
+
+    return jax.lax.fori_loop(0, n_iter, step, x)
+
+
+def inpaint(key: jax.Array, params: VAEParams, x, observed, *, n_samples: int = 1, n_iter: int = 50) -> jax.Array:
+    """Fill in missing pixels by the pseudo-Gibbs chain of Rezende, Mohamed & Wierstra (2014, Sec. 5.2).
+
+    The missing pixels start from a draw of the model, ``x ~ p(x | z), z ~ p(z)``; each of the
+    ``n_iter`` iterations then encodes the current image, draws ``z ~ q(z | x)``, draws a new image
+    ``x' ~ p(x | z)`` and keeps ``x'`` at the missing pixels only. Observed pixels are never
+    changed. With the exact posterior as ``q`` this is a Gibbs sampler of ``p(z, x_missing |
+    x_observed)`` and the completions are draws of ``p(x_missing | x_observed)``; with an amortised
+    ``q`` it is an approximation (the chain's stationary distribution is not exactly that).
+
+    Args:
+      key: the chain's randomness (the same key gives the same completions).
+      x: ``(N, D)`` (or image-shaped) data as for :func:`encode`; the values at missing pixels are
+        ignored but must be valid (e.g. in [0, 1] for the Bernoulli likelihood).
+      observed: bool, True at observed pixels: one mask for every image, ``(D,)`` or
+        ``image_shape`` (``(H, W)`` when ``C == 1``), or one per image, ``(N, D)`` or ``(N, *image_shape)``.
+      n_samples: completions per image (independent chains).
+      n_iter: iterations of the chain (0: the first draw of the model, untouched by the observed pixels).
+
+    Returns:
+      ``(N, n_samples, D)``: the completed images, ``x`` (as :func:`prepare` returns it) at the
+      observed pixels, draws of ``p(x | z)`` (0/1 for the Bernoulli likelihood) elsewhere.
+    """
+    key = check_key(key)
+    x = prepare(params, x)
+    n_samples = check_positive_int(n_samples, "n_samples")
+    n_iter = check_positive_int(n_iter, "n_iter", minimum=0)
+    N, D = x.shape
+    c = params.config
+    mask = observed if isinstance(observed, jax.Array) else np.asarray(observed)
+    if mask.dtype != bool:
+        raise ValueError(f"observed must be a boolean mask (True = observed pixel), got dtype {mask.dtype}.")
+    one = [(D,), tuple(c.image_shape)] + ([tuple(c.image_shape[:2])] if c.image_shape[2] == 1 else [])
+    if mask.shape in one:
+        mask = jnp.broadcast_to(jnp.asarray(mask).reshape(D), (N, D))
+    elif mask.shape in [(N, *s) for s in one]:
+        mask = jnp.asarray(mask).reshape(N, D)
+    else:
+        raise ValueError(f"observed must have shape {' or '.join(map(str, one))} (one mask for every image) or "
+                         f"(N, ...) of those with N = {N}, got {tuple(mask.shape)}.")
+    rep = lambda a: jnp.repeat(a, n_samples, axis=0)  # noqa: E731  (sample s of image i is row i * n_samples + s)
+    return _inpaint(key, params, rep(x), rep(mask), n_iter).reshape(N, n_samples, D)
 
 
 def attribute_vector(params: VAEParams, x, labels, a, b) -> jax.Array:
