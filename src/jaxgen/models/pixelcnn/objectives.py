@@ -78,10 +78,10 @@ def _check_grey(params: PixelCNNParams, x) -> None:
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"train_data for dynamic binarisation must be uint8 bytes or floats in [0, 1], got dtype "
                          f"{x.dtype}.")
-    n_bad, lo, hi = (float(s) for s in jax.device_get(xp.stack(
-        [xp.sum(~xp.isfinite(x)), xp.nanmin(x), xp.nanmax(x)])))
+    n_bad = int(xp.sum(~xp.isfinite(x)))
     if n_bad:
-        raise ValueError(f"train_data contains {int(n_bad)} NaN or inf value(s); all entries must be finite.")
+        raise ValueError(f"train_data contains {n_bad} NaN or inf value(s); all entries must be finite.")
+    lo, hi = (float(s) for s in jax.device_get(xp.stack([xp.min(x), xp.max(x)])))
     if lo < 0 or hi > 1:
         raise ValueError(f"train_data for dynamic binarisation must be pixel probabilities in [0, 1], got range "
                          f"[{lo:g}, {hi:g}]; scale 8-bit images by 1/255 or pass the uint8 bytes.")
