@@ -29,6 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.models._latent import latent_path
 from jaxgen.nn import MLP, get_activation
 from jaxgen.nn.convolution import Conv, ConvTranspose
 from jaxgen.validation import check_choice, check_positive_int
@@ -198,21 +199,6 @@ def sample(generator: nn.Module, variables: dict, key: jax.Array, n: int) -> tup
     return generate(generator, variables, z), z
 
 
-def _slerp(z0, z1, t):
-    """Great-circle path between ``z0, z1 (..., q)`` at ``t (T,)`` -> ``(..., T, q)``; linear where the
-    two are (anti)parallel or zero (the angle is then undefined)."""
-    n0, n1 = jnp.linalg.norm(z0, axis=-1, keepdims=True), jnp.linalg.norm(z1, axis=-1, keepdims=True)
-    cos = jnp.sum(z0 * z1, -1, keepdims=True) / jnp.maximum(n0 * n1, jnp.finfo(z0.dtype).tiny)
-    omega = jnp.arccos(jnp.clip(cos, -1.0, 1.0))[..., None, :]  # (..., 1, 1)
-    so = jnp.sin(omega)
-    small = so < 1e-6
-    safe = jnp.where(small, 1.0, so)
-    t = t[:, None]
-    w0 = jnp.where(small, 1.0 - t, jnp.sin((1.0 - t) * omega) / safe)
-    w1 = jnp.where(small, t, jnp.sin(t * omega) / safe)
-    return w0 * z0[..., None, :] + w1 * z1[..., None, :]
-
-
 def interpolate(z0, z1, ts, method: str = "linear") -> jax.Array:
     """Latent paths from ``z0`` to ``z1``.
 
@@ -232,7 +218,4 @@ def interpolate(z0, z1, ts, method: str = "linear") -> jax.Array:
         raise ValueError(f"z0 and z1 must have the same shape (q,) or (M, q), got {z0.shape} and {z1.shape}.")
     if ts.ndim != 1:
         raise ValueError(f"ts must be a 1-D array of positions, got shape {ts.shape}.")
-    if method == "linear":
-        t = ts[:, None]
-        return (1.0 - t) * z0[..., None, :] + t * z1[..., None, :]
-    return _slerp(z0, z1, ts)
+    return latent_path(z0, z1, ts, method)
