@@ -230,8 +230,8 @@ def test_interpolation_and_attributes():
     # slerp between vectors of equal norm stays on their sphere.
     m0 = np.asarray(vae.encode(p, x0)[0])
     t = np.linspace(0, 1, 5)
-    from jaxgen.models.vae.model import _slerp
-    z = np.asarray(_slerp(jnp.asarray(m0), jnp.asarray(-m0[:, ::-1].copy() * 1.0), jnp.asarray(t)))
+    from jaxgen.models._latent import latent_path
+    z = np.asarray(latent_path(jnp.asarray(m0), jnp.asarray(-m0[:, ::-1].copy() * 1.0), jnp.asarray(t), "slerp"))
     np.testing.assert_allclose(np.linalg.norm(z, axis=-1), np.linalg.norm(m0, axis=-1)[:, None] * np.ones(5), rtol=1e-4)
 
     x = rng.random((20, 9)).astype(np.float32)

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen.models._latent import latent_path
 from jaxgen.models.vae import priors
 from jaxgen.nn import ACTIVATIONS, MLP, ConvDecoder, ConvEncoder
 from jaxgen.validation import check_choice, check_data, check_key, check_positive_float, check_positive_int, float_dtype
@@ -453,28 +454,11 @@ def reconstruct(params: VAEParams, x) -> jax.Array:
     return _reconstruct(params, prepare(params, x))
 
 
-def _slerp(z0, z1, t):
-    """Spherical interpolation between rows of ``z0, z1 (M, q)`` at ``t (n,)`` -> ``(M, n, q)``."""
-    u0 = z0 / jnp.linalg.norm(z0, axis=-1, keepdims=True)
-    u1 = z1 / jnp.linalg.norm(z1, axis=-1, keepdims=True)
-    omega = jnp.arccos(jnp.clip(jnp.sum(u0 * u1, -1), -1.0, 1.0))[:, None, None]  # (M, 1, 1)
-    t = t[None, :, None]
-    so = jnp.sin(omega)
-    small = so < 1e-6  # (anti)parallel: fall back to linear to avoid 0/0
-    safe = jnp.where(small, 1.0, so)
-    w0 = jnp.where(small, 1.0 - t, jnp.sin((1.0 - t) * omega) / safe)
-    w1 = jnp.where(small, t, jnp.sin(t * omega) / safe)
-    return w0 * z0[:, None, :] + w1 * z1[:, None, :]
-
-
 @functools.partial(jax.jit, static_argnames=("n", "method"))
 def _interpolate(params, x0, x1, n, method):
     z0, z1 = _encode(params, x0)[0], _encode(params, x1)[0]
     t = jnp.linspace(0.0, 1.0, n, dtype=z0.dtype)
-    if method == "linear":
-        z = z0[:, None, :] + t[None, :, None] * (z1 - z0)[:, None, :]
-    else:
-        z = _slerp(z0, z1, t)
+    z = latent_path(z0, z1, t, method)
     return _mean_image(params, _decode_raw(params, z)), z
 
 
@@ -522,7 +506,7 @@ def _inpaint(key, params, x, observed, n_iter):
 
 
 def inpaint(key: jax.Array, params: VAEParams, x, observed, *, n_samples: int = 1, n_iter: int = 50) -> jax.Array:
-    """Fill in missing pixels by the pseudo-Gibbs chain of Rezende, Mohamed & Wierstra (2014, Sec. 5.2).
+    """Fill in missing pixels by the pseudo-Gibbs chain of Rezende, Mohamed & Wierstra (2014).
 
     The missing pixels start from a draw of the model, ``x ~ p(x | z), z ~ p(z)``; each of the
     ``n_iter`` iterations then encodes the current image, draws ``z ~ q(z | x)``, draws a new image
