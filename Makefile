@@ -29,6 +29,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python scripts/bench_vae.py --threads 1    # PyTorch eager and torch.compile columns: pip install -e '.[bench]'
 	$(BIN)/python scripts/bench_vae.py --threads 2
 	JAXGEN_DATA_DIR=$${JAXGEN_DATA_DIR:-../shared/data} $(BIN)/python scripts/bench_gan.py --threads 1   # MNIST-sized DCGAN and the ring MLPs
+	JAXGEN_DATA_DIR=$${JAXGEN_DATA_DIR:-../shared/data} $(BIN)/python scripts/bench_pixelcnn.py --threads 1   # gated PixelCNN: training vs PyTorch, sampling naive vs cached
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

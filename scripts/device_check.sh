@@ -95,6 +95,12 @@ section "benchmark: GAN training steps (DCGAN on MNIST, batch 64; ring MLPs 4 x 
 if [ "$SMALL" = 1 ]; then GAN_ARGS="--quick"; else GAN_ARGS="--steps 100 --rounds 3 --no-compile --no-fit-check"; fi
 run 150 "$PYTHON" scripts/bench_gan.py --threads 0 $GAN_ARGS --json "$OUT/bench_gan.json"
 
+section "benchmark: PixelCNN (gated, default config, batch 64): training steps, PyTorch eager when installed; sampling 16 images naive vs cached"
+# 50 steps per round, 3 rounds; sampling n = 16, 2 rounds per method, and the PyTorch naive sampler;
+# no torch.compile, no fit re-run
+if [ "$SMALL" = 1 ]; then PIX_ARGS="--quick"; else PIX_ARGS="--steps 50 --rounds 3 --n-sample 16 --sample-rounds 2 --no-compile --no-fit-check"; fi
+run 180 "$PYTHON" scripts/bench_pixelcnn.py --threads 0 $PIX_ARGS --json "$OUT/bench_pixelcnn.json"
+
 section "shortened Burda et al. run (vae_mnist protocol=burda burda_stages=2: 4 epochs, k=5000 on 10 000 test images; SMALL: --quick)"
 if [ "$SMALL" = 1 ]; then
   # the Burda protocol's evaluation (k=5000 on 10 000 images) is for an accelerator: here the QUICK settings
