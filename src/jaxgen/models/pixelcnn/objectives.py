@@ -56,7 +56,7 @@ def loss_fn(binarize: bool = False):
             raise ValueError("binarize=True needs likelihood='bernoulli'; the categorical PixelCNN trains on uint8 levels.")
         x, y, context = _split(train_data)
         if binarize:
-            _check_grey(params, x)
+            check_grey(params, x)
         else:
             prepare(params, x, name="train_data")
         prepare_labels(params, y, len(x), name="train_data['y']")
@@ -67,7 +67,7 @@ def loss_fn(binarize: bool = False):
     return loss
 
 
-def _check_grey(params: PixelCNNParams, x) -> None:
+def check_grey(params: PixelCNNParams, x) -> None:
     """Grey images for dynamic binarisation: uint8 bytes, or finite floats in [0, 1]."""
     _as_images(params.config, np.shape(x), "train_data")
     if np.shape(x)[0] == 0:
