@@ -102,11 +102,7 @@ def _vae_samples(params, key, n: int):
 
 
 def _train_gan(config, key, x_train):
-    g = config.gan
-    trainer = gan.GANTrainer(objective=g.objective, architecture="dcgan", data_shape=(28, 28, 1),
-                             latent_dim=g.latent_dim, conv_base=g.conv_base, g_lr=g.g_lr, d_lr=g.d_lr,
-                             betas=tuple(g.betas), n_critic=g.n_critic, pack=g.pack, r1_gamma=g.r1_gamma,
-                             ema_decay=g.ema_decay)
+    trainer = gan.GANTrainer.from_config(config.gan, architecture="dcgan", data_shape=(28, 28, 1))
     steps = config.budget_epochs * (len(x_train) // config.batch_size)
     t0 = time.perf_counter()
     state, history = train.fit_trainer(trainer, x_train, key=key, steps=steps, batch_size=config.batch_size,

@@ -88,11 +88,7 @@ def get_config() -> ml_collections.ConfigDict:
 
 
 def trainer_from(config) -> gan.GANTrainer:
-    m = config.model
-    return gan.GANTrainer(objective=m.objective, architecture="dcgan", data_shape=(28, 28, 1),
-                          latent_dim=m.latent_dim, conv_base=m.conv_base, g_lr=m.g_lr, d_lr=m.d_lr,
-                          betas=tuple(m.betas), n_critic=m.n_critic, pack=m.pack, r1_gamma=m.r1_gamma,
-                          ema_decay=m.ema_decay)
+    return gan.GANTrainer.from_config(config.model, architecture="dcgan", data_shape=(28, 28, 1))
 
 
 def run(config, run) -> dict:

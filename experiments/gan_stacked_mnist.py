@@ -80,10 +80,7 @@ def get_config() -> ml_collections.ConfigDict:
 
 
 def _trainer(config, pack: int) -> gan.GANTrainer:
-    m = config.model
-    return gan.GANTrainer(objective=m.objective, architecture="dcgan", data_shape=(28, 28, 3),
-                          latent_dim=m.latent_dim, conv_base=m.conv_base, g_lr=m.g_lr, d_lr=m.d_lr,
-                          betas=tuple(m.betas), pack=pack, ema_decay=m.ema_decay)
+    return gan.GANTrainer.from_config(config.model, architecture="dcgan", data_shape=(28, 28, 3), pack=pack)
 
 
 def run(config, run) -> dict:

@@ -168,6 +168,19 @@ class GANTrainer:
         if not (isinstance(self.ema_decay, (int, float)) and 0.0 <= self.ema_decay < 1.0):
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}.")
 
+    @classmethod
+    def from_config(cls, settings, **fixed) -> "GANTrainer":
+        """A trainer from an experiment's config group (a mapping, e.g. ``config.model``) whose keys
+        are fields of this class, plus ``fixed`` fields the experiment does not expose (e.g.
+        ``architecture="dcgan", data_shape=(28, 28, 1)``); ``fixed`` wins over ``settings``. A key
+        that is not a field raises ``ValueError``."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {**dict(settings), **fixed}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ValueError(f"not GANTrainer settings: {unknown}; the fields are {sorted(fields)}.")
+        return cls(**values)
+
     # ------------------------------------------------------------------------------ networks
     @property
     def generator(self):
