@@ -53,8 +53,10 @@ pixels; ``"cached"`` runs the vertical stack once per row and the horizontal sta
 pixel. Both draw pixel p with ``fold_in(key, p)``, so for the same key they must return the same images:
 asserted (exactly; on a GPU, whose default float32 precision (TF32) moves the logits by ~1e-3 and can
 flip a draw that later pixels then follow, the check is repeated at ``jax.default_matmul_precision
-("highest")`` when the timed images differ, and the assertion applies there). Rounds alternate the two methods; the median per method is reported, and the speed-up
-cached / naive. Without ``--quick`` a PyTorch naive sampler (eager, ``no_grad``, the whole network per
+("highest")`` when the timed images differ, and the assertion applies there). Rounds alternate the two
+methods; the median per method is reported, and the speed-up cached / naive. The vertical stack's share
+of a cached call is printed too: one ``PixelCNN.links`` pass over the whole canvas, timed alone, times
+the H rows (the cached sampler recomputes it on the whole canvas once per row). Without ``--quick`` a PyTorch naive sampler (eager, ``no_grad``, the whole network per
 pixel on the whole canvas) runs once for reference (``--no-torch-sample`` skips it).
 
 Threads: as ``scripts/bench_gan.py``: ``--threads 1`` (default) gives each library one compute thread
@@ -108,7 +110,8 @@ def forward_macs(cfg) -> int:
         k = cfg.first_kernel if i == 0 else cfg.kernel_size
         c, cin = k // 2, (1 if i == 0 else p)
         h_taps = c if i == 0 else c + 1
-        macs += (c + 1) * k * cin * 2 * p + 2 * p * 2 * p + h_taps * cin * 2 * p + p * p  # vertical, link, horizontal, out
+        # vertical, link, horizontal, h_out
+        macs += (c + 1) * k * cin * 2 * p + 2 * p * 2 * p + h_taps * cin * 2 * p + p * p
     macs += p * cfg.out_features + cfg.out_features * 1  # the head
     return macs * H * W
 
