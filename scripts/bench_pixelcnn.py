@@ -32,7 +32,7 @@ Training, three loops of the same step (binarise the batch, forward, backward, A
 Equivalence: the PyTorch network is built layer by layer like the Flax one (NCHW): per layer a vertical
 convolution ``(k//2 + 1) x k`` padded ``k//2`` rows on top and ``k//2`` columns either side; the
 horizontal convolution ``1 x (k//2 + 1)`` left-padded by ``k//2`` (mask B), or for the first layer
-(mask A) ``1 x (k0//2)`` left-padded by ``k0//2 - 1`` then shifted one column right; the vertical
+(mask A) ``1 x (k0//2)`` over the input left-padded by ``k0//2`` with its last column dropped; the vertical
 pre-activations down-shifted one row into a 1 x 1 link added to the horizontal ones; gates
 ``tanh(a) * sigmoid(b)`` over the two channel halves; a 1 x 1 convolution of the horizontal gate,
 residual from the second layer on; the head ``1x1(relu(1x1(relu(h))))``. It starts from the Flax
@@ -49,14 +49,12 @@ matmul rate of jnp and of torch measured in the same run.
 
 Sampling: ``pixelcnn.sample(key, params, n, method=...)`` (each jitted once around ``sample``, compiled
 ahead and timed apart): ``"naive"`` reruns the whole network on the whole canvas for each of the 784
-pixels; ``"cached"`` runs the vertical stack once per row and the horizontal stack on that one row per
-pixel. Both draw pixel p with ``fold_in(key, p)``, so for the same key they must return the same images:
+pixels; ``"cached"`` keeps every layer's output and computes one new row of each vertical layer per image
+row and one new column of each horizontal layer per pixel. Both draw pixel p with ``fold_in(key, p)``, so for the same key they must return the same images:
 asserted (exactly; on a GPU, whose default float32 precision (TF32) moves the logits by ~1e-3 and can
 flip a draw that later pixels then follow, the check is repeated at ``jax.default_matmul_precision
 ("highest")`` when the timed images differ, and the assertion applies there). Rounds alternate the two
-methods; the median per method is reported, and the speed-up cached / naive. The vertical stack's share
-of a cached call is printed too: one ``PixelCNN.links`` pass over the whole canvas, timed alone, times
-the H rows (the cached sampler recomputes it on the whole canvas once per row). Without ``--quick`` a PyTorch naive sampler (eager, ``no_grad``, the whole network per
+methods; the median per method is reported, and the speed-up cached / naive. Without ``--quick`` a PyTorch naive sampler (eager, ``no_grad``, the whole network per
 pixel on the whole canvas) runs once for reference (``--no-torch-sample`` skips it).
 
 Threads: as ``scripts/bench_gan.py``: ``--threads 1`` (default) gives each library one compute thread
@@ -207,8 +205,8 @@ def torch_module(cfg):
                 a = self.v_convs[i](F.pad(v, (c, c, c, 0)))  # (left, right, top, bottom): rows up to this one
                 link = self.v_links[i](F.pad(a, (0, 0, 1, 0))[:, :, :-1])  # down-shift: rows strictly above
                 v = gate(a)
-                if i == 0:  # mask A: the c pixels left of this one, computed at the pixel before, shifted right
-                    hc = F.pad(self.h_convs[0](F.pad(s, (c - 1, 0, 0, 0))), (1, 0, 0, 0))[:, :, :, :-1]
+                if i == 0:  # mask A: the c pixels left of this one (c zero columns on the left, the last dropped)
+                    hc = self.h_convs[0](F.pad(s, (c, 0, 0, 0))[:, :, :, :-1])
                 else:  # mask B: this pixel and the c before it
                     hc = self.h_convs[i](F.pad(h, (c, 0, 0, 0)))
                 g = self.h_outs[i](gate(hc + link))
@@ -466,29 +464,12 @@ def bench_sample(cfg, args, torch_ok: bool, device: str) -> dict:
         result["methods"][f"jaxgen {m}"] = {"images_per_s": n / med, "call_s_median": med, "call_s_all": times[m],
                                             "compile_s": compile_s[m]}
     result["speedup_cached_over_naive"] = statistics.median(times["naive"]) / statistics.median(times["cached"])
-    t_links = vertical_pass_time(cfg, params, n)
-    H = cfg.image_shape[0]
-    result["cached_vertical_share"] = {"links_pass_s": t_links, "per_call_s": H * t_links,
-                                       "fraction": H * t_links / statistics.median(times["cached"])}
     if torch_ok and not args.no_torch_sample:
         dt, img = torch_naive_sample(cfg, params, n, device)
         result["methods"]["PyTorch naive (eager)"] = {"images_per_s": n / dt, "call_s_median": dt, "call_s_all": [dt],
                                                       "compile_s": None}
         result["torch_sample_mean_pixel"] = float(img.mean())
     return result
-
-
-def vertical_pass_time(cfg, params, n: int) -> float:
-    """Seconds of one ``PixelCNN.links`` pass (the vertical stack and its links) over a whole canvas of
-    ``n`` images, jitted, median of 5: what the cached sampler runs once per row."""
-    import jax
-    import jax.numpy as jnp
-
-    from jaxgen.models import pixelcnn
-
-    net = pixelcnn.PixelCNN(cfg)
-    links = jax.jit(lambda p, x: net.apply({"params": p.net}, x, method=pixelcnn.PixelCNN.links))
-    return median_time(links, params, jnp.zeros((n, *cfg.image_shape), jnp.float32))
 
 
 def print_table(train: dict, sample: dict) -> None:
@@ -517,10 +498,6 @@ def print_table(train: dict, sample: dict) -> None:
     if "pixels_differing_highest_precision" in sample:
         same += f" at default precision, {sample['pixels_differing_highest_precision']} at 'highest'"
     print(f"  speed-up cached / naive: {sample['speedup_cached_over_naive']:.1f}x; same key -> same images ({same})")
-    v = sample["cached_vertical_share"]
-    print(f"  cached: the vertical stack over the whole canvas, once per row, is {v['per_call_s']:.2f} s of its "
-          f"{sample['methods']['jaxgen cached']['call_s_median']:.2f} s ({v['fraction']:.0%}; one pass "
-          f"{1e3 * v['links_pass_s']:.1f} ms, timed alone)")
 
 
 def main(argv=None) -> dict:

@@ -27,7 +27,7 @@ import numpy as np
 
 from jaxgen.nn.convolution import Conv, conv_general_dilated
 
-__all__ = ["MASK_TYPES", "causal_mask", "MaskedConv", "VerticalConv", "HorizontalConv", "down_shift", "right_shift"]
+__all__ = ["MASK_TYPES", "causal_mask", "MaskedConv", "VerticalConv", "HorizontalConv", "down_shift"]
 
 MASK_TYPES = ("A", "B")
 
@@ -89,43 +89,48 @@ class VerticalConv(nn.Module):
 
     Row ``i`` of the output depends on row ``i`` of the input, so it must reach pixel ``(i, j)``'s
     prediction only through :func:`down_shift`.
+
+    ``window=True`` (incremental sampling): ``x`` holds just the ``k//2 + 1`` input rows that one
+    output row sees, ``(N, k//2 + 1, W, C) -> (N, 1, W, features)``, with the same parameters.
     """
 
     features: int
     kernel_size: int
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, window: bool = False) -> jax.Array:
         k = _check_odd(self.kernel_size)
         c = k // 2
-        return Conv(self.features, (c + 1, k), padding=((c, 0), (c, c)), name="conv")(x)
+        return Conv(self.features, (c + 1, k), padding=((0 if window else c, 0), (c, c)), name="conv")(x)
 
 
 class HorizontalConv(nn.Module):
     """The gated PixelCNN's horizontal stack: output ``(i, j)`` sees input ``(i, j - k//2 .. j - 1)``
-    (mask ``"A"``) or ``(i, j - k//2 .. j)`` (mask ``"B"``). ``(N, H, W, C) -> (N, H, W, features)``."""
+    (mask ``"A"``) or ``(i, j - k//2 .. j)`` (mask ``"B"``). ``(N, H, W, C) -> (N, H, W, features)``.
+
+    ``window=True`` (incremental sampling): ``x`` holds just the columns that one output sees,
+    ``k//2`` (A) or ``k//2 + 1`` (B) of them: ``(N, R, cols, C) -> (N, R, 1, features)``."""
 
     features: int
     kernel_size: int
     mask_type: str = "B"
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, window: bool = False) -> jax.Array:
         k, mask_type = _check_odd(self.kernel_size), _check_mask_type(self.mask_type)
         c = k // 2
         if mask_type == "B":
-            return Conv(self.features, (1, c + 1), padding=((0, 0), (c, 0)), name="conv")(x)
+            return Conv(self.features, (1, c + 1), padding=((0, 0), (0 if window else c, 0)), name="conv")(x)
         if c == 0:  # a 1 x 1 "A" kernel sees nothing of its own row: only the bias remains
-            return jnp.broadcast_to(self.param("bias", nn.initializers.zeros, (self.features,), x.dtype),
-                                    (*x.shape[:-1], self.features))
-        return right_shift(Conv(self.features, (1, c), padding=((0, 0), (c - 1, 0)), name="conv")(x))
+            shape = (*x.shape[:2], 1 if window else x.shape[2], self.features)
+            return jnp.broadcast_to(self.param("bias", nn.initializers.zeros, (self.features,), x.dtype), shape)
+        conv = Conv(self.features, (1, c), padding="VALID", name="conv")
+        if window:
+            return conv(x)
+        # output j sees input columns j - c .. j - 1: pad c zero columns on the left, drop the last one
+        return conv(jnp.pad(x, ((0, 0), (0, 0), (c, 0), (0, 0)))[:, :, :-1])
 
 
 def down_shift(x: jax.Array) -> jax.Array:
     """Move every row one down (row 0 becomes zeros, the last row drops): ``(N, H, W, C)``."""
     return jnp.pad(x, ((0, 0), (1, 0), (0, 0), (0, 0)))[:, :-1]
-
-
-def right_shift(x: jax.Array) -> jax.Array:
-    """Move every column one right (column 0 becomes zeros, the last column drops): ``(N, H, W, C)``."""
-    return jnp.pad(x, ((0, 0), (0, 0), (1, 0), (0, 0)))[:, :, :-1]

@@ -203,6 +203,52 @@ class PixelCNN(nn.Module):
             h = g if i == 0 else h + g
         return self._head(h)
 
+    def vertical_step(self, x_rows, v_rows: list, y, ctx_prev, ctx_row, first):
+        """Incremental sampling (gated only): the vertical stack's row ``r - 1`` and the links of row ``r``.
+
+        Args:
+          x_rows: ``(N, c_0 + 1, W, 1)``: rows ``r - 1 - c_0 .. r - 1`` of the scaled image (zeros above it),
+            with ``c_l`` the half-width ``k_l // 2`` of layer l's kernel.
+          v_rows: for layers ``l = 1 .. L - 1``, ``(N, c_l, W, p)``: rows ``r - 1 - c_l .. r - 2`` of layer
+            ``l - 1``'s output (zeros above the image).
+          y, ctx_prev, ctx_row: labels, and the context's rows ``r - 1`` and ``r`` ``(N, 1, W, K)`` (or None).
+          first: True at ``r = 0`` (traced), where row ``r - 1`` does not exist (the down-shift brings zeros).
+
+        Returns:
+          ``(rows, links)``: row ``r - 1`` of every layer's output but the last, ``(N, 1, W, p)`` each, and
+          the links of row ``r``, ``(N, 1, W, 2p)`` per layer, as :meth:`links` computes them on the whole image.
+        """
+        rows, links, inp = [], [], x_rows
+        for i, (conv, link) in enumerate(zip(self.v_convs, self.v_links)):
+            if i:
+                inp = jnp.concatenate([v_rows[i - 1], rows[i - 1]], axis=1)
+            a = jnp.where(first, 0.0, conv(inp, window=True) + self._bias(y, ctx_prev, i, 0))
+            links.append(link(a) + self._bias(y, ctx_row, i, 1))
+            rows.append(_gate(a))
+        return rows[:-1], links
+
+    def horizontal_step(self, x_cols, h_cols: list, links_col: list):
+        """Incremental sampling (gated only): the horizontal stack and head at pixel ``(r, j)``.
+
+        Args:
+          x_cols: ``(N, 1, c_0, 1)``: columns ``j - c_0 .. j - 1`` of row ``r`` of the scaled image (zeros
+            left of it).
+          h_cols: for layers ``l = 1 .. L - 1``, ``(N, 1, c_l, p)``: columns ``j - c_l .. j - 1`` of layer
+            ``l - 1``'s output on row ``r``.
+          links_col: per layer, ``(N, 1, 1, 2p)``: the links at ``(r, j)``.
+
+        Returns:
+          ``(cols, logits)``: column ``j`` of every layer's output but the last, ``(N, 1, 1, p)`` each, and
+          the logits at ``(r, j)``, ``(N, 1, 1, 1)`` or ``(N, 1, 1, 1, 256)``.
+        """
+        cols, h = [], None
+        for i, (conv, out) in enumerate(zip(self.h_convs, self.h_outs)):
+            inp = x_cols if i == 0 else jnp.concatenate([h_cols[i - 1], h], axis=2)
+            g = out(_gate(conv(inp, window=True) + links_col[i]))
+            h = g if i == 0 else h + g
+            cols.append(h)
+        return cols[:-1], self._head(h)
+
     def _head(self, h):
         a, b = self.head
         out = b(nn.relu(a(nn.relu(h))))
