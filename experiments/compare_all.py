@@ -85,7 +85,7 @@ DESCRIPTION = ("Every family on binarised MNIST: test NLL in nats (exact, import
 
 FAMILIES = ("ppca", "gmm", "vae", "iwae", "pixelcnn", "pixelvae", "gan")
 NLL_KINDS = {"exact": "exact", "is": "importance-sampled (k={k})", "deq": "dequantised upper bound"}
-STREAMS = ("binarize_test", "binarize_train", "dequantize_train", "dequantize_test", "floor", *FAMILIES)
+STREAMS = ("binarize_test", "binarize_train", "dequantize_train", "dequantize_test", *FAMILIES)
 
 QUICK = {"n_train": 256, "ppca.n_components": 8, "gmm.n_components": 3, "gmm.max_iter": 20,
          "vae.hidden": (32,), "vae.latent_dim": 4, "vae.epochs": 2, "vae.batch_size": 32, "vae.lr": 3e-3,
@@ -125,8 +125,12 @@ CHECKS = {
     "eval.n_samples": runner.interval(2, 5_000), "eval.classifier": runner.one_of("full", "quick"),
 }
 
-# The CPU budget of the default config, measured / estimated as stated in the README's results.
-BUDGET = "about 30-45 min on 2 free cores of a 2-core x86-64 CPU (an estimate from timed short runs)"
+# The default's CPU budget: an estimate from timed shortened runs (not a measured default run).
+BUDGET = ("an estimate, not a measured default run: about 45 min at the throughputs timed on a 2-core x86-64 CPU "
+          "shared with other jobs (n_train=8192 runs: VAE 27 000 and IWAE 12 000 training images/s, PixelCNN 78, "
+          "PixelVAE 188, DCGAN about 400; NLL of 1000 test images: VAE 2.8 s, PixelCNN 4.1 s, PixelVAE 27 s; GMM EM "
+          "9 s on 8192 images), so roughly 25-40 min on 2 free cores; the PixelCNN's two epochs are half of it; "
+          "the full classifier must exist (python -m jaxgen.metrics.classifier, about 11 min, once)")
 DIFFERENCES = [
     "VAE / IWAE (Burda et al. 2016: 3280 epochs over 59 600 images, minibatch 20, NLL with k = 5000): "
     "{vae_epochs} epochs over the n_train images, minibatch {vae_bs}, Adam with a cosine decay, NLL with "
@@ -135,8 +139,8 @@ DIFFERENCES = [
     "{pcnn_layers} gated layers of {pcnn_features} features, {pcnn_epochs} epoch(s)",
     "PixelVAE (Gulrajani et al. 2017: a deeper decoder trained much longer): {pvae_layers} PixelCNN "
     "layer(s) of {pvae_features} features, a {pvae_latent}-D latent, {pvae_epochs} epoch(s), NLL with k = {pvae_k}",
-    "PPCA and GMM (no published binarised-MNIST likelihood): fitted by closed form / EM to one binarisation of the "
-    "training images plus uniform noise; their NLL is a dequantised upper bound, not the discrete NLL",
+    "PPCA and GMM (continuous densities): fitted by closed form / EM to one binarisation of the training images "
+    "plus uniform noise; their NLL is a dequantised upper bound, not the discrete NLL",
     "GAN (DCGAN of gan_mnist): {gan_steps} generator steps, minibatch {gan_bs}",
     "test NLL on {n_test} binarised test images (the literature: all 10 000)",
 ]
@@ -149,11 +153,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.ppca = ml_collections.ConfigDict(dict(n_components=40))
     c.gmm = ml_collections.ConfigDict(dict(n_components=20, covariance_type="diag", max_iter=100, n_init=1,
                                            reg_covar=1e-3))
-    c.vae = ml_collections.ConfigDict(dict(latent_dim=50, hidden=(200, 200), activation="tanh", epochs=10,
+    c.vae = ml_collections.ConfigDict(dict(latent_dim=50, hidden=(200, 200), activation="tanh", epochs=20,
                                            batch_size=100, lr=1e-3))
     c.iwae = ml_collections.ConfigDict(dict(k=5))  # the VAE's network and budget, the IWAE objective
     c.pixelcnn = ml_collections.ConfigDict(dict(features=32, n_layers=6, first_kernel=7, kernel_size=5,
-                                                out_features=64, epochs=1, batch_size=64, lr=1e-3))
+                                                out_features=64, epochs=2, batch_size=64, lr=1e-3))
     c.pixelvae = ml_collections.ConfigDict(dict(latent_dim=16, conv_features=(32, 64), conv_dense=256,
                                                 context_channels=8, features=32, n_layers=2, out_features=64,
                                                 epochs=1, batch_size=64, lr=1e-3, nll_k=20))
@@ -194,8 +198,8 @@ def _settings_line() -> str:
     c = get_config()
     return (f"PPCA q = {c.ppca.n_components}; GMM K = {c.gmm.n_components} ({c.gmm.covariance_type}); VAE / IWAE "
             f"{c.vae.epochs} epochs; PixelCNN {c.pixelcnn.n_layers} x {c.pixelcnn.features}, {c.pixelcnn.epochs} "
-            f"epoch; PixelVAE decoder {c.pixelvae.n_layers} x {c.pixelvae.features}, {c.pixelvae.epochs} epoch; GAN "
-            f"{c.gan.steps} steps; NLL on {c.eval.n_test} test images (k = {c.eval.nll_k}, PixelVAE "
+            f"epoch(s); PixelVAE decoder {c.pixelvae.n_layers} x {c.pixelvae.features}, {c.pixelvae.epochs} "
+            f"epoch(s); GAN {c.gan.steps} steps; NLL on {c.eval.n_test} test images (k = {c.eval.nll_k}, PixelVAE "
             f"k = {c.pixelvae.nll_k}); {c.eval.n_samples} samples per family for the image metrics")
 
 
