@@ -263,7 +263,7 @@ def _n_params(tree) -> int:
     return int(sum(np.size(a) for a in jax.tree.leaves(tree)))
 
 
-def _classic(config, run, name, y_train, x_test, key, k_deq_test):
+def _classic(config, name, y_train, x_test, key, k_deq_test):
     """PPCA or GMM on dequantised data (``key``: the GMM's EM restarts): (metrics, binary sampler, {})."""
     t0 = time.perf_counter()
     if name == "ppca":
@@ -388,7 +388,7 @@ def run(config, run) -> dict:
     for name in FAMILIES:
         k_fam, k_sample = keys.streams(ks[name], "model", "sample").values()
         if name in ("ppca", "gmm"):
-            m, sampler, extra = _classic(config, run, name, y_train, x_nll, k_fam, ks["dequantize_test"])
+            m, sampler, extra = _classic(config, name, y_train, x_nll, k_fam, ks["dequantize_test"])
         elif name in ("vae", "iwae"):
             m, sampler, extra = _vae(config, run, name, x_train_u8, x_nll, k_fam)
         elif name == "pixelcnn":
