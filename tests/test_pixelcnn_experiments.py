@@ -6,6 +6,7 @@ Pins: measured with seed 0 on 4 virtual CPU devices under conftest's compile set
 x86-64 CPU with jax 0.10.2; the tolerances allow float differences between CPUs, not a differently
 trained model (the quick run's NLL moves by about 300 nats over its 32 steps).
 """
+import dataclasses
 import json
 import math
 
@@ -101,8 +102,7 @@ def test_accelerator_config_covers_the_image_and_is_documented(exp):
     mod = exp.module
     config = runner.resolve_config(exp, overrides=mod.ACCELERATOR)
     # the receptive field depends on the layers and kernels only: check it on a narrow copy
-    narrow = mod.model_config(config).__class__(**{**mod.model_config(config).__dict__, "features": 4,
-                                                   "out_features": 4})
+    narrow = dataclasses.replace(mod.model_config(config), features=4, out_features=4)
     assert pixelcnn.receptive_field(pixelcnn.init(jax.random.key(0), narrow)).reshape(-1)[:-1].all()
     command = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in mod.ACCELERATOR.items())
     assert f"jaxgen run pixelcnn_mnist {command}" in " ".join(mod.__doc__.split())
