@@ -79,6 +79,7 @@ def test_conditional_on_digits(tmp_path):
     assert m["test_n"] == 200 and m["n_train"] == 512  # digits: 1500 train / 297 test, both capped by the config
     assert m["receptive_field_covers_image"]  # 3 layers of 7/5 kernels cover an 8 x 8 image
     assert 0 < m["test_nll_nats"] < 64 * math.log(2)
+    assert m["test_nll_nats"] == pytest.approx(PIN["conditional_digits_nll"], rel=2e-3)  # seeded, as above
 
 
 BAD = [({"model.likelihood": "poisson"}, "model.likelihood"),
@@ -114,4 +115,5 @@ def test_tour_section_settings_resolve(exp):
     assert config.data == "digits"  # runs without the MNIST file
 
 
-PIN = {"test_nll_nats": 231.10503, "final_train_nll": 241.9005, "vae_test_elbo_nats": -218.05}
+PIN = {"test_nll_nats": 231.96233, "final_train_nll": 242.74246, "vae_test_elbo_nats": -218.0495,
+       "conditional_digits_nll": 38.186248}
