@@ -25,24 +25,17 @@ current generator oscillates (ring 37-80 % HQ between log records) while its EMA
 and the late decay lets both settle (ring seed 0: 90.2 % -> 96.6 % HQ, the current generator
 71.8 % -> 96.4 %).
 
-Measured with the default, 5 seeds each (2 cores shared with other jobs; the two experiments ran
-side by side, 405 s wall each, 79-84 s of training per seed): ring 8 / 8 modes on every seed, HQ
-94.2-97.9 % (mean 96.6), reverse KL 0.0006-0.0015; grid 25 / 25 on every seed, HQ 92.3-94.5 %
-(mean 93.2), reverse KL 0.004-0.008.
-
-The sweep, run once (``sweep=true``; the R1 = 0 rows with ``model.r1_gamma=0``; every other setting
-as the default, R1 and the EMA generator included; measured side by side with other jobs, 45-170 s
-per training): ring, 2 seeds, R1 0.1: every objective with and without packing (m = 2) 8 / 8 on
-both seeds, HQ 93.6-98.0 % (1 474 s for its 16 trainings); ring, 1 seed, R1 = 0: 8 / 8 and
-97.7-98.2 % except the saturating minimax with packing, whose discriminator wins outright (loss
-0.000) and whose generator then gets no gradient: 0 / 8. Grid, 1 seed, R1 0.1 (728 s for its 8
-trainings): minimax, non-saturating and hinge without packing 25 / 25 at 92.0-93.4 % HQ, WGAN-GP
-(here with R1 too, Adam betas (0.5, 0.999), n_critic 1: not its published setting) 24 / 25 at
-61.7 %; every objective with m = 4 failed (20-22 / 25 modes, HQ 3.8-10.7 %; the minimax and
-non-saturating discriminators ended at chance, loss 2 log 2);
-grid, R1 = 0: the non-saturating GAN collapses to 16 / 25 (93.6 % HQ; PacGAN's GAN: 17.3), the
-minimax one to 7 / 25, and with m = 4 both reach 17 / 25 at under 4 % HQ. With these networks and
-this budget, packing did not help; R1 with the EMA generator and the late decay did.
+The full sweep (``sweep=true``, 5 seeds per row, 2026-11-27, each data set pinned to one CPU core;
+the tables are in the README): the default reaches every mode with at least 90 % HQ on every seed
+(ring 8 / 8, HQ 96.2-97.6 %; grid 25 / 25, HQ 91.2-94.5 %; 68-79 s of training per seed), as does
+minimax without packing; on the ring every objective, packed or not, takes 8 / 8 (HQ 91.2-97.8 %);
+on the grid every objective with m = 4 fails at this budget (15-23 / 25, HQ under 14 %), WGAN-GP
+(here with R1 too, Adam betas (0.5, 0.999), n_critic 1: not its published setting) is unstable
+(3-21 / 25) and hinge misses the goal on 2 seeds of 5. An earlier single-seed sweep without R1
+(``model.r1_gamma=0``): the non-saturating GAN collapses to 16 / 25 on the grid (PacGAN's GAN:
+17.3), minimax to 7 / 25, and minimax with packing to 0 / 8 on the ring (its discriminator wins
+outright and the generator gets no gradient). With these networks and this budget, packing did not
+help; R1 with the EMA generator and the late decay did.
 
 The 2 500 evaluation samples come from the **EMA generator** (``eval.ema``; metrics.json says
 which) and are saved as ``samples.npy`` ``(n_seeds, 2500, 2)``.
