@@ -37,7 +37,11 @@ small budget (``vae.epochs``); it completes the lower half by the pseudo-Gibbs c
 al. (2014), :func:`jaxgen.models.vae.inpaint`, ``vae.gibbs_iters`` iterations.
 
 Configs:
-  * default (CPU budget, {cpu_budget}): {cpu_settings}.
+  * default (CPU budget, {cpu_budget}): {cpu_settings}. Measured (seed 0, a 2-core
+    x86-64 CPU shared with two other jobs, jax 0.10.2): test NLL 86.66 nats (0.1595 bits/dim,
+    standard error 0.21) on all 10 000 test images, 130 833 parameters, 945 s of training at about
+    107 images/s, 1006 s in all; the VAE (425 284 parameters, 10 epochs, 22 s) reached a test ELBO
+    of -108.42 nats.
   * accelerator (:data:`ACCELERATOR`, untested here: no accelerator was lent to the session that
     wrote it): ``jaxgen run pixelcnn_mnist {accelerator}``.
   * ``--quick``: a tiny model on a few hundred images, seconds.
@@ -225,7 +229,7 @@ def run(config, run) -> dict:
     params = jax.block_until_ready(state.params)
     train_seconds = time.perf_counter() - t0
     for h in history:
-        run.log(f"epoch {h['epoch']:.2f}: train NLL {h['nll']:.2f} nats, monitor test NLL {h['eval/test_nll']:.2f}, "
+        run.log(f"epoch {h['epoch']:.3f}: train NLL {h['nll']:.2f} nats, monitor test NLL {h['eval/test_nll']:.2f}, "
                 f"{h['examples_per_s']:.0f} images/s")
 
     # ---- the exact test NLL
@@ -289,7 +293,7 @@ def run(config, run) -> dict:
     # ---- training curve
     epochs = [h["epoch"] for h in history]
     with run.figure("training_curve", 1, 1, figsize=(6, 4)) as (fig, ax):
-        ax.plot(epochs, [h["nll"] for h in history], "o-", label="training batches (mean over the epoch)")
+        ax.plot(epochs, [h["nll"] for h in history], "o-", label="training batches (mean over each log period)")
         ax.plot(epochs, [h["eval/test_nll"] for h in history], "s-", label=f"first {len(monitor)} test images")
         ax.plot([epochs[-1]], [nll], "*", ms=12, label=f"all {len(lp)} test images (final)")
         if config.data == "mnist" and binary:
@@ -367,5 +371,5 @@ def _vae(config, run, d, x_test, x_in, observed, key, key_inpaint):
 __doc__ = (__doc__.replace("{differences}", "\n".join(f"  - {x}" for x in DIFFERENCES))
            .replace("{accelerator}", " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
                                               for k, v in ACCELERATOR.items()))
-           .replace("{cpu_budget}", "about 25 minutes on 2 CPU cores")
+           .replace("{cpu_budget}", "about 17 minutes on 2 CPU cores")
            .replace("{cpu_settings}", CPU_SETTINGS))
