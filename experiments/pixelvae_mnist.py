@@ -1,7 +1,8 @@
 """PixelVAE beside a plain VAE on dynamically binarised MNIST: interpolation between two images.
 
 Models, trained on the same images with the same budget (``train.*``: epochs, minibatch, Adam
-learning rate), both with the same convolutional inference network (``model.conv_features``,
+learning rate, and a KL warm-up: the KL term's weight rises linearly from 0 to 1 over the first
+``train.kl_warmup_epochs`` epochs, against the decoder learning to ignore the code early on), both with the same convolutional inference network (``model.conv_features``,
 ``model.conv_dense``, ``model.latent_dim``) and a Bernoulli likelihood:
 
 * ``pixelvae`` (:mod:`jaxgen.models.pixelvae`, Gulrajani et al. 2017): ``z`` -> a context map of
@@ -59,7 +60,7 @@ DESCRIPTION = "PixelVAE (PixelCNN decoder) vs a conv VAE on binarised MNIST: int
 
 QUICK = {"n_train": 256, "model.latent_dim": 4, "model.conv_features": (4, 8), "model.conv_dense": 16,
          "model.context_channels": 2, "model.features": 8, "model.n_layers": 2, "model.out_features": 16,
-         "train.epochs": 2, "train.batch_size": 32, "train.lr": 5e-3, "eval.n_test": 64, "eval.k_pixelvae": 4,
+         "train.epochs": 2, "train.batch_size": 32, "train.kl_warmup_epochs": 1.0, "train.lr": 5e-3, "eval.n_test": 64, "eval.k_pixelvae": 4,
          "eval.k_vae": 16, "eval.batch_size": 32, "eval.n_pairs": 2, "eval.n_steps": 5, "eval.n_samples": 4}
 
 CPU_SETTINGS = "(set after the throughput probe)"
@@ -74,7 +75,7 @@ CHECKS = {
     "model.first_kernel": runner.positive(), "model.kernel_size": runner.positive(),
     "model.out_features": runner.positive(),
     "train.epochs": runner.positive(), "train.batch_size": runner.positive(), "train.lr": runner.positive(),
-    "train.logs_per_epoch": runner.positive(),
+    "train.logs_per_epoch": runner.positive(), "train.kl_warmup_epochs": runner.non_negative(),
     "eval.n_test": runner.interval(1, 10_000), "eval.k_pixelvae": runner.positive(), "eval.k_vae": runner.positive(),
     "eval.batch_size": runner.positive(), "eval.n_pairs": runner.interval(1, 5), "eval.n_steps": runner.interval(2, 20),
     "eval.path": runner.one_of("linear", "slerp"), "eval.n_samples": runner.positive(),
@@ -86,8 +87,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.seed = 0
     c.n_train = 20_000
     c.model = ml_collections.ConfigDict(dict(latent_dim=16, conv_features=(16, 32), conv_dense=128, context_channels=4,
-                                             features=16, n_layers=2, first_kernel=7, kernel_size=5, out_features=32))
-    c.train = ml_collections.ConfigDict(dict(epochs=6, batch_size=64, lr=2e-3, logs_per_epoch=2))
+                                             features=16, n_layers=2, first_kernel=5, kernel_size=3, out_features=32))
+    c.train = ml_collections.ConfigDict(dict(epochs=6, batch_size=64, lr=2e-3, kl_warmup_epochs=2.0, logs_per_epoch=2))
     c.eval = ml_collections.ConfigDict(dict(n_test=1000, k_pixelvae=20, k_vae=200, batch_size=100, n_pairs=5,
                                             n_steps=8, path="linear", n_samples=36))
     return c
@@ -122,6 +123,23 @@ def _kl(mean, log_var) -> np.ndarray:
     return 0.5 * np.sum(np.exp(log_var) + mean**2 - 1.0 - log_var, axis=-1)
 
 
+def warmup_steps(config, n_train: int) -> int:
+    """Steps of the KL warm-up: ``train.kl_warmup_epochs`` epochs of ``n_train`` images."""
+    return int(round(config.train.kl_warmup_epochs * (n_train // config.train.batch_size)))
+
+
+def warmed_loss(loss, warmup: int):
+    """The PixelVAE's loss with the KL term weighted by ``min(1, step / warmup)`` (the same schedule
+    as :func:`jaxgen.models.vae.kl_weight`, which the plain VAE's objective uses): ``-(recon - w KL)``."""
+    def f(params, batch, key, step=None):
+        _, m = loss(params, batch, key)
+        w = vae.kl_weight(step, 1.0, warmup)
+        return -(m["recon"] - w * m["kl"]), {**m, "kl_weight": w}
+
+    f.check_train_data = loss.check_train_data
+    return f
+
+
 def _fit(run, loss, params, config, x_train, key, run_dir):
     t = config.train
     steps_per_epoch = len(x_train) // t.batch_size
@@ -139,8 +157,9 @@ def _summary(lp, elbo, kl, means, seconds, history, n_params, k) -> dict:
             "test_nll_k": k, "test_elbo_nats": float(np.mean(elbo)), "kl_nats": float(np.mean(kl)),
             "active_units": int(np.sum(var > ACTIVE)), "n_params": n_params, "train_seconds": seconds,
             "train_images_per_s": float(np.median([h["examples_per_s"] for h in history])),
-            "final_train_elbo": float(history[-1]["elbo"]) if "elbo" in history[-1] else float(-history[-1]["loss"]),
-            "history": {"epoch": [h["epoch"] for h in history], "train_loss": [h["loss"] for h in history]}}
+            "final_train_elbo": float(history[-1]["elbo"]),
+            "history": {"epoch": [h["epoch"] for h in history], "train_elbo": [h["elbo"] for h in history],
+                        "train_kl": [h["kl"] for h in history]}}
 
 
 def _pairs(y, n_pairs: int) -> np.ndarray:
@@ -158,12 +177,14 @@ def run(config, run) -> dict:
     x_test = spread(x_bin, config.eval.n_test)
     cfg_pv, cfg_v = model_configs(config)
     t, e = config.train, config.eval
-    run.log(f"{t.epochs} epochs over {len(x_train)} images, minibatch {t.batch_size}, Adam {t.lr:g}, for both models")
+    warmup = warmup_steps(config, len(x_train))
+    run.log(f"{t.epochs} epochs over {len(x_train)} images, minibatch {t.batch_size}, Adam {t.lr:g}, KL warm-up over "
+            f"{warmup} steps, for both models")
 
     # ---- PixelVAE
     params = pixelvae.init(ks["init"], cfg_pv)
     n_pv = pixelvae.num_params(params)
-    params, sec_pv, hist_pv = _fit(run, pixelvae.loss_fn(binarize=True), params, config, x_train, ks["fit"], run.dir)
+    params, sec_pv, hist_pv = _fit(run, warmed_loss(pixelvae.loss_fn(binarize=True), warmup), params, config, x_train, ks["fit"], run.dir)
     mean, log_var = pixelvae.encode(params, x_test)
     elbo_pv = np.asarray(pixelvae.elbo(params, x_test, ks["elbo"]), np.float64)
     t0 = time.perf_counter()
@@ -179,7 +200,7 @@ def run(config, run) -> dict:
     pv = vae.init(kv["init"], cfg_v)
     n_v = vae.num_params(pv)
     x_flat = x_train.reshape(len(x_train), -1)
-    pv, sec_v, hist_v = _fit(run, vae.loss_fn(vae.Objective("elbo", binarize=True)), pv, config, x_flat, kv["fit"], None)
+    pv, sec_v, hist_v = _fit(run, vae.loss_fn(vae.Objective("elbo", warmup_steps=warmup, binarize=True)), pv, config, x_flat, kv["fit"], None)
     xt_flat = x_test.reshape(len(x_test), -1)
     rec_v, kl_v = (np.asarray(a, np.float64) for a in vae.elbo_terms(pv, xt_flat, kv["elbo"]))
     lp_v = np.asarray(vae.log_prob(pv, xt_flat, kv["nll"], k=e.k_vae, batch_size=e.batch_size), np.float64)
@@ -223,15 +244,16 @@ def run(config, run) -> dict:
 
     with run.figure("training_curve", 1, 1, figsize=(6, 4)) as (fig, ax):
         for name, h in (("PixelVAE", hist_pv), ("VAE", hist_v)):
-            ax.plot([r["epoch"] for r in h], [r["loss"] for r in h], "o-", label=f"{name}: training batches")
+            ax.plot([r["epoch"] for r in h], [-r["elbo"] for r in h], "o-", label=f"{name}: training batches")
         ax.set(xlabel="epoch", ylabel="negative ELBO (nats per image)")
         plotting.legend_outside(ax, "below")
 
-    budget = (f"{t.epochs} epochs over {len(x_train)} images, minibatch {t.batch_size}, Adam {t.lr:g}; latent "
+    budget = (f"{t.epochs} epochs over {len(x_train)} images, minibatch {t.batch_size}, Adam {t.lr:g}, KL warm-up "
+              f"{warmup} steps; latent "
               f"{cfg_pv.latent_dim}, conv {tuple(cfg_pv.conv_features)}/{cfg_pv.conv_dense}; PixelCNN decoder "
               f"{cfg_pv.n_layers} x {cfg_pv.features} features, context {cfg_pv.context_channels} channels")
     return {"pixelvae": m_pv, "vae": m_v, "test_n": len(x_test), "n_train": len(x_train), "epochs": t.epochs,
-            "batch_size": t.batch_size, "lr": t.lr, "path": e.path, "n_steps": S,
+            "batch_size": t.batch_size, "lr": t.lr, "kl_warmup_steps": warmup, "path": e.path, "n_steps": S,
             "pairs": {"test_index": idx.tolist(), "digits": y_all[idx].tolist()}, "budget": budget}
 
 
