@@ -162,6 +162,12 @@ def _summary(lp, elbo, kl, means, seconds, history, n_params, k) -> dict:
                         "train_kl": [h["kl"] for h in history]}}
 
 
+def _tile(ax, images, rows: int, cols: int, title: str):
+    """Tile ``images (rows * cols, 784)`` (1 = ink) dark on white, with white gutters."""
+    plotting.show_images(ax, plotting.image_grid(1.0 - np.asarray(images, np.float32), rows, cols, (28, 28)), title,
+                         cmap="gray")
+
+
 def _pairs(y, n_pairs: int) -> np.ndarray:
     """Indices ``(n_pairs, 2)``: the first test image of digit 2i and of digit 2i + 1."""
     first = [int(np.flatnonzero(y == c)[0]) for c in range(10)]
@@ -223,11 +229,10 @@ def run(config, run) -> dict:
         rows.append(np.concatenate([ends[0], path_v[p], ends[1]]))
     rows = np.concatenate(rows)  # (2 P (S + 2), 784), 1 = ink
     with run.figure("interpolation", 1, 1, figsize=(max(5.0, 0.6 * (S + 2) + 0.8), 0.6 * 2 * e.n_pairs + 1.2)) as (fig, ax):
-        plotting.show_images(ax, plotting.image_grid(rows, 2 * e.n_pairs, S + 2, (28, 28)),
-                             f"{e.path} latent path, {S} points, between the test digits at the row ends\n"
-                             "rows 1, 3, ...: PixelVAE (autoregressive draws, same noise)\n"
-                             "rows 2, 4, ...: plain VAE (decoder means)",
-                             cmap="gray_r")
+        _tile(ax, rows, 2 * e.n_pairs, S + 2,
+              f"{e.path} latent path, {S} points, between the test digits at the row ends\n"
+              "rows 1, 3, ...: PixelVAE (autoregressive draws, same noise)\n"
+              "rows 2, 4, ...: plain VAE (decoder means)")
 
     # ---- samples
     n = e.n_samples
@@ -235,12 +240,12 @@ def run(config, run) -> dict:
     s_pv = np.asarray(pixelvae.sample(ks["sample"], params, n)[0]).reshape(n, -1)
     s_v = np.asarray(vae.sample(kv["sample"], pv, n, mean=True)[0])
     with run.figure("samples", 1, 2, figsize=(8, 4.4)) as (fig, axes):
-        plotting.show_images(axes[0], plotting.image_grid(s_pv, -(-n // cols), cols, (28, 28)),
-                             f"PixelVAE: z ~ N(0, I), x ~ p(x | z)\ntest NLL {m_pv['test_nll_nats']:.1f} nats "
-                             f"(k={e.k_pixelvae})", cmap="gray_r")
-        plotting.show_images(axes[1], plotting.image_grid(s_v, -(-n // cols), cols, (28, 28)),
-                             f"VAE: z ~ N(0, I), decoder means E[x | z]\ntest NLL {m_v['test_nll_nats']:.1f} nats "
-                             f"(k={e.k_vae})", cmap="gray_r")
+        _tile(axes[0], s_pv, -(-n // cols), cols,
+              f"PixelVAE: z ~ N(0, I), x ~ p(x | z)\ntest NLL {m_pv['test_nll_nats']:.1f} nats "
+              f"(k={e.k_pixelvae})")
+        _tile(axes[1], s_v, -(-n // cols), cols,
+              f"VAE: z ~ N(0, I), decoder means E[x | z]\ntest NLL {m_v['test_nll_nats']:.1f} nats "
+              f"(k={e.k_vae})")
 
     with run.figure("training_curve", 1, 1, figsize=(6, 4)) as (fig, ax):
         for name, h in (("PixelVAE", hist_pv), ("VAE", hist_v)):
