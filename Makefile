@@ -17,8 +17,10 @@ install: $(VENV)/.installed
 tour: $(VENV)/.installed
 	$(BIN)/jaxgen tour --out runs/tour
 
+# Two workers (pytest-xdist), one test file each at a time: the suite is compile-bound and mostly
+# single-threaded, so two workers use both cores of a CI machine (times in README, Development).
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Each benchmark prints the machine and library versions beside its ratios. On a shared or loaded
 # machine add --threads 1 (one thread each, pinned): default thread pools collapse under contention.
