@@ -448,6 +448,30 @@ def torch_setup(setup: dict, model0, x: np.ndarray, steps: int, threads: int, de
     return loops
 
 
+def setup_threads(threads: int, no_torch: bool):
+    """Before JAX starts (XLA reads its flags once): with ``threads == 1`` pin the process to one core
+    and give XLA one compute thread; import PyTorch unless ``no_torch`` and give it ``threads``.
+    Returns ``(torch module or None, torch device or None)``; shared by the benchmark scripts."""
+    if threads == 1:
+        if hasattr(os, "sched_setaffinity"):  # one core for the whole process, XLA's helper threads included
+            os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
+    if no_torch:
+        return None, None
+    try:
+        import torch
+    except ImportError:
+        print("PyTorch is not installed: timing jaxgen alone. Install the CPU wheel with\n"
+              "    .venv/bin/python -m pip install torch==2.13.0\n"
+              "(or: pip install torch --index-url https://download.pytorch.org/whl/cpu)")
+        return None, None
+    device = torch_device(threads)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return torch, device
+
+
 def torch_device(threads: int) -> str:
     import jax
     import torch
@@ -660,27 +684,10 @@ def main(argv=None) -> dict:
         ap.error(f"--setups must name some of {list(SETUPS)}, got {args.setups!r}")
     if args.threads < 0:
         ap.error("--threads must be >= 0")
-    if args.threads == 1:  # before JAX starts: XLA reads its flags once
-        if hasattr(os, "sched_setaffinity"):  # one core for the whole process, XLA's helper threads included
-            os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
-        flags = os.environ.get("XLA_FLAGS", "")
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
+    torch, device = setup_threads(args.threads, args.no_torch)
+    torch_ok = torch is not None
 
     import jax
-
-    torch_ok = False
-    if not args.no_torch:
-        try:
-            import torch
-
-            torch_ok = True
-        except ImportError:
-            print("PyTorch is not installed: timing jaxgen alone. Install the CPU wheel with\n"
-                  "    .venv/bin/python -m pip install torch==2.13.0\n"
-                  "(or: pip install torch --index-url https://download.pytorch.org/whl/cpu)")
-    device = torch_device(args.threads) if torch_ok else None
-    if torch_ok and args.threads > 0:
-        torch.set_num_threads(args.threads)
     print_machine(["torch"])
     print(f"JAX {jax.__version__} on {jax.devices()[0].platform}"
           + (f"; PyTorch {torch.__version__} on {device} with {torch.get_num_threads()} threads" if torch_ok else "")

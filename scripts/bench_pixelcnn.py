@@ -79,7 +79,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _machine import median_time, print_machine  # noqa: E402
-from bench_gan import matmul_rates, torch_device  # noqa: E402
+from bench_gan import matmul_rates, setup_threads  # noqa: E402
 
 BATCH = 64
 LR = 1e-3
@@ -528,27 +528,10 @@ def main(argv=None) -> dict:
             ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.threads < 0:
         ap.error("--threads must be >= 0")
-    if args.threads == 1:  # before JAX starts: XLA reads its flags once
-        if hasattr(os, "sched_setaffinity"):  # one core for the whole process, XLA's helper threads included
-            os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
-        flags = os.environ.get("XLA_FLAGS", "")
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
+    torch, device = setup_threads(args.threads, args.no_torch)
+    torch_ok = torch is not None
 
     import jax
-
-    torch_ok = False
-    if not args.no_torch:
-        try:
-            import torch
-
-            torch_ok = True
-        except ImportError:
-            print("PyTorch is not installed: timing jaxgen alone. Install the CPU wheel with\n"
-                  "    .venv/bin/python -m pip install torch==2.13.0\n"
-                  "(or: pip install torch --index-url https://download.pytorch.org/whl/cpu)")
-    device = torch_device(args.threads) if torch_ok else None
-    if torch_ok and args.threads > 0:
-        torch.set_num_threads(args.threads)
     print_machine(["torch"])
     print(f"JAX {jax.__version__} on {jax.devices()[0].platform}"
           + (f"; PyTorch {torch.__version__} on {device} with {torch.get_num_threads()} threads" if torch_ok else "")
