@@ -1,4 +1,5 @@
-"""What every benchmark prints beside its ratios: the machine, the device kind and library versions."""
+"""What the benchmarks share: the machine, device and versions they print beside their ratios, a
+median timer, and jaxgen's training loop driven one log period at a time (:func:`core_rounds`)."""
 from __future__ import annotations
 
 import os
@@ -58,6 +59,51 @@ def median_time(f, *args, repeats: int = 5) -> float:
         jax.block_until_ready(f(*args))
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def core_rounds(trainer, x, batch: int, steps: int, seed: int = 0, metrics=("loss",)):
+    """jaxgen's training loop for benchmarking, as ``fit_trainer`` runs one log period.
+
+    ``trainer``: a jaxgen trainer (``init``, ``update``); ``x``: the training data ``(N, ...)``;
+    ``steps`` updates per round, each gathering its ``batch`` rows inside one jitted ``lax.scan``
+    from the device-resident data. Returns ``(fresh, run_round, state0)``: ``fresh()`` is a private
+    copy of the initial loop state on the mesh (the scan donates its state), ``run_round(state, r)``
+    runs round r (its own shuffle) and returns ``(state, (mean of each name in metrics, ...))``;
+    ``state0`` is the trainer's initial state (for parameter counts and weight copies).
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from jaxgen import keys
+    from jaxgen.sharding import data_mesh
+    from jaxgen.train import LoopState, make_chunk_fn
+    from jaxgen.train.step import epoch_permutation, make_loop_step
+
+    mesh = data_mesh(jax.devices()[:1])
+    replicated = NamedSharding(mesh, P())
+    streams = keys.streams(jax.random.key(seed), "state", "shuffle", "init")
+    state0 = trainer.init(streams["init"], jnp.asarray(x[:batch]))
+    data = jax.device_put(jnp.asarray(x), replicated)
+    chunk = jax.jit(make_chunk_fn(make_loop_step(trainer.update, mesh), mesh), donate_argnums=0)
+    n_batches = len(x) // batch
+    perm = jax.jit(epoch_permutation, static_argnums=(1, 2, 3))
+
+    def fresh():
+        state = LoopState(model=state0, step=jnp.zeros((), jnp.int32), key=jax.random.key_data(streams["state"]),
+                          key_impl=str(jax.random.key_impl(streams["state"])))
+        return jax.device_put(jax.tree.map(jnp.copy, state), replicated)
+
+    def run_round(state, r):
+        idx = perm(jax.random.fold_in(streams["shuffle"], r), len(x), n_batches, batch)[:steps]
+        state, values, ok = chunk(state, data, idx)
+        values = jax.device_get(values)
+        assert bool(ok), "non-finite jaxgen state"
+        return state, tuple(float(np.mean(values[name])) for name in metrics)
+
+    return fresh, run_round, state0
 
 
 def print_machine(extra_packages=()) -> None:

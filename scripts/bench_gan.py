@@ -87,7 +87,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _machine import median_time, print_machine  # noqa: E402
+from _machine import core_rounds, median_time, print_machine  # noqa: E402
 
 # The two setups. "mlp" mirrors experiments/_gan2d.py's get_config("ring") defaults.
 SETUPS = {
@@ -148,39 +148,10 @@ def step_flop(setup: dict) -> float:
 def jax_setup(trainer, x: np.ndarray, setup: dict, steps: int, seed: int = 0):
     """The loop of fit_trainer's log period; returns (fresh_state, run_round, n_params, init_state)."""
     import jax
-    import jax.numpy as jnp
-    from jax.sharding import NamedSharding
-    from jax.sharding import PartitionSpec as P
 
-    from jaxgen import keys
-    from jaxgen.sharding import data_mesh
-    from jaxgen.train import LoopState, make_chunk_fn
-    from jaxgen.train.step import epoch_permutation, make_loop_step
-
-    B = setup["batch"]
-    mesh = data_mesh(jax.devices()[:1])
-    replicated = NamedSharding(mesh, P())
-    streams = keys.streams(jax.random.key(seed), "state", "shuffle", "init")
-    model0 = trainer.init(streams["init"], jnp.asarray(x[:B]))
+    fresh, run_round, model0 = core_rounds(trainer, x, setup["batch"], steps, seed, metrics=("d_loss", "g_loss"))
     n_params = {"G": sum(int(np.size(a)) for a in jax.tree.leaves(model0.g_vars["params"])),
                 "D": sum(int(np.size(a)) for a in jax.tree.leaves(model0.d_params))}
-    data = jax.device_put(jnp.asarray(x), replicated)
-    chunk = jax.jit(make_chunk_fn(make_loop_step(trainer.update, mesh), mesh), donate_argnums=0)
-    n_batches = len(x) // B
-    perm = jax.jit(epoch_permutation, static_argnums=(1, 2, 3))
-
-    def fresh():  # a private copy on the mesh (the scan donates its state), as fit_trainer places it
-        state = LoopState(model=model0, step=jnp.zeros((), jnp.int32), key=jax.random.key_data(streams["state"]),
-                          key_impl=str(jax.random.key_impl(streams["state"])))
-        return jax.device_put(jax.tree.map(jnp.copy, state), replicated)
-
-    def run_round(state, r):
-        idx = perm(jax.random.fold_in(streams["shuffle"], r), len(x), n_batches, B)[:steps]
-        state, metrics, ok = chunk(state, data, idx)
-        metrics = jax.device_get(metrics)
-        assert bool(ok), "non-finite jaxgen state"
-        return state, (float(np.mean(metrics["d_loss"])), float(np.mean(metrics["g_loss"])))
-
     return fresh, run_round, n_params, model0
 
 

@@ -78,7 +78,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _machine import median_time, print_machine  # noqa: E402
+from _machine import core_rounds, median_time, print_machine  # noqa: E402
 from bench_gan import matmul_rates, setup_threads  # noqa: E402
 
 BATCH = 64
@@ -118,39 +118,19 @@ def forward_macs(cfg) -> int:
 def jax_setup(cfg, x: np.ndarray, steps: int, seed: int = 0):
     """The loop of fit's log period; returns (fresh_state, run_round, params0, trainer)."""
     import jax
-    import jax.numpy as jnp
     import optax
-    from jax.sharding import NamedSharding
-    from jax.sharding import PartitionSpec as P
 
     from jaxgen import keys
     from jaxgen.models import pixelcnn
-    from jaxgen.sharding import data_mesh
-    from jaxgen.train import LoopState, LossTrainer, make_chunk_fn
-    from jaxgen.train.step import epoch_permutation, make_loop_step
+    from jaxgen.train import LossTrainer
 
-    mesh = data_mesh(jax.devices()[:1])
-    replicated = NamedSharding(mesh, P())
-    streams = keys.streams(jax.random.key(seed), "state", "shuffle", "init")
-    params0 = pixelcnn.init(streams["init"], cfg)
+    params0 = pixelcnn.init(keys.stream(jax.random.key(seed), "params"), cfg)
     trainer = LossTrainer(pixelcnn.loss_fn(binarize=True), params0, optax.adam(LR))
-    model0 = trainer.init(streams["init"], jnp.asarray(x[:BATCH]))
-    data = jax.device_put(jnp.asarray(x), replicated)
-    chunk = jax.jit(make_chunk_fn(make_loop_step(trainer.update, mesh), mesh), donate_argnums=0)
-    n_batches = len(x) // BATCH
-    perm = jax.jit(epoch_permutation, static_argnums=(1, 2, 3))
-
-    def fresh():  # a private copy on the mesh (the scan donates its state), as fit places it
-        state = LoopState(model=model0, step=jnp.zeros((), jnp.int32), key=jax.random.key_data(streams["state"]),
-                          key_impl=str(jax.random.key_impl(streams["state"])))
-        return jax.device_put(jax.tree.map(jnp.copy, state), replicated)
+    fresh, rounds, _ = core_rounds(trainer, x, BATCH, steps, seed)
 
     def run_round(state, r):
-        idx = perm(jax.random.fold_in(streams["shuffle"], r), len(x), n_batches, BATCH)[:steps]
-        state, metrics, ok = chunk(state, data, idx)
-        metrics = jax.device_get(metrics)
-        assert bool(ok), "non-finite jaxgen state"
-        return state, float(np.mean(metrics["loss"]))
+        state, (loss,) = rounds(state, r)
+        return state, loss
 
     return fresh, run_round, params0, trainer
 

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse
 
-__all__ = ["check_data", "check_positive_int", "check_positive_float", "check_choice", "check_key", "float_dtype"]
+__all__ = ["check_data", "check_positive_int", "check_int_tuple", "check_positive_float", "check_choice", "check_key",
+           "float_dtype"]
 
 
 def float_dtype(dtype=None) -> np.dtype:
@@ -187,6 +188,18 @@ def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}.")
     return int(value)
+
+
+def check_int_tuple(value, name: str, *, minimum: int = 1) -> tuple:
+    """Return ``value`` (a sequence of integers, or one integer for a 1-tuple) as a tuple of ints,
+    each >= ``minimum``; raise ``ValueError`` otherwise (no silent truncation of floats). For the
+    layer widths and shapes of frozen config dataclasses: hashable, JSON-able as lists."""
+    seq = (value,) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+    try:
+        seq = tuple(seq)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of integers >= {minimum}, got {value!r}.") from None
+    return tuple(check_positive_int(v, f"{name} entries", minimum=minimum) for v in seq)
 
 
 def check_positive_float(value, name: str, *, allow_zero: bool = False) -> float:

@@ -32,7 +32,7 @@ from jaxgen.models.pixelcnn.objectives import check_grey
 from jaxgen.models.pixelcnn.sampling import _fill
 from jaxgen.models.vae import Encoder, VAEConfig
 from jaxgen.nn import ConvDecoder
-from jaxgen.validation import check_choice, check_key, check_positive_int, float_dtype
+from jaxgen.validation import check_choice, check_int_tuple, check_key, check_positive_int, float_dtype
 
 __all__ = ["PixelVAEConfig", "PixelVAEParams", "init", "num_params", "encode", "decode", "sample", "elbo",
            "log_prob", "interpolate", "loss_fn"]
@@ -65,7 +65,7 @@ class PixelVAEConfig:
     out_features: int = 64
 
     def __post_init__(self):
-        object.__setattr__(self, "conv_features", tuple(self.conv_features))
+        object.__setattr__(self, "conv_features", check_int_tuple(self.conv_features, "conv_features"))
         check_positive_int(self.context_channels, "context_channels")
         self.pixelcnn  # noqa: B018  (validates the decoder's settings)
         self.encoder  # noqa: B018

@@ -47,7 +47,7 @@ from jaxgen.models.gan.objectives import (
     gradient_penalty,
     r1_penalty,
 )
-from jaxgen.validation import check_choice, check_positive_float, check_positive_int
+from jaxgen.validation import check_choice, check_int_tuple, check_positive_float, check_positive_int
 
 __all__ = ["ARCHITECTURES", "GANState", "GANTrainer", "ema_samples"]
 
@@ -70,15 +70,6 @@ class GANState:
     g_opt: Any
     d_opt: Any
     ema_vars: Any
-
-
-def _ints(value, name: str) -> tuple:
-    seq = (value,) if isinstance(value, (int, np.integer)) else value
-    try:
-        seq = tuple(int(v) if isinstance(v, np.integer) else v for v in seq)
-    except TypeError:
-        raise ValueError(f"{name} must be a sequence of positive integers, got {value!r}.") from None
-    return tuple(check_positive_int(v, f"{name} entries") for v in seq)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,8 +126,9 @@ class GANTrainer:
         check_choice(self.architecture, "architecture", ARCHITECTURES)
         check_choice(self.latent, "latent", networks.LATENTS)
         mlp = self.architecture == "mlp"
-        set_("data_shape", _ints(self.data_shape if self.data_shape is not None else ((2,) if mlp else (28, 28, 1)),
-                                 "data_shape"))
+        default_shape = (2,) if mlp else (28, 28, 1)
+        set_("data_shape", check_int_tuple(self.data_shape if self.data_shape is not None else default_shape,
+                                           "data_shape"))
         if mlp and len(self.data_shape) != 1:
             raise ValueError(f"architecture='mlp' takes flat data: data_shape must be (D,), got {self.data_shape}.")
         if not mlp and (len(self.data_shape) != 3 or self.data_shape[0] % 4 or self.data_shape[1] % 4):
@@ -144,8 +136,8 @@ class GANTrainer:
                              f"by 4, e.g. (28, 28, 1), got {self.data_shape}.")
         set_("latent_dim", check_positive_int(self.latent_dim if self.latent_dim is not None else (2 if mlp else 64),
                                               "latent_dim"))
-        set_("g_hidden", _ints(self.g_hidden, "g_hidden"))
-        set_("d_hidden", _ints(self.d_hidden, "d_hidden"))
+        set_("g_hidden", check_int_tuple(self.g_hidden, "g_hidden"))
+        set_("d_hidden", check_int_tuple(self.d_hidden, "d_hidden"))
         from jaxgen.nn import get_activation
 
         get_activation(self.activation)

@@ -25,7 +25,8 @@ import numpy as np
 from jaxgen.models._latent import latent_path
 from jaxgen.models.vae import priors
 from jaxgen.nn import ACTIVATIONS, MLP, ConvDecoder, ConvEncoder
-from jaxgen.validation import check_choice, check_data, check_key, check_positive_float, check_positive_int, float_dtype
+from jaxgen.validation import (check_choice, check_data, check_int_tuple, check_key, check_positive_float,
+                               check_positive_int, float_dtype)
 
 __all__ = [
     "LIKELIHOODS",
@@ -98,21 +99,11 @@ class VAEConfig:
     def __post_init__(self):
         set_ = functools.partial(object.__setattr__, self)
 
-        def ints(value, name, minimum=1):
-            """A tuple of ints from a sequence (a single int is a 1-tuple); no silent truncation."""
-            seq = (value,) if isinstance(value, (int, np.integer)) else value
-            try:
-                seq = tuple(seq)
-            except TypeError:
-                raise ValueError(f"{name} must be a sequence of integers, got {value!r}.") from None
-            return tuple(check_positive_int(v.item() if isinstance(v, np.integer) else v, f"{name} entries",
-                                            minimum=minimum) for v in seq)
-
-        set_("image_shape", ints(self.image_shape, "image_shape"))
+        set_("image_shape", check_int_tuple(self.image_shape, "image_shape"))
         if len(self.image_shape) != 3:
             raise ValueError(f"image_shape must be (H, W, C), got {self.image_shape}.")
-        set_("hidden", ints(self.hidden, "hidden"))
-        set_("conv_features", ints(self.conv_features, "conv_features"))
+        set_("hidden", check_int_tuple(self.hidden, "hidden"))
+        set_("conv_features", check_int_tuple(self.conv_features, "conv_features"))
         check_positive_int(self.latent_dim, "latent_dim")
         check_positive_int(self.conv_dense, "conv_dense", minimum=0)
         check_positive_int(self.n_components, "n_components")
