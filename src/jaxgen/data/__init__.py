@@ -8,6 +8,8 @@ Files: :data:`REGISTRY`, :func:`download`, :class:`DataFileError` (in :mod:`jaxg
 Synthetic (JAX arrays, explicit keys): :func:`make_blobs`, :func:`make_subspace`, :func:`make_ring`,
   :func:`make_grid`, plus :func:`batches` / :func:`epoch_batches`.
 Stacked MNIST (three digits as RGB channels, 1000 modes): :func:`make_stacked_mnist`, :func:`stack_digits`.
+Sprites (dSprites-like 64x64 binary images with 5 known factors, rendered on demand): :class:`Sprites`,
+  :func:`make_sprites`, :data:`SPRITE_FACTORS`, :data:`SPRITE_FACTOR_SIZES`.
 """
 from jaxgen.data.digits import load_digits
 from jaxgen.data.faithful import load_faithful
@@ -15,6 +17,7 @@ from jaxgen.data.files import REGISTRY, DataFile, DataFileError, data_dir, downl
 from jaxgen.data.frey import load_frey
 from jaxgen.data.images import binarize, to_float
 from jaxgen.data.mnist import MNIST_SPLITS, load_mnist, read_idx
+from jaxgen.data.sprites import SPRITE_FACTOR_SIZES, SPRITE_FACTORS, Sprites, make_sprites
 from jaxgen.data.stacked import N_STACKED_MODES, make_stacked_mnist, stack_digits, stacked_mode_id
 from jaxgen.data.synthetic import (
     SubspaceData,
@@ -32,8 +35,11 @@ __all__ = [
     "MNIST_SPLITS",
     "N_STACKED_MODES",
     "REGISTRY",
+    "SPRITE_FACTORS",
+    "SPRITE_FACTOR_SIZES",
     "DataFile",
     "DataFileError",
+    "Sprites",
     "SubspaceData",
     "batches",
     "binarize",
@@ -49,6 +55,7 @@ __all__ = [
     "make_blobs",
     "make_grid",
     "make_ring",
+    "make_sprites",
     "make_stacked_mnist",
     "make_subspace",
     "read_idx",
