@@ -2,7 +2,8 @@
 
 Model, parameters and the functions over them: :mod:`.model`; priors (normal, mixture of
 Gaussians, VampPrior): :mod:`.priors`; bounds, the importance-sampled log-likelihood and the
-training loss: :mod:`.objectives`. Everything public is re-exported here::
+training loss (beta-VAE, beta-TCVAE): :mod:`.objectives`; FactorVAE's trainer: :mod:`.factorvae`.
+Everything public is re-exported here::
 
     from jaxgen.models import vae
     cfg = vae.VAEConfig()                       # Burda et al.'s 784-200-200-50 tanh MLPs, Bernoulli
@@ -44,8 +45,10 @@ from jaxgen.models.vae.objectives import (
     kl_weight,
     log_prob,
     loss_fn,
+    tc_decomposition,
 )
 from jaxgen.models.vae.priors import PRIORS
+from jaxgen.models.vae.factorvae import FactorVAEState, FactorVAETrainer, permute_dims
 
 __all__ = [
     "ARCHITECTURES",
@@ -55,6 +58,8 @@ __all__ = [
     "VARIANCES",
     "Decoder",
     "Encoder",
+    "FactorVAEState",
+    "FactorVAETrainer",
     "Objective",
     "VAEConfig",
     "VAEParams",
@@ -76,8 +81,10 @@ __all__ = [
     "log_prob",
     "loss_fn",
     "num_params",
+    "permute_dims",
     "prepare",
     "prior_log_prob",
     "reconstruct",
     "sample",
+    "tc_decomposition",
 ]

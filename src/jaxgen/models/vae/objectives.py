@@ -8,8 +8,11 @@
   protocol, k = 5000), chunked over data and over samples with a running logsumexp so that memory
   is bounded by ``batch_size * k_chunk * D`` however large k is.
 * :func:`loss_fn`: ``(params, batch, key) -> (loss, metrics)`` for :mod:`jaxgen.train`: negative
-  ELBO / beta-ELBO with linear KL warm-up / IWAE(k), averaged over the batch, with dynamic
-  binarisation inside (a fresh Bernoulli draw of the pixels per step from the step key).
+  ELBO / beta-ELBO with linear KL warm-up / IWAE(k) / beta-TCVAE, averaged over the batch, with
+  dynamic binarisation inside (a fresh Bernoulli draw of the pixels per step from the step key).
+* :func:`tc_decomposition`: the KL term of the ELBO split into index-code mutual information,
+  total correlation and dimension-wise KL (Chen et al. 2018) with the minibatch-weighted sampling
+  estimator: the beta-TCVAE's penalty.
 
 All values are in nats per example; ``log_prob`` is a log-likelihood (negative number for
 binarised MNIST), report ``-log_prob`` as the NLL.
@@ -28,11 +31,14 @@ import optax
 from jaxgen.models.vae.model import (VAEParams, _decode_raw, _encode, _log_likelihood, _prior_log_prob, check_shape,
                                      check_values, prepare)
 from jaxgen.models.vae.priors import diag_normal_log_prob
+
+_LOG_2PI = math.log(2.0 * math.pi)
 from jaxgen.validation import check_choice, check_positive_float, check_positive_int
 
-__all__ = ["OBJECTIVES", "Objective", "elbo", "elbo_terms", "iwae_bound", "log_prob", "kl_weight", "loss_fn"]
+__all__ = ["OBJECTIVES", "Objective", "elbo", "elbo_terms", "iwae_bound", "log_prob", "kl_weight", "loss_fn",
+           "tc_decomposition"]
 
-OBJECTIVES = ("elbo", "iwae")
+OBJECTIVES = ("elbo", "iwae", "beta_tcvae")
 
 
 def _kl_normal(mean, log_var):
@@ -74,7 +80,7 @@ def _elbo_jit(params, x, key, beta):
 
 def elbo(params: VAEParams, x, key: jax.Array, *, beta: float = 1.0) -> jax.Array:
     """Per-example (beta-)ELBO, ``(N,)`` nats, one reparameterised sample (``beta=1`` is the ELBO)."""
-    beta = check_positive_float(beta, "beta", allow_zero=True)
+    beta = check_positive_float(beta, "beta")
     return _elbo_jit(params, prepare(params, x), key, beta)
 
 
@@ -154,6 +160,68 @@ def log_prob(
 
 
 # --------------------------------------------------------------------------------------------
+# total-correlation decomposition (beta-TCVAE)
+
+
+def _tc_terms(z, mean, log_var, log_p_z, dataset_size: int):
+    """Minibatch-weighted sampling (MWS) estimate of Chen et al.'s (2018) KL decomposition.
+
+    ``z, mean, log_var (M, q)``: one sample ``z_i ~ q(z | x_i)`` per example of a minibatch of M
+    drawn from a data set of N = ``dataset_size``; ``log_p_z (M,)``. With
+    ``log q(z_i) ~ logsumexp_j log q(z_i | x_j) - log(N M)`` and the same per dimension for the
+    marginals ``q(z_id)``, returns ``(mi, tc, dwkl)``, each ``(M,)``:
+
+    * ``mi = log q(z_i | x_i) - log q(z_i)``: index-code mutual information I(x; z);
+    * ``tc = log q(z_i) - sum_d log q(z_id)``: total correlation of the aggregate posterior;
+    * ``dwkl = sum_d log q(z_id) - log p(z_i)``: dimension-wise KL to the prior.
+
+    The three telescope: ``mi + tc + dwkl = log q(z_i | x_i) - log p(z_i)``, the one-sample estimate
+    of KL(q(z|x_i) || p(z)), whatever the estimator's bias in each term.
+    """
+    # log q(z_id | x_j) for every pair (i, j) and dimension d: (M, M, q)
+    per_dim = -0.5 * (_LOG_2PI + log_var[None] + (z[:, None] - mean[None]) ** 2 * jnp.exp(-log_var[None]))
+    log_nm = math.log(dataset_size * z.shape[0])
+    log_q_zx = jnp.sum(jnp.diagonal(per_dim, axis1=0, axis2=1).T, axis=-1)  # log q(z_i | x_i)
+    log_q_z = jax.nn.logsumexp(jnp.sum(per_dim, axis=-1), axis=1) - log_nm
+    log_prod_q = jnp.sum(jax.nn.logsumexp(per_dim, axis=1) - log_nm, axis=-1)
+    return log_q_zx - log_q_z, log_q_z - log_prod_q, log_prod_q - log_p_z
+
+
+def _check_tc_batch(params: VAEParams, batch_size: int, dataset_size: int) -> None:
+    """Static checks of the beta-TCVAE's estimator (also under jit)."""
+    if params.config.prior != "normal":
+        raise ValueError(f"beta_tcvae needs a factorised prior (prior='normal'), got prior={params.config.prior!r}: the "
+                         "dimension-wise KL compares each marginal q(z_d) with p(z_d).")
+    if batch_size > dataset_size:
+        raise ValueError(f"beta_tcvae: the batch ({batch_size} examples) is larger than dataset_size={dataset_size}; "
+                         "set dataset_size to the number of training examples.")
+
+
+@functools.partial(jax.jit, static_argnames="dataset_size")
+def _tc_jit(params, x, key, dataset_size: int):
+    mean, log_var = _encode(params, x)
+    z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape, mean.dtype)
+    return _tc_terms(z, mean, log_var, _prior_log_prob(params, z), dataset_size)
+
+
+def tc_decomposition(params: VAEParams, x, key: jax.Array, *, dataset_size: int) -> dict:
+    """The beta-TCVAE's decomposition of the KL term on the minibatch ``x (M, D)``, one sample each.
+
+    Args:
+      dataset_size: N, the size of the data set the minibatch was drawn from (>= M).
+
+    Returns:
+      ``{"mi", "tc", "dwkl"}``, each ``(M,)`` nats (see :func:`_tc_terms`); they sum to the
+      one-sample KL estimate ``log q(z|x) - log p(z)``.
+    """
+    dataset_size = check_positive_int(dataset_size, "dataset_size")
+    x = prepare(params, x)
+    _check_tc_batch(params, x.shape[0], dataset_size)
+    mi, tc, dwkl = _tc_jit(params, x, key, dataset_size)
+    return {"mi": mi, "tc": tc, "dwkl": dwkl}
+
+
+# --------------------------------------------------------------------------------------------
 # training objective
 
 
@@ -162,12 +230,18 @@ class Objective:
     """What the training loss optimises.
 
     Attributes:
-      name: ``"elbo"`` (with ``beta`` and warm-up: beta-VAE / KL annealing) or ``"iwae"``.
+      name: ``"elbo"`` (with ``beta`` and warm-up: beta-VAE / KL annealing), ``"iwae"`` or
+        ``"beta_tcvae"`` (Chen et al. 2018: ``E[log p(x|z)] - (mi + beta tc + dwkl)``, see
+        :func:`tc_decomposition`; normal prior only).
       k: importance samples for ``"iwae"`` (``k=1`` is the ELBO with a Monte Carlo KL).
-      beta: final KL weight of the ELBO.
+      beta: > 0; final KL weight of the ELBO, or the weight of the total correlation for
+        ``"beta_tcvae"`` (``beta=1`` is the ELBO with a one-sample KL).
       warmup_steps: KL warm-up: the weight rises linearly from 0 to ``beta`` over this many steps
-        (0 = no warm-up). Needs the step: see :func:`loss_fn`.
+        (0 = no warm-up; for ``"beta_tcvae"`` the whole penalty is ramped). Needs the step: see
+        :func:`loss_fn`.
       binarize: dynamic binarisation, i.e. each step draws ``x ~ Bernoulli(pixels)`` afresh.
+      dataset_size: N, the number of training examples, for ``"beta_tcvae"``'s minibatch-weighted
+        estimator (required there, >= the batch size; ignored otherwise).
     """
 
     name: str = "elbo"
@@ -175,12 +249,20 @@ class Objective:
     beta: float = 1.0
     warmup_steps: int = 0
     binarize: bool = False
+    dataset_size: int | None = None
 
     def __post_init__(self):
         check_choice(self.name, "objective", OBJECTIVES)
         check_positive_int(self.k, "k")
-        check_positive_float(self.beta, "beta", allow_zero=True)
+        check_positive_float(self.beta, "beta")
         check_positive_int(self.warmup_steps, "warmup_steps", minimum=0)
+        if self.name == "beta_tcvae":
+            if self.dataset_size is None:
+                raise ValueError("objective 'beta_tcvae' needs dataset_size=N, the number of training examples (its "
+                                 "minibatch-weighted estimator of log q(z) weights the batch by 1/N).")
+            check_positive_int(self.dataset_size, "dataset_size")
+        elif self.dataset_size is not None:
+            check_positive_int(self.dataset_size, "dataset_size")
 
 
 def kl_weight(step, beta: float, warmup_steps: int):
@@ -235,7 +317,9 @@ def loss_fn(objective: Objective | str | Mapping | None = None, **kwargs):
     rejects data of the wrong shape and, for the Bernoulli likelihood, values outside [0, 1] (the
     0..16 pixels of scikit-learn's digits, say) with a ``ValueError``. ``loss`` is the negative bound
     averaged over the batch; ``metrics`` holds scalar means: ``elbo``, ``recon`` (log p(x|z)),
-    ``kl`` and ``kl_weight`` for the ELBO, ``iwae`` for IWAE.
+    ``kl`` and ``kl_weight`` for the ELBO, ``iwae`` for IWAE, ``elbo``, ``recon``, ``mi``, ``tc``,
+    ``dwkl`` and ``kl_weight`` (the warm-up ramp) for beta-TCVAE (``elbo`` with the one-sample KL
+    ``mi + tc + dwkl``).
     """
     obj = _as_objective(objective)
     if kwargs:
@@ -255,6 +339,16 @@ def loss_fn(objective: Objective | str | Mapping | None = None, **kwargs):
         if obj.name == "iwae":
             bound = _iwae(params, x, ks, obj.k)
             return -jnp.mean(bound), {"iwae": jnp.mean(bound)}
+        if obj.name == "beta_tcvae":
+            _check_tc_batch(params, x.shape[0], obj.dataset_size)
+            mean, log_var = _encode(params, x)
+            z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(ks, mean.shape, mean.dtype)
+            rec = jnp.mean(_log_likelihood(params, x, _decode_raw(params, z)))
+            mi, tc, dwkl = (jnp.mean(t) for t in _tc_terms(z, mean, log_var, _prior_log_prob(params, z),
+                                                           obj.dataset_size))
+            w = kl_weight(step, 1.0, obj.warmup_steps).astype(dtype)
+            metrics = {"elbo": rec - (mi + tc + dwkl), "recon": rec, "mi": mi, "tc": tc, "dwkl": dwkl, "kl_weight": w}
+            return -(rec - w * (mi + obj.beta * tc + dwkl)), metrics
         rec, kl = _elbo_terms(params, x, ks)
         w = kl_weight(step, obj.beta, obj.warmup_steps).astype(dtype)
         metrics = {"elbo": jnp.mean(rec - kl), "recon": jnp.mean(rec), "kl": jnp.mean(kl), "kl_weight": w}
