@@ -23,6 +23,11 @@ Stacked MNIST (1000 modes), :mod:`jaxgen.metrics.stacked` (data: :func:`jaxgen.d
   :func:`stacked_mode_metrics` ((N, 28, 28, 3) images) -> dict(modes, reverse_kl, histogram (1000,),
   digits (N, 3), n_modes, n_samples); :func:`stacked_digits`; :func:`mode_count_metrics` (mode ids (N,));
   :func:`expected_coverage` (exact mean and std of the modes hit by n multinomial draws).
+
+Disentanglement against ground-truth factors, :mod:`jaxgen.metrics.disentangle` (data: :class:`jaxgen.data.Sprites`):
+  :func:`mutual_info_gap` (codes (N, q), factors (N, K) int) -> dict(mig, per_factor, mutual_info (q, K),
+  entropy (K,)); :func:`factor_vae_score` (encode_fn, data, key) -> dict(score, train_accuracy, active (q,),
+  votes (q, K), eval_votes (q, K)).
 """
 from jaxgen.metrics.classifier import (
     ClassifierConfig,
@@ -35,6 +40,7 @@ from jaxgen.metrics.classifier import (
     save_classifier,
     train_classifier,
 )
+from jaxgen.metrics.disentangle import factor_vae_score, mutual_info_gap
 from jaxgen.metrics.frechet import (
     FeatureStats,
     feature_statistics,
@@ -61,6 +67,7 @@ __all__ = [
     "default_classifier",
     "domain_fid",
     "expected_coverage",
+    "factor_vae_score",
     "feature_statistics",
     "frechet_bias",
     "frechet_distance",
@@ -69,6 +76,7 @@ __all__ = [
     "mnist_score",
     "mode_count_metrics",
     "mode_metrics",
+    "mutual_info_gap",
     "nearest_mode",
     "reverse_kl_to_uniform",
     "save_classifier",
