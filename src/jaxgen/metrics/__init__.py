@@ -28,6 +28,9 @@ Disentanglement against ground-truth factors, :mod:`jaxgen.metrics.disentangle` 
   :func:`mutual_info_gap` (codes (N, q), factors (N, K) int) -> dict(mig, per_factor, mutual_info (q, K),
   entropy (K,)); :func:`factor_vae_score` (encode_fn, data, key) -> dict(score, train_accuracy, active (q,),
   votes (q, K), eval_votes (q, K)).
+
+Latent usage, :mod:`jaxgen.metrics.latents`: :func:`active_units` (posterior means (N, q), threshold=0.01) ->
+  dict(n_active, variances (q,), active (q,)) (Burda et al. 2016); :func:`~jaxgen.metrics.latents.posterior_means`.
 """
 from jaxgen.metrics.classifier import (
     ClassifierConfig,
@@ -49,6 +52,7 @@ from jaxgen.metrics.frechet import (
     frechet_distance_features,
     sqrtm_psd,
 )
+from jaxgen.metrics.latents import active_units
 from jaxgen.metrics.modes import mode_metrics, nearest_mode, reverse_kl_to_uniform
 from jaxgen.metrics.stacked import (
     LITERATURE_N_SAMPLES,
@@ -63,6 +67,7 @@ __all__ = [
     "ClassifierConfig",
     "FeatureStats",
     "MNISTClassifier",
+    "active_units",
     "class_histogram",
     "default_classifier",
     "domain_fid",
