@@ -63,6 +63,7 @@ def test_render_jit_and_vmap():
     ref = np.asarray(SP.render(f))
     np.testing.assert_array_equal(np.asarray(jax.jit(SP.render)(f)), ref)
     np.testing.assert_array_equal(np.asarray(jax.vmap(SP.render)(f.reshape(3, 4, 5))).reshape(ref.shape), ref)
+    np.testing.assert_array_equal(np.asarray(jax.jit(lambda g: SP.factors_at(SP.index(g)))(f)), np.asarray(f))
 
 
 def test_values():

@@ -4,16 +4,16 @@ In the spirit of dSprites (Matthey et al. 2017), an image shows one white sprite
 fully determined by five integer factor indices (:data:`SPRITE_FACTORS`, sizes
 :data:`SPRITE_FACTOR_SIZES`):
 
-========== ====== ==========================================================================
-factor     values physical value (:meth:`Sprites.values`)
-========== ====== ==========================================================================
-shape      3      0 square, 1 ellipse, 2 heart
-scale      6      ``linspace(0.5, 1, 6)``
-orientation 40    ``2 pi k / 40`` radians, k = 0..39 (half-open: unlike dSprites' ``linspace(0,
-                  2 pi, 40)``, no two indices name the same angle)
-x          32     ``linspace(0, 1, 32)``: column of the centre, left to right
-y          32     ``linspace(0, 1, 32)``: row of the centre, top to bottom
-========== ====== ==========================================================================
+=========== ====== ========================================================================
+factor      values physical value (:meth:`Sprites.values`)
+=========== ====== ========================================================================
+shape       3      0 square, 1 ellipse, 2 heart
+scale       6      ``linspace(0.5, 1, 6)``
+orientation 40     ``2 pi k / 40`` radians, k = 0..39 (half-open: unlike dSprites'
+                   ``linspace(0, 2 pi, 40)``, no two indices name the same angle)
+x           32     ``linspace(0, 1, 32)``: column of the centre, left to right
+y           32     ``linspace(0, 1, 32)``: row of the centre, top to bottom
+=========== ====== ========================================================================
 
 Nothing is stored: every one of the 3 * 6 * 40 * 32 * 32 = 737 280 combinations is rendered on
 demand by :meth:`Sprites.render`, pure ``jnp`` (jit-able, vmappable, deterministic).
@@ -205,7 +205,9 @@ class Sprites:
 
     def factors_at(self, index) -> jax.Array:
         """(N,) flat indices -> (N, K) int32 factor indices: the inverse of :meth:`index`."""
-        shape, dtype = np.shape(index), getattr(index, "dtype", None) or np.asarray(index).dtype
+        shape, dtype = np.shape(index), getattr(index, "dtype", None)
+        if dtype is None:
+            dtype = np.asarray(index).dtype
         if len(shape) != 1 or not np.issubdtype(dtype, np.integer) or dtype == np.bool_:
             raise ValueError(f"index must be a 1-D integer array of flat indices, got shape {shape} and dtype {dtype}.")
         if not isinstance(index, jax.core.Tracer) and shape[0]:
