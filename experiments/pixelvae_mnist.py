@@ -50,6 +50,7 @@ import optax
 
 from jaxgen import keys, plotting, runner, train
 from jaxgen.data import load_mnist
+from jaxgen.metrics.latents import active_units
 from jaxgen.metrics.samples import spread
 from jaxgen.models import pixelvae, vae
 
@@ -79,7 +80,6 @@ CPU_RESULT = ("Measured (seed 0, a 2-core x86-64 CPU shared with other jobs, jax
               "but for much less than the VAE: the local decoder draws the strokes, the code the digit's "
               "shape and class, which change along its interpolation rows.")
 STREAMS = ("init", "fit", "binarize_test", "elbo", "nll", "interpolate", "sample", "vae")
-ACTIVE = 0.01  # Burda et al. 2016: a unit is active when Cov_x(E_q[z_u | x]) exceeds this
 
 CHECKS = {
     "n_train": runner.interval(1, 50_000),
@@ -165,10 +165,9 @@ def _fit(run, loss, params, config, x_train, key, run_dir):
 
 
 def _summary(lp, elbo, kl, means, seconds, history, n_params, k) -> dict:
-    var = np.var(np.asarray(means, np.float64), axis=0)
     return {"test_nll_nats": float(-np.mean(lp)), "test_nll_sem": float(np.std(lp, ddof=1) / np.sqrt(len(lp))),
             "test_nll_k": k, "test_elbo_nats": float(np.mean(elbo)), "kl_nats": float(np.mean(kl)),
-            "active_units": int(np.sum(var > ACTIVE)), "n_params": n_params, "train_seconds": seconds,
+            "active_units": active_units(means)["n_active"], "n_params": n_params, "train_seconds": seconds,
             "train_images_per_s": float(np.median([h["examples_per_s"] for h in history])),
             "final_train_elbo": float(history[-1]["elbo"]),
             "history": {"epoch": [h["epoch"] for h in history], "train_elbo": [h["elbo"] for h in history],
