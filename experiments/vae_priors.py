@@ -1,0 +1,295 @@
+"""Learnable priors compared: standard normal, mixture of Gaussians and VampPrior on binarised MNIST.
+
+One VAE per prior in ``priors`` (:mod:`jaxgen.models.vae`, ``VAEConfig(prior=...)``), all on the same
+protocol and budget: Burda et al.'s (2016) 784-200-200-50 tanh MLPs for q(z|x) and p(x|z)
+(Bernoulli), the first ``n_train`` images of MNIST's 50 000-image training split reshuffled every
+epoch and binarised afresh at every step (dynamic binarisation), optax's Adam at ``train.lr``
+(eps ``train.adam_eps``), minibatch ``train.batch_size``, ``train.epochs`` epochs, the ELBO with a
+linear KL warm-up over the first ``train.warmup_epochs`` epochs (0: none). The priors:
+
+* ``normal``: p(z) = N(0, I), analytic KL.
+* ``mog``: a mixture of ``n_components`` diagonal Gaussians, means, scales and weights learned.
+* ``vamp``: the VampPrior of Tomczak & Welling (2018), p(z) = (1/K) sum_k q(z | u_k) with
+  ``n_components`` learned pseudo-inputs u_k (K = 500 in their MNIST runs).
+
+For a mixture prior the KL has no closed form: training and the reported KL use the one-sample
+estimate log q(z|x) - log p(z) (:func:`jaxgen.models.vae.elbo_terms`).
+
+Seeds: replicate s = 0..``n_seeds``-1 of the run's seed. Within a replicate every prior starts
+from the same encoder/decoder weights and sees the same minibatches and binarisations (common
+random numbers: the differences between priors are not those of the draws), and its NLL uses the
+same importance-sampling keys.
+
+Metrics, per prior and replicate, on the test set binarised once (a fixed draw of the
+``binarize_test`` stream, the same images for every model):
+
+* ``test_nll_nats``: -mean log p(x), the importance-sampled estimate with ``eval.k`` = 5000 samples
+  (:func:`jaxgen.models.vae.log_prob`) on ``eval.n_test_nll`` test images spread evenly over the
+  test set (it is not in random order).
+* ``test_elbo_nats`` and ``kl_nats``: the mean ELBO and its KL term on the same images (one sample;
+  analytic KL for the normal prior, the one-sample estimate for the mixtures).
+* ``active_units``: Burda et al.'s criterion, the number of latents u with
+  Cov_x(E_q[u | x]) > ``eval.active_threshold`` (0.01) over the first ``eval.n_active`` test
+  images (:func:`jaxgen.metrics.latents.active_units`).
+* ``train_seconds``, ``n_params`` (encoder + decoder + prior).
+
+Outputs: ``table.md`` (mean ± std over replicates per prior, also in the log), ``metrics.json``
+(each prior's numbers under its name, ``normal`` / ``mog`` / ``vamp``: mean, ``*_std`` and
+``per_seed``; the protocol and its differences), figures ``samples`` (decoder means E[x | z],
+z ~ p(z), of each prior's first-replicate model, side by side), ``nll`` (test NLL per prior, mean
+and std over replicates), ``active_units`` (the variances of the posterior means per latent,
+sorted, for each prior, with the threshold).
+
+Configs:
+  * default (CPU budget, {cpu_budget}): {cpu_settings}.
+  * accelerator (:data:`ACCELERATOR`, untested here): the protocol of Tomczak & Welling (2018) as
+    far as this code has it: ``jaxgen run vae_priors {accelerator}``.
+  * ``--quick``: tiny networks on a few hundred images, seconds.
+
+Reference (test NLL, nats, k = 5000): Tomczak & Welling (2018, Table 2; one stochastic layer,
+their gated 300-300 MLPs, q = 40) report about 88.6 (standard normal), 86.6 (MoG) and 85.6
+(VampPrior); Burda et al. (2016): 86.76 for this architecture with the normal prior (3280 epochs).
+Differences of the default from the Tomczak & Welling protocol (also in ``metrics.json`` as
+``protocol_differences``):
+
+{differences}
+"""
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jaxgen import keys, plotting, runner, train
+from jaxgen.data import binarize, load_mnist
+from jaxgen.metrics.latents import active_units, posterior_means
+from jaxgen.metrics.samples import spread
+from jaxgen.models import vae
+
+DESCRIPTION = "VAE priors compared on binarised MNIST (normal, MoG, VampPrior): test NLL (k=5000), KL, active units, over seeds."
+
+PRIORS = ("normal", "mog", "vamp")
+
+QUICK = {"n_train": 400, "n_seeds": 2, "n_components": 5, "model.latent_dim": 6, "model.hidden": (32,),
+         "train.epochs": 2, "train.batch_size": 40, "train.lr": 3e-3, "train.warmup_epochs": 1, "eval.k": 20,
+         "eval.n_test_nll": 60, "eval.n_active": 200, "eval.n_samples": 16}
+
+# Tomczak & Welling's settings (ICLR/AISTATS 2018, Sec. 4 and their code): K = 500 components or
+# pseudo-inputs, Adam 5e-4, minibatch 100, KL warm-up over 100 epochs, the whole test set; they trained
+# up to 2000 epochs with early stopping (50 epochs look-ahead on a validation set), here a fixed count.
+ACCELERATOR = {"n_components": 500, "train.epochs": 2000, "train.warmup_epochs": 100, "train.lr": 5e-4,
+               "train.batch_size": 100, "eval.n_test_nll": 10_000, "eval.n_active": 10_000}
+
+STREAMS = ("train", "binarize_test", "nll", "elbo", "sample")
+
+CHECKS = {
+    "priors": runner.one_of(*PRIORS), "n_seeds": runner.positive(), "n_train": runner.interval(1, 50_000),
+    "n_components": runner.positive(),
+    "model.latent_dim": runner.positive(), "model.hidden": runner.positive(),
+    "model.activation": runner.one_of("tanh", "relu", "elu", "softplus", "gelu", "leaky_relu"),
+    "train.epochs": runner.positive(), "train.batch_size": runner.positive(), "train.lr": runner.positive(),
+    "train.adam_eps": runner.positive(), "train.warmup_epochs": runner.non_negative(),
+    "eval.k": runner.positive(), "eval.n_test_nll": runner.interval(1, 10_000),
+    "eval.n_active": runner.interval(2, 10_000), "eval.active_threshold": runner.non_negative(),
+    "eval.batch_size": runner.positive(), "eval.n_samples": runner.interval(1, 400),
+}
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.n_seeds = 3
+    c.priors = PRIORS
+    c.n_train = 50_000
+    c.n_components = 100  # K: mixture components (mog) and pseudo-inputs (vamp); Tomczak & Welling: 500
+    c.model = ml_collections.ConfigDict(dict(latent_dim=50, hidden=(200, 200), activation="tanh"))
+    c.train = ml_collections.ConfigDict(dict(epochs=10, batch_size=100, lr=1e-3, adam_eps=1e-4, warmup_epochs=2))
+    c.eval = ml_collections.ConfigDict(dict(k=5000, n_test_nll=1000, n_active=10_000, active_threshold=0.01,
+                                            batch_size=100, n_samples=64))
+    return c
+
+
+def check_config(config) -> None:
+    """Rules across keys (each key's own rule is in :data:`CHECKS`)."""
+    priors = tuple(config.priors) if isinstance(config.priors, (tuple, list)) else (config.priors,)
+    if not priors:
+        raise ValueError(f"priors must name at least one of {list(PRIORS)}, got an empty list.")
+    if len(set(priors)) != len(priors):
+        raise ValueError(f"priors must not repeat a name, got {list(priors)}.")
+    if config.train.warmup_epochs > config.train.epochs:
+        raise ValueError(f"train.warmup_epochs ({config.train.warmup_epochs}) must be <= train.epochs "
+                         f"({config.train.epochs}): the KL weight would never reach 1.")
+    if config.train.batch_size > config.n_train:
+        raise ValueError(f"train.batch_size ({config.train.batch_size}) must be <= n_train ({config.n_train}).")
+
+
+def differences(config) -> list[str]:
+    """How this config differs from Tomczak & Welling's protocol (stated in metrics.json)."""
+    out = []
+    acc = {"n_components": "K", "train.epochs": "epochs", "train.warmup_epochs": "KL warm-up epochs",
+           "train.lr": "Adam learning rate", "train.batch_size": "minibatch", "eval.n_test_nll": "test images for the NLL",
+           "eval.n_active": "test images for the active units"}
+    flat = runner.flatten_config(config)
+    for key, what in acc.items():
+        if flat[key] != ACCELERATOR[key]:
+            out.append(f"{what}: {flat[key]} (Tomczak & Welling: {ACCELERATOR[key]})")
+    if config.n_train != 50_000:
+        out.append(f"training images: the first {config.n_train} (Tomczak & Welling: 50 000)")
+    out += [
+        "a fixed number of epochs, no early stopping (theirs: up to 2000 epochs, early stopping with 50 epochs "
+        "look-ahead on the validation ELBO)",
+        f"Burda et al.'s {784}-{'-'.join(map(str, config.model.hidden))}-{config.model.latent_dim} "
+        f"{config.model.activation} MLPs (theirs: gated dense layers 300-300, q = 40)",
+        "pseudo-inputs are free parameters initialised at 0.5 + 0.05 N(0, 1) (theirs: a hard-tanh linear layer "
+        "applied to an identity input)",
+        f"Adam eps {config.train.adam_eps:g}; float32; JAX's threefry random numbers",
+    ]
+    return out
+
+
+def _vae_config(config, prior: str) -> vae.VAEConfig:
+    m = config.model
+    return vae.VAEConfig(image_shape=(28, 28, 1), latent_dim=m.latent_dim, hidden=tuple(m.hidden),
+                         activation=m.activation, likelihood="bernoulli", prior=prior,
+                         n_components=config.n_components)
+
+
+def _train(config, prior: str, key, x_train):
+    """Train one VAE; ``key`` gives the same init and fit streams to every prior (common random numbers)."""
+    k_init, k_fit = keys.streams(key, "init", "fit").values()
+    params = vae.init(k_init, _vae_config(config, prior))
+    bs = config.train.batch_size
+    objective = vae.Objective("elbo", binarize=True, warmup_steps=config.train.warmup_epochs * (len(x_train) // bs))
+    t0 = time.perf_counter()
+    state, history = train.fit(vae.loss_fn(objective), params, optax.adam(config.train.lr, eps=config.train.adam_eps),
+                               x_train, key=k_fit, epochs=config.train.epochs, batch_size=bs, progress=False,
+                               tensorboard=False)
+    params = jax.block_until_ready(state.params)
+    return params, time.perf_counter() - t0, float(history[-1]["elbo"])
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _samples(params, key, n: int):
+    return vae.sample(key, params, n)[0]  # decoder means E[x | z], z ~ p(z)
+
+
+def _evaluate(config, params, x_nll, x_active, k_nll, k_elbo) -> dict:
+    t0 = time.perf_counter()
+    nll = -float(jnp.mean(vae.log_prob(params, x_nll, k_nll, k=config.eval.k, batch_size=config.eval.batch_size)))
+    nll_s = time.perf_counter() - t0
+    rec, kl = vae.elbo_terms(params, x_nll, k_elbo)
+    means = posterior_means(functools.partial(vae.encode, params), x_active, batch_size=1000)
+    au = active_units(means, config.eval.active_threshold)
+    return {"test_nll_nats": nll, "test_elbo_nats": float(jnp.mean(rec - kl)), "kl_nats": float(jnp.mean(kl)),
+            "recon_nats": float(jnp.mean(rec)), "active_units": au["n_active"], "nll_seconds": nll_s,
+            "unit_variances": au["variances"]}
+
+
+def _summary(per_seed: list[dict]) -> dict:
+    """Mean and standard deviation (ddof 1) over replicates of each scalar, and the per-seed values."""
+    out = {"per_seed": per_seed}
+    for name, value in per_seed[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            vals = np.array([r[name] for r in per_seed], float)
+            out[name] = float(vals.mean())
+            out[f"{name}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+    return out
+
+
+def _table(summary: dict, config) -> str:
+    cols = [("test NLL (nats)", "test_nll_nats", 2), ("test ELBO (nats)", "test_elbo_nats", 2),
+            ("KL (nats)", "kl_nats", 2), ("active units", "active_units", 1), ("train s", "train_seconds", 0)]
+    lines = [f"| prior | {' | '.join(c[0] for c in cols)} | params |", "|---|" + "---|" * (len(cols) + 1)]
+    for name, s in summary.items():
+        cells = [f"{s[key]:.{d}f} ± {s[key + '_std']:.{d}f}" for _, key, d in cols]
+        lines.append(f"| {name} | {' | '.join(cells)} | {s['per_seed'][0]['n_params']} |")
+    lines.append(f"\nmean ± std over {config.n_seeds} seed(s); NLL with k = {config.eval.k} on {config.eval.n_test_nll} "
+                 f"test images; active units of {config.model.latent_dim} (variance of E[z|x] > "
+                 f"{config.eval.active_threshold:g} over {config.eval.n_active} test images); K = {config.n_components}.")
+    return "\n".join(lines)
+
+
+def run(config, run) -> dict:
+    priors = tuple(config.priors)
+    ks = keys.streams(run.key, *STREAMS)
+    x_train = load_mnist("train")[0][: config.n_train].reshape(-1, 784)  # uint8: scaled and binarised in the loss
+    x_test = load_mnist("test")[0].reshape(-1, 784)
+    x_bin = np.asarray(binarize(x_test, ks["binarize_test"]))  # once, the same images for every model
+    x_nll = spread(x_bin, config.eval.n_test_nll)
+    x_active = x_bin[: config.eval.n_active]
+    diffs = differences(config)
+    run.log(f"priors {list(priors)}, K = {config.n_components}, {config.n_seeds} seed(s), {config.train.epochs} epochs "
+            f"over {len(x_train)} images; NLL k = {config.eval.k} on {len(x_nll)} test images")
+
+    results = {p: [] for p in priors}
+    shown, variances = {}, {}
+    for s in range(config.n_seeds):  # replicate s: the s-th member of each indexed family
+        k_train = jax.random.fold_in(ks["train"], s)
+        k_nll, k_elbo = jax.random.fold_in(ks["nll"], s), jax.random.fold_in(ks["elbo"], s)
+        for prior in priors:
+            params, secs, train_elbo = _train(config, prior, k_train, x_train)
+            m = _evaluate(config, params, x_nll, x_active, k_nll, k_elbo)
+            var = m.pop("unit_variances")
+            n_params = vae.num_params(params)["total"]
+            results[prior].append({**m, "train_elbo": train_elbo, "train_seconds": secs, "n_params": n_params})
+            run.log(f"seed {s} {prior}: NLL {m['test_nll_nats']:.2f}, ELBO {m['test_elbo_nats']:.2f}, KL "
+                    f"{m['kl_nats']:.2f} nats, {m['active_units']} active units, train {secs:.1f} s, NLL "
+                    f"{m['nll_seconds']:.1f} s")
+            if s == 0:
+                shown[prior] = np.asarray(_samples(params, ks["sample"], config.eval.n_samples))
+                variances[prior] = var
+
+    summary = {p: _summary(rows) for p, rows in results.items()}
+    table = _table(summary, config)
+    run.log(table)
+    (run.dir / "table.md").write_text(table + "\n")
+    _figures(run, config, priors, summary, shown, variances)
+    return {**summary, "priors": list(priors), "n_seeds": config.n_seeds, "k": config.eval.k,
+            "n_test_nll": len(x_nll), "n_active_images": len(x_active), "n_components": config.n_components,
+            "epochs": config.train.epochs, "warmup_epochs": config.train.warmup_epochs,
+            "protocol_differences": diffs, "accelerator": ACCELERATOR,
+            "kl_estimator": {p: ("analytic" if p == "normal" else "one-sample log q(z|x) - log p(z)") for p in priors}}
+
+
+def _figures(run, config, priors, summary, shown, variances) -> None:
+    n = config.eval.n_samples
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    with run.figure("samples", 1, len(priors), figsize=(4 * len(priors), 4.4), squeeze=False) as (fig, axes):
+        for ax, p in zip(axes[0], priors):
+            grid = plotting.image_grid(shown[p], rows, cols, (28, 28))
+            plotting.show_images(ax, grid, f"{p} prior (seed {config.seed}): NLL "
+                                           f"{summary[p]['per_seed'][0]['test_nll_nats']:.1f} nats", cmap="gray_r")
+    with run.figure("nll", 1, 1, figsize=(5, 4)) as (fig, ax):
+        xs = np.arange(len(priors))
+        ax.errorbar(xs, [summary[p]["test_nll_nats"] for p in priors], yerr=[summary[p]["test_nll_nats_std"] for p in priors],
+                    fmt="o", capsize=5)
+        ax.set_xticks(xs, priors)
+        ax.set_xlabel("prior")
+        ax.set_ylabel(f"test NLL (nats, k = {config.eval.k})")
+        ax.set_title(f"mean ± std over {config.n_seeds} seed(s)", fontsize=9)
+    with run.figure("active_units", 1, 1, figsize=(6, 4)) as (fig, ax):
+        for p in priors:
+            v = np.sort(variances[p])[::-1]
+            ax.semilogy(np.arange(1, len(v) + 1), np.maximum(v, 1e-12), marker=".", label=p)
+        ax.axhline(config.eval.active_threshold, color="k", ls="--", lw=1, label="threshold")
+        ax.set_xlabel("latent unit (sorted by activity)")
+        ax.set_ylabel("Var_x E[z_u | x]")
+        ax.set_title(f"activity of the {config.model.latent_dim} latents (seed {config.seed})", fontsize=9)
+        ax.legend(fontsize=8)
+
+
+def _doc(config) -> str:
+    acc = " ".join(f"{k}={v}" for k, v in ACCELERATOR.items())
+    c = config
+    settings = (f"K = {c.n_components}, {c.train.epochs} epochs (KL warm-up {c.train.warmup_epochs}) over "
+                f"{c.n_train} images, minibatch {c.train.batch_size}, Adam {c.train.lr:g}, {c.n_seeds} seeds, "
+                f"NLL with k = {c.eval.k} on {c.eval.n_test_nll} test images")
+    return (__doc__.replace("{cpu_budget}", "under 20 min on one CPU core").replace("{cpu_settings}", settings)
+            .replace("{accelerator}", acc).replace("{differences}", "\n".join(f"  - {d}" for d in differences(config))))
+
+
+__doc__ = _doc(get_config())

@@ -1,0 +1,92 @@
+"""The vae_priors experiment: a quick run writes every prior's NLL, KL and active units; bad configs
+fail before any folder; a prior's numbers are reproducible and do not depend on the other priors run."""
+import json
+
+import numpy as np
+import pytest
+
+from jaxgen import keys, runner
+
+from test_experiments import EXPERIMENTS, _check_run_folder, _has_mnist
+
+pytestmark = pytest.mark.skipif(not _has_mnist(), reason="mnist.npz is not in JAXGEN_DATA_DIR")
+
+PRIORS = ("normal", "mog", "vamp")
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vae_priors")
+    with keys.recording(all_derivations=True) as rec:
+        result = runner.run_experiment("vae_priors", quick=True, out=out / "run", echo=False, directory=EXPERIMENTS)
+    return result, rec, out
+
+
+def test_quick_run_writes_every_prior(quick):
+    r, rec, _ = quick
+    _check_run_folder(r)
+    m, c = r.metrics, r.config
+    assert {"table.md", "samples.png", "nll.png", "active_units.png"} <= {p.name for p in r.dir.iterdir()}
+    assert m["priors"] == list(PRIORS) and m["k"] == c.eval.k and m["n_test_nll"] == c.eval.n_test_nll
+    q, K = c.model.latent_dim, c.n_components
+    for p in PRIORS:
+        s = m[p]
+        assert len(s["per_seed"]) == c.n_seeds
+        for row in s["per_seed"]:
+            assert 0 <= row["active_units"] <= q and isinstance(row["active_units"], int)
+            # a binarised image costs at most 784 log 2 = 543 nats under a model that learnt nothing
+            assert 0 < row["test_nll_nats"] < 784 * np.log(2)
+            # the k-sample bound is tighter than the one-sample ELBO: its expected gap (7 nats here) dwarfs the noise
+            assert row["test_nll_nats"] < -row["test_elbo_nats"]
+            assert row["test_elbo_nats"] == pytest.approx(row["recon_nats"] - row["kl_nats"], abs=1e-3)
+        for name in ("test_nll_nats", "kl_nats", "active_units", "test_elbo_nats"):
+            vals = [row[name] for row in s["per_seed"]]
+            assert s[name] == pytest.approx(np.mean(vals)) and s[f"{name}_std"] == pytest.approx(np.std(vals, ddof=1))
+    # the analytic KL to N(0, I) is >= 0 (the mixtures' one-sample estimate need not be)
+    assert all(row["kl_nats"] > 0 for row in m["normal"]["per_seed"])
+    # each model has its own prior: MoG adds K (2q + 1) parameters, the VampPrior K * 784 pseudo-pixels
+    n = {p: m[p]["per_seed"][0]["n_params"] for p in PRIORS}
+    assert n["mog"] - n["normal"] == K * (2 * q + 1) and n["vamp"] - n["normal"] == K * 784
+    table = (r.dir / "table.md").read_text()
+    assert all(f"| {p} |" in table for p in PRIORS) and f"{m['vamp']['test_nll_nats']:.2f} ±" in table
+    assert m["protocol_differences"] and m["accelerator"]["n_components"] == 500
+    keys.assert_distinct(rec)
+
+
+def test_a_prior_does_not_depend_on_the_others_and_reruns_equal(quick):
+    # every prior of a replicate gets the same keys: running vamp alone gives its numbers of the full run
+    r, _, out = quick
+    alone = runner.run_experiment("vae_priors", quick=True, overrides={"priors": ("vamp",), "n_seeds": 1},
+                                  out=out / "vamp_alone", echo=False, directory=EXPERIMENTS)
+    a, b = alone.metrics["vamp"]["per_seed"][0], r.metrics["vamp"]["per_seed"][0]
+    for name in ("test_nll_nats", "test_elbo_nats", "kl_nats", "active_units", "train_elbo"):
+        assert a[name] == b[name], name
+    assert set(json.loads((alone.dir / "metrics.json").read_text())) >= {"vamp", "priors"}
+    assert "normal" not in alone.metrics
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"priors": ("normal", "gauss")}, r"priors.*one of \['normal', 'mog', 'vamp'\]"),
+    ({"priors": ("vamp", "vamp")}, "must not repeat"),
+    ({"priors": ()}, "at least one"),
+    ({"eval.k": 0}, "eval.k"),
+    ({"eval.n_test_nll": 0}, "eval.n_test_nll"),
+    ({"n_components": 0}, "n_components"),
+    ({"train.warmup_epochs": 3, "train.epochs": 2}, "warmup_epochs"),
+    ({"eval.n_active": 1}, "eval.n_active"),
+])
+def test_bad_config_fails_before_any_folder(tmp_path, overrides, match):
+    out = tmp_path / "never"
+    with pytest.raises(runner.ExperimentError, match=match):
+        runner.run_experiment("vae_priors", quick=True, overrides=overrides, out=out, echo=False, directory=EXPERIMENTS)
+    assert not out.exists()
+
+
+def test_accelerator_protocol_differences_shrink():
+    exp = runner.load_experiment("vae_priors", EXPERIMENTS)
+    default = runner.resolve_config(exp)
+    acc = runner.resolve_config(exp, overrides=exp.module.ACCELERATOR)
+    d_default, d_acc = exp.module.differences(default), exp.module.differences(acc)
+    assert any(d.startswith("K: 100 ") for d in d_default) and any(d.startswith("epochs:") for d in d_default)
+    assert not any(d.startswith(("K:", "epochs:", "test images")) for d in d_acc)
+    assert "K = 100" in exp.module.__doc__ and "n_components=500" in exp.module.__doc__
