@@ -240,7 +240,8 @@ class FactorVAETrainer:
         x1, x2 = self._prepare(halves[0], k_bin1, dtype), self._prepare(halves[1], k_bin2, dtype)
         vae_tx, d_tx = self._optimizers()
 
-        (loss, (metrics, z1)), grads = jax.value_and_grad(self.vae_loss, has_aux=True)(state.vae, state.d_params, x1, k_z)
+        vae_grad = jax.value_and_grad(self.vae_loss, has_aux=True)  # w.r.t. the VAE only: D is fixed here
+        (loss, (metrics, z1)), grads = vae_grad(state.vae, state.d_params, x1, k_z)
         updates, vae_opt = vae_tx.update(grads, state.vae_opt, state.vae)
         params = optax.apply_updates(state.vae, updates)
 

@@ -190,8 +190,8 @@ def _tc_terms(z, mean, log_var, log_p_z, dataset_size: int):
 def _check_tc_batch(params: VAEParams, batch_size: int, dataset_size: int) -> None:
     """Static checks of the beta-TCVAE's estimator (also under jit)."""
     if params.config.prior != "normal":
-        raise ValueError(f"beta_tcvae needs a factorised prior (prior='normal'), got prior={params.config.prior!r}: the "
-                         "dimension-wise KL compares each marginal q(z_d) with p(z_d).")
+        raise ValueError(f"beta_tcvae needs a factorised prior (prior='normal'), got prior={params.config.prior!r}: "
+                         "the dimension-wise KL compares each marginal q(z_d) with p(z_d).")
     if batch_size > dataset_size:
         raise ValueError(f"beta_tcvae: the batch ({batch_size} examples) is larger than dataset_size={dataset_size}; "
                          "set dataset_size to the number of training examples.")
@@ -321,9 +321,12 @@ def loss_fn(objective: Objective | str | Mapping | None = None, **kwargs):
     ``dwkl`` and ``kl_weight`` (the warm-up ramp) for beta-TCVAE (``elbo`` with the one-sample KL
     ``mi + tc + dwkl``).
     """
-    obj = _as_objective(objective)
-    if kwargs:
-        obj = dataclasses.replace(obj, **kwargs)
+    if isinstance(objective, str) and kwargs:  # one construction: e.g. beta_tcvae needs its dataset_size at once
+        obj = Objective(**{"name": objective, **kwargs})
+    else:
+        obj = _as_objective(objective)
+        if kwargs:
+            obj = dataclasses.replace(obj, **kwargs)
 
     def loss(params: VAEParams, batch, key: jax.Array, step=None):
         x, batch_step = _batch_x(batch)
