@@ -20,12 +20,12 @@ VAE's codes (D outputs one logit here; the paper's two softmax outputs are the s
 
 **Paper settings** (Kim & Mnih 2018, Appendix / Sec. 4, dSprites): VAE Adam lr 1e-4, betas
 (0.9, 0.999); discriminator Adam lr 1e-4, betas (0.5, 0.9); D an MLP of 6 hidden layers of 1000
-units with leaky ReLU (slope 0.2); batch 64 for the VAE; 3e5 updates; gamma = 35 is the default
-here (the value the brief names for dSprites; the paper sweeps gamma in {10, 20, 30, 40, 50, 100}
-on 2D Shapes and several public re-implementations default to 6.4: we could not check the paper
-offline, so set ``gamma`` explicitly when it matters). The defaults below are the paper's except
-``d_hidden`` (6 x 1000 is the paper's; the default is smaller for CPU runs: pass
-``d_hidden=(1000,) * 6`` for the paper's).
+units with leaky ReLU (slope 0.2); batch 64 for the VAE; 3e5 updates. ``gamma = 35`` is the default
+here: the value of the paper's 2D Shapes (dSprites) traversals as we recall it; the paper could not
+be consulted offline to confirm it. Other values in use: Locatello et al. (2019) sweep gamma in
+{10, 20, 30, 40, 50, 100}; a widely used PyTorch re-implementation defaults to 6.4 for dSprites. Set
+``gamma`` explicitly when it matters. The defaults below are the paper's except ``d_hidden``
+(the paper's 6 x 1000 is ``d_hidden=(1000,) * 6``; the default 3 x 256 is for CPU runs).
 
 **Keys.** The step key is the parent of the streams ``"binarize"`` (split in two, one per half),
 ``"vae"`` (the reparameterisation noise of the first half), ``"codes"`` (noise of the second half's
