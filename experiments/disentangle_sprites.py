@@ -106,7 +106,7 @@ CHECKS = {
     "model.latent_dim": runner.interval(2), "model.hidden": runner.positive(),
     "model.architecture": runner.one_of("mlp", "conv"), "model.conv_features": runner.positive(),
     "model.conv_dense": runner.positive(),
-    "factor.d_hidden": runner.positive(), "factor.d_lr": runner.positive(), "factor.d_betas": runner.fraction(),
+    "factor.d_hidden": runner.positive(), "factor.d_lr": runner.positive(),
     "train.steps": runner.positive(), "train.batch_size": runner.interval(2), "train.lr": runner.positive(),
     "train.log_every": runner.positive(),
     "eval.n_mig": runner.interval(2), "eval.n_bins": runner.interval(2), "eval.fvs_train": runner.positive(),
@@ -146,6 +146,9 @@ def check_config(config) -> None:
     for name in objectives:
         if not tuple(config[name]):
             raise ValueError(f"{name} needs at least one weight ({WEIGHT_NAME[name]}), got {tuple(config[name])!r}.")
+    betas = tuple(config.factor.d_betas)
+    if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"factor.d_betas must be two numbers in [0, 1) (Adam's b1, b2), got {betas!r}.")
     factors = tuple(config.eval.factors)
     unknown = [f for f in factors if f not in SPRITE_FACTORS]
     if unknown or not factors:

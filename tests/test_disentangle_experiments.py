@@ -56,6 +56,7 @@ BAD = [({"objectives": ("beta_vae", "vanilla_vae")}, "vanilla_vae"),
        ({"factor_vae": (-1.0,)}, "factor_vae"),
        ({"beta_vae": ()}, "at least one weight"),
        ({"train.batch_size": 1}, "train.batch_size"),
+       ({"factor.d_betas": (0.5, 1.5)}, "d_betas"),
        ({"eval.traverse_image": 10_000}, "traverse_image")]
 
 
