@@ -1,6 +1,7 @@
 """VAE-GAN (Larsen et al. 2016): shapes, the feature-space likelihood by hand and against scipy, each
 network's gradient from its own loss only, the equilibrium rule, a pinned short MNIST run,
-determinism and resume through fit_trainer, and bad input."""
+and bad input. (Resuming through fit_trainer is the training core's, tested there: a resumed
+VAE-GAN run here would cost two more compilations of the loop.)"""
 import math
 
 import jax
@@ -148,21 +149,15 @@ def _fit(x, steps, **kw):
                              progress=False, tensorboard=False, **kw)
 
 
-def test_seeded_quick_run_is_pinned_and_improves(tmp_path):
+def test_seeded_quick_run_is_pinned_and_improves():
     x = load_mnist("train")[0][:320][..., None]  # uint8 bytes, scaled inside
-    state, hist = _fit(x, 40)
+    _, hist = _fit(x, 40)
     first, last = hist[0], hist[-1]
     assert last["recon_mse"] < 0.8 * first["recon_mse"] and last["prior"] > 0
     # measured 2026-11-27 (CPU, jax 0.10.2, tests' conftest settings): 0.14148 at step 40; 10 % covers
     # compiler round-off amplified by the adversarial updates, while a broken loss lands far away
     assert last["recon_mse"] == pytest.approx(0.1415, rel=0.1), last
-    assert last["llike"] - 0.5 * 14 * 14 * 8 * math.log(2 * math.pi) < first["llike"] - 0.5 * 14 * 14 * 8 * math.log(
-        2 * math.pi)
-    # a run interrupted at step 20 and resumed ends in the state of the uninterrupted one (same key)
-    _fit(x, 20, run_dir=tmp_path / "r", checkpoint_every=10)
-    resumed, _ = _fit(x, 40, run_dir=tmp_path / "r", checkpoint_every=10)
-    assert _close(resumed.model.dec, state.model.dec, rtol=1e-5, atol=1e-6)
-
+    assert last["enc"] < first["enc"]  # the encoder's loss, L_prior + L_llike, went down too
 
 
 # ------------------------------------------------------------------------------- bad input

@@ -292,18 +292,28 @@ class VAEGANTrainer:
 
         Args:
           enc, dec, dis: parameters. x: ``(B, *image_shape)`` floats in [0, 1]. eps: ``(B, q)`` the
-            reparameterisation noise. z_p: ``(B_p, q)`` prior draws.
+            reparameterisation noise. z_p: ``(B, q)`` prior draws.
 
         Returns:
           dict: ``prior``, ``llike``, ``gan`` (L_GAN), ``dis`` (L_dis), ``dec_gan``, ``enc`` (L_prior +
           L_llike), ``dec`` (gamma L_llike + dec_gan), ``real_cost``, ``fake_cost``, ``recon_mse``.
         """
         mean, log_var = self.encoder_apply(enc, x)
-        z = mean + jnp.exp(0.5 * log_var) * eps
+        x_rec = self.decoder_apply(dec, self._z(mean, log_var, eps))
+        x_p = self.decoder_apply(dec, z_p)
+        return self._heads(mean, log_var, *self._dis3(dis, x, x_rec, x_p), x, x_rec)
+
+    @staticmethod
+    def _z(mean, log_var, eps):
+        return mean + jnp.exp(0.5 * log_var) * eps
+
+    def _dis3(self, dis, x, x_rec, x_p):
+        """Dis on ``[x, x~, x_p]`` in one batch: ``(logits (3B,), features (3B, k))``."""
+        return self.discriminator_apply(dis, jnp.concatenate([x, x_rec, x_p]))
+
+    def _heads(self, mean, log_var, logits, feats, x, x_rec) -> dict:
+        """The loss terms from the networks' outputs (see :meth:`loss_terms`)."""
         B = x.shape[0]
-        fakes = self.decoder_apply(dec, jnp.concatenate([z, z_p]))
-        x_rec, x_p = fakes[:B], fakes[B:]
-        logits, feats = self.discriminator_apply(dis, jnp.concatenate([x, fakes]))
         l_x, l_rec, l_p = logits[:B], logits[B:2 * B], logits[2 * B:]
         prior = jnp.mean(0.5 * jnp.sum(jnp.exp(log_var) + jnp.square(mean) - 1.0 - log_var, axis=-1))
         llike = jnp.mean(feature_nll(feats[:B], feats[B:2 * B]))
@@ -319,7 +329,7 @@ class VAEGANTrainer:
                 "dis": self.real_weight * real_cost + (1.0 - self.real_weight) * fake_cost,
                 "dec_gan": dec_gan, "enc": prior + llike, "dec": self.gamma * llike + dec_gan,
                 "real_cost": real_cost, "fake_cost": fake_cost,
-                "recon_mse": jnp.mean(jnp.square(x_rec - x))}
+                "recon_mse": jnp.mean(jnp.square(jax.lax.stop_gradient(x_rec) - x))}
 
     def _noise(self, key, x):
         k_eps, k_p = keys.streams(key, "eps", "prior").values()
@@ -327,17 +337,42 @@ class VAEGANTrainer:
         return jax.random.normal(k_eps, shape, x.dtype), jax.random.normal(k_p, shape, x.dtype)
 
     def gradients(self, state: VAEGANState, batch, key: jax.Array):
-        """Each network's gradient of its own loss: ``(g_enc, g_dec, g_dis, terms)``; the noise of ``key``
-        as in :meth:`update`. Only ``enc`` varies in the encoder's loss, only ``dec`` in the decoder's,
-        only ``dis`` in the discriminator's."""
+        """Each network's gradient of its own loss: ``(g_enc, g_dec, g_dis, terms)``, with the noise of
+        ``key`` as in :meth:`update`: ``g_enc`` of ``L_prior + L_llike`` w.r.t. the encoder, ``g_dec`` of
+        ``gamma L_llike + L_dec_GAN`` w.r.t. the decoder, ``g_dis`` of ``L_dis`` w.r.t. the
+        discriminator; the other networks are constants in each (equal to ``jax.grad`` of
+        :meth:`loss_terms` w.r.t. one network at a time, tested).
+
+        One forward pass serves the three: each network's pullback (``jax.vjp``) is applied to each
+        loss's cotangent, and XLA drops the gradients nobody uses (the discriminator's parameter
+        gradient of the decoder's loss, ...).
+        """
         x = self._images(batch)
         eps, z_p = self._noise(key, x)
-        terms = functools.partial(self.loss_terms, x=x, eps=eps, z_p=z_p)
-        g_enc = jax.grad(lambda p: terms(p, state.dec, state.dis)["enc"])(state.enc)
-        g_dec = jax.grad(lambda p: terms(state.enc, p, state.dis)["dec"])(state.dec)
-        g_dis, values = jax.grad(lambda p: (lambda t: (t["dis"], t))(terms(state.enc, state.dec, p)),
-                                 has_aux=True)(state.dis)
-        return g_enc, g_dec, g_dis, values
+        (mean, log_var), enc_vjp = jax.vjp(lambda p: self.encoder_apply(p, x), state.enc)
+        z, z_vjp = jax.vjp(lambda m, lv: self._z(m, lv, eps), mean, log_var)
+        x_rec, rec_vjp = jax.vjp(self.decoder_apply, state.dec, z)
+        x_p, p_vjp = jax.vjp(lambda p: self.decoder_apply(p, z_p), state.dec)
+        (logits, feats), dis_vjp = jax.vjp(lambda p, a, b: self._dis3(p, x, a, b), state.dis, x_rec, x_p)
+        outs = (mean, log_var, logits, feats)
+        terms = self._heads(*outs, x, x_rec)
+
+        def cotangent(name):  # d loss / d (mean, log_var, logits, feats)
+            return jax.grad(lambda o: self._heads(*o, x, x_rec)[name])(outs)
+
+        # encoder: L_prior + L_llike, through z = mean + sigma eps, the decoder's input and Dis_l's input
+        c = cotangent("enc")
+        _, d_rec, _ = dis_vjp((c[2], c[3]))
+        dm, dlv = z_vjp(rec_vjp(d_rec)[1])
+        g_enc = enc_vjp((c[0] + dm, c[1] + dlv))[0]
+        # decoder: gamma L_llike + its GAN term, through the discriminator's inputs
+        c = cotangent("dec")
+        _, d_rec, d_p = dis_vjp((c[2], c[3]))
+        g_dec = jax.tree.map(jnp.add, rec_vjp(d_rec)[0], p_vjp(d_p)[0])
+        # discriminator: L_dis, its own parameters only
+        c = cotangent("dis")
+        g_dis = dis_vjp((c[2], c[3]))[0]
+        return g_enc, g_dec, g_dis, terms
 
     def update(self, state: VAEGANState, batch, key: jax.Array, step=None) -> tuple[VAEGANState, dict]:
         """One step: the three updates from the same batch and noise, at the parameters before the step.
