@@ -21,8 +21,9 @@ Losses (means over the batch; Alg. 1 of the paper):
   ``x~ = Dec(z)``, ``z ~ q(z|x)`` (one reparameterised draw);
 * ``L_GAN = log D(x) + log(1 - D(x~)) + log(1 - D(Dec(z_p)))``, ``z_p ~ N(0, I)``.
 
-Updates, each network from its own loss only (three separate gradients; the other networks'
-parameters are constants in each): the encoder on ``L_prior + L_llike``; the decoder on
+Updates, each network from its own loss only (:meth:`VAEGANTrainer.gradients`: one forward pass,
+then each loss's cotangent pulled back to its own network; the other networks' parameters are
+constants in each loss): the encoder on ``L_prior + L_llike``; the decoder on
 ``gamma * L_llike + L_dec_GAN``; the discriminator on ``L_dis``:
 
 * ``L_dis = real_weight * (-log D(x)) + (1 - real_weight) * mean(-log(1 - D(x~)), -log(1 - D(x_p)))``.
