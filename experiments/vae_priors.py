@@ -100,7 +100,7 @@ STREAMS = ("train", "binarize_test", "nll", "elbo", "sample")
 
 CHECKS = {
     "priors": runner.one_of(*PRIORS), "n_seeds": runner.positive(), "n_train": runner.interval(1, 50_000),
-    "n_components": runner.positive(),
+    "n_components": runner.positive(), "vamp_init": runner.one_of("grey", "data"),
     "model.latent_dim": runner.positive(), "model.hidden": runner.positive(),
     "model.activation": runner.one_of("tanh", "relu", "elu", "softplus", "gelu", "leaky_relu"),
     "train.epochs": runner.positive(), "train.batch_size": runner.positive(), "train.lr": runner.positive(),
@@ -118,6 +118,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.priors = PRIORS
     c.n_train = 50_000
     c.n_components = 100  # K: mixture components (mog) and pseudo-inputs (vamp); Tomczak & Welling: 500
+    # VampPrior pseudo-inputs at the start: "grey" (the model's 0.5 + 0.05 N(0, 1)) or "data" (K random training
+    # images, Tomczak & Welling's use_training_data_init option)
+    c.vamp_init = "grey"
     c.model = ml_collections.ConfigDict(dict(latent_dim=50, hidden=(200, 200), activation="tanh"))
     c.train = ml_collections.ConfigDict(dict(epochs=12, batch_size=100, lr=1e-3, adam_eps=1e-4, warmup_epochs=4))
     c.eval = ml_collections.ConfigDict(dict(k=5000, n_test_nll=500, n_active=10_000, active_threshold=0.01,
@@ -135,6 +138,9 @@ def check_config(config) -> None:
     if config.train.warmup_epochs > config.train.epochs:
         raise ValueError(f"train.warmup_epochs ({config.train.warmup_epochs}) must be <= train.epochs "
                          f"({config.train.epochs}): the KL weight would never reach 1.")
+    if config.vamp_init == "data" and "vamp" in priors and config.n_components > config.n_train:
+        raise ValueError(f"vamp_init='data' needs n_components ({config.n_components}) <= n_train ({config.n_train}) "
+                         "distinct training images.")
     if config.train.batch_size > config.n_train:
         raise ValueError(f"train.batch_size ({config.train.batch_size}) must be <= n_train ({config.n_train}).")
 
@@ -156,8 +162,9 @@ def differences(config) -> list[str]:
         "look-ahead on the validation ELBO)",
         f"Burda et al.'s {784}-{'-'.join(map(str, config.model.hidden))}-{config.model.latent_dim} "
         f"{config.model.activation} MLPs (theirs: gated dense layers 300-300, q = 40)",
-        "pseudo-inputs are free parameters initialised at 0.5 + 0.05 N(0, 1) (theirs: a hard-tanh linear layer "
-        "applied to an identity input)",
+        "pseudo-inputs are free parameters (theirs: a hard-tanh linear layer applied to an identity input, so in "
+        "[0, 1]) initialised " + ("at 0.5 + 0.05 N(0, 1)" if config.vamp_init == "grey"
+                                  else "at random training images (their use_training_data_init option)"),
         f"Adam eps {config.train.adam_eps:g}; float32; JAX's threefry random numbers",
     ]
     return out
@@ -172,8 +179,12 @@ def _vae_config(config, prior: str) -> vae.VAEConfig:
 
 def _train(config, prior: str, key, x_train):
     """Train one VAE; ``key`` gives the same init and fit streams to every prior (common random numbers)."""
-    k_init, k_fit = keys.streams(key, "init", "fit").values()
+    k_init, k_fit, k_pseudo = keys.streams(key, "init", "fit", "pseudo_inputs").values()
     params = vae.init(k_init, _vae_config(config, prior))
+    if prior == "vamp" and config.vamp_init == "data":  # K distinct training images, grey values in [0, 1]
+        idx = jax.random.choice(k_pseudo, len(x_train), (config.n_components,), replace=False)
+        u = jnp.asarray(x_train[np.asarray(idx)], params.prior["pseudo_inputs"].dtype) / 255.0
+        params = params.replace(prior={"pseudo_inputs": u})
     bs = config.train.batch_size
     objective = vae.Objective("elbo", binarize=True, warmup_steps=config.train.warmup_epochs * (len(x_train) // bs))
     t0 = time.perf_counter()

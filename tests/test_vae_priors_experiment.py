@@ -63,6 +63,12 @@ def test_a_prior_does_not_depend_on_the_others_and_reruns_equal(quick):
         assert a[name] == b[name], name
     assert set(json.loads((alone.dir / "metrics.json").read_text())) >= {"vamp", "priors"}
     assert "normal" not in alone.metrics
+    # pseudo-inputs started at training images: another start, other numbers, and the protocol says so
+    data = runner.run_experiment("vae_priors", quick=True, overrides={"priors": ("vamp",), "n_seeds": 1,
+                                                                      "vamp_init": "data"},
+                                 out=out / "vamp_data", echo=False, directory=EXPERIMENTS).metrics
+    assert data["vamp"]["per_seed"][0]["test_nll_nats"] != b["test_nll_nats"]
+    assert any("training images" in d for d in data["protocol_differences"])
 
 
 @pytest.mark.parametrize("overrides, match", [
@@ -74,6 +80,8 @@ def test_a_prior_does_not_depend_on_the_others_and_reruns_equal(quick):
     ({"n_components": 0}, "n_components"),
     ({"train.warmup_epochs": 3, "train.epochs": 2}, "warmup_epochs"),
     ({"eval.n_active": 1}, "eval.n_active"),
+    ({"vamp_init": "mean"}, "vamp_init"),
+    ({"vamp_init": "data", "n_components": 401}, "distinct training images"),
 ])
 def test_bad_config_fails_before_any_folder(tmp_path, overrides, match):
     out = tmp_path / "never"
