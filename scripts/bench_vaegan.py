@@ -102,7 +102,6 @@ def torch_networks(trainer):
     """``(encoder, decoder, discriminator, layout)``: PyTorch modules like the trainer's Flax networks;
     ``discriminator(x NCHW) -> (logit (N,), features (N, k))``; layout as ``bench_disentangle``'s with
     the Flax tree ``{"encoder", "decoder", "dis"}``."""
-    import torch
     from torch import nn
     from torch.nn import functional as F
 

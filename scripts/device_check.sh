@@ -101,6 +101,16 @@ section "benchmark: PixelCNN (gated, default config, batch 64): training steps, 
 if [ "$SMALL" = 1 ]; then PIX_ARGS="--quick"; else PIX_ARGS="--steps 50 --rounds 3 --n-sample 16 --sample-rounds 2 --no-compile --no-fit-check"; fi
 run 180 "$PYTHON" scripts/bench_pixelcnn.py --threads 0 $PIX_ARGS --json "$OUT/bench_pixelcnn.json"
 
+section "benchmark: disentangling objectives (beta-TCVAE, FactorVAE; conv VAE 32-32-64-64 on 64 x 64 sprites, batch 64); PyTorch eager when installed"
+# the accelerator protocol's conv networks, 50 steps per round, 3 rounds; no torch.compile
+if [ "$SMALL" = 1 ]; then DIS_ARGS="--quick"; else DIS_ARGS="--archs conv --steps 50 --rounds 3 --no-compile"; fi
+run 240 "$PYTHON" scripts/bench_disentangle.py --threads 0 $DIS_ARGS --json "$OUT/bench_disentangle.json"
+
+section "benchmark: VAE-GAN training steps (vaegan_mnist's default networks, MNIST, batch 64, RMSProp); PyTorch eager when installed"
+# 50 steps per round, 3 rounds; no torch.compile
+if [ "$SMALL" = 1 ]; then VG_ARGS="--quick"; else VG_ARGS="--steps 50 --rounds 3 --no-compile"; fi
+run 150 "$PYTHON" scripts/bench_vaegan.py --threads 0 $VG_ARGS --json "$OUT/bench_vaegan.json"
+
 section "shortened Burda et al. run (vae_mnist protocol=burda burda_stages=2: 4 epochs, k=5000 on 10 000 test images; SMALL: --quick)"
 if [ "$SMALL" = 1 ]; then
   # the Burda protocol's evaluation (k=5000 on 10 000 images) is for an accelerator: here the QUICK settings
