@@ -71,6 +71,7 @@ import optax
 from jaxgen import keys, plotting, runner, train
 from jaxgen.data import SPRITE_FACTORS, Sprites
 from jaxgen.metrics.disentangle import factor_vae_score, mutual_info_gap
+from jaxgen.metrics.latents import active_units
 from jaxgen.models import vae
 
 DESCRIPTION = "beta-VAE, beta-TCVAE and FactorVAE on procedural sprites: MIG, FactorVAE score over seeds, traversals."
@@ -230,14 +231,13 @@ def _encode_all(params, images, chunk: int = 1000):
 def _evaluate(config, params, data, eval_images, eval_factors, key) -> dict:
     mean, log_var = _encode_all(params, eval_images)
     kl = 0.5 * np.mean(np.exp(log_var) + mean**2 - 1.0 - log_var, axis=0)  # (q,) mean KL per latent
-    active = np.var(mean, axis=0) > 0.01  # Burda et al. (2016): Cov_x(E[z_j | x]) > 0.01
     mig = mutual_info_gap(mean, eval_factors, n_bins=config.eval.n_bins, factor_names=data.factor_names,
                           subset=tuple(config.eval.factors))
     e = config.eval
     fvs = factor_vae_score(lambda x: _posterior(params, x)[0], data, key, n_train=e.fvs_train, n_eval=e.fvs_eval,
                            batch_size=e.fvs_batch, n_global=e.fvs_global)
     return {"mig": mig["mig"], "factor_vae_score": fvs["score"], "kl_per_latent": kl.tolist(),
-            "active_latents": int(np.sum(active)),
+            "active_latents": active_units(mean)["n_active"],  # Burda et al.: Var_x E[z_j | x] > 0.01
             "mig_per_factor": {f: mig["per_factor"][f] for f in config.eval.factors}}
 
 
