@@ -176,7 +176,10 @@ def _tc_terms(z, mean, log_var, log_p_z, dataset_size: int):
     * ``dwkl = sum_d log q(z_id) - log p(z_i)``: dimension-wise KL to the prior.
 
     The three telescope: ``mi + tc + dwkl = log q(z_i | x_i) - log p(z_i)``, the one-sample estimate
-    of KL(q(z|x_i) || p(z)), whatever the estimator's bias in each term.
+    of KL(q(z|x_i) || p(z)), whatever the estimator's bias in each term. The ``- log(N M)`` of each
+    log-density puts constants on the terms (``tc`` carries ``(q - 1) log N`` more than the batch's own
+    estimate with ``- log M``; with N = 50 000 and q = 10 about 97 nats): they shift the reported
+    values, not the gradients.
     """
     # log q(z_id | x_j) for every pair (i, j) and dimension d: (M, M, q)
     per_dim = -0.5 * (_LOG_2PI + log_var[None] + (z[:, None] - mean[None]) ** 2 * jnp.exp(-log_var[None]))
