@@ -50,6 +50,9 @@ def test_quick_run_writes_every_prior(quick):
     table = (r.dir / "table.md").read_text()
     assert all(f"| {p} |" in table for p in PRIORS) and f"{m['vamp']['test_nll_nats']:.2f} ±" in table
     assert m["protocol_differences"] and m["accelerator"]["n_components"] == 500
+    for p in PRIORS:  # seed 0's per-unit variances, whose count above the threshold is the table's
+        v = np.array(m[p]["unit_variances_seed0"])
+        assert v.shape == (q,) and int((v > c.eval.active_threshold).sum()) == m[p]["per_seed"][0]["active_units"]
     keys.assert_distinct(rec)
 
 
@@ -63,12 +66,13 @@ def test_a_prior_does_not_depend_on_the_others_and_reruns_equal(quick):
         assert a[name] == b[name], name
     assert set(json.loads((alone.dir / "metrics.json").read_text())) >= {"vamp", "priors"}
     assert "normal" not in alone.metrics
-    # pseudo-inputs started at training images: another start, other numbers, and the protocol says so
-    data = runner.run_experiment("vae_priors", quick=True, overrides={"priors": ("vamp",), "n_seeds": 1,
-                                                                      "vamp_init": "data"},
-                                 out=out / "vamp_data", echo=False, directory=EXPERIMENTS).metrics
-    assert data["vamp"]["per_seed"][0]["test_nll_nats"] != b["test_nll_nats"]
-    assert any("training images" in d for d in data["protocol_differences"])
+    assert any("random training images" in d for d in r.metrics["protocol_differences"])  # vamp_init=data
+    # grey pseudo-inputs: another start, other numbers, and the protocol says so
+    grey = runner.run_experiment("vae_priors", quick=True, overrides={"priors": ("vamp",), "n_seeds": 1,
+                                                                      "vamp_init": "grey"},
+                                 out=out / "vamp_grey", echo=False, directory=EXPERIMENTS).metrics
+    assert grey["vamp"]["per_seed"][0]["test_nll_nats"] != b["test_nll_nats"]
+    assert any("0.5 + 0.05 N(0, 1)" in d for d in grey["protocol_differences"])
 
 
 @pytest.mark.parametrize("overrides, match", [
