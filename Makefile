@@ -32,6 +32,8 @@ bench: $(VENV)/.installed
 	$(BIN)/python scripts/bench_vae.py --threads 2
 	JAXGEN_DATA_DIR=$${JAXGEN_DATA_DIR:-../shared/data} $(BIN)/python scripts/bench_gan.py --threads 1   # MNIST-sized DCGAN and the ring MLPs
 	JAXGEN_DATA_DIR=$${JAXGEN_DATA_DIR:-../shared/data} $(BIN)/python scripts/bench_pixelcnn.py --threads 1   # gated PixelCNN: training vs PyTorch, sampling naive vs cached
+	JAXGEN_DATA_DIR=$${JAXGEN_DATA_DIR:-../shared/data} $(BIN)/python scripts/bench_vaegan.py --threads 1   # VAE-GAN training step vs PyTorch
+	$(BIN)/python scripts/bench_disentangle.py --threads 1   # beta-TCVAE and FactorVAE on the sprites vs PyTorch
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
