@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command for an accelerator machine: what the device is, the tests that matter run on it, the
-# benchmarks' accelerator figures, and a shortened Burda et al. VAE run. Under 8 minutes on one GPU.
+# benchmarks' accelerator figures, and a shortened Burda et al. VAE run. About 9 minutes on one GPU
+# (estimated: the disentangling and VAE-GAN sections have not run on a GPU yet).
 #
 #   bash scripts/prepare_device_check.sh      # here, with network: fills .whl/ and .data/ (ignored folders)
 #   bash scripts/device_check.sh              # there: no network, its own Python with jax (CUDA), flax, ...
@@ -104,12 +105,12 @@ run 180 "$PYTHON" scripts/bench_pixelcnn.py --threads 0 $PIX_ARGS --json "$OUT/b
 section "benchmark: disentangling objectives (beta-TCVAE, FactorVAE; conv VAE 32-32-64-64 on 64 x 64 sprites, batch 64); PyTorch eager when installed"
 # the accelerator protocol's conv networks, 50 steps per round, 3 rounds; no torch.compile
 if [ "$SMALL" = 1 ]; then DIS_ARGS="--quick"; else DIS_ARGS="--archs conv --steps 50 --rounds 3 --no-compile"; fi
-run 240 "$PYTHON" scripts/bench_disentangle.py --threads 0 $DIS_ARGS --json "$OUT/bench_disentangle.json"
+run 180 "$PYTHON" scripts/bench_disentangle.py --threads 0 $DIS_ARGS --json "$OUT/bench_disentangle.json"
 
 section "benchmark: VAE-GAN training steps (vaegan_mnist's default networks, MNIST, batch 64, RMSProp); PyTorch eager when installed"
 # 50 steps per round, 3 rounds; no torch.compile
 if [ "$SMALL" = 1 ]; then VG_ARGS="--quick"; else VG_ARGS="--steps 50 --rounds 3 --no-compile"; fi
-run 150 "$PYTHON" scripts/bench_vaegan.py --threads 0 $VG_ARGS --json "$OUT/bench_vaegan.json"
+run 120 "$PYTHON" scripts/bench_vaegan.py --threads 0 $VG_ARGS --json "$OUT/bench_vaegan.json"
 
 section "shortened Burda et al. run (vae_mnist protocol=burda burda_stages=2: 4 epochs, k=5000 on 10 000 test images; SMALL: --quick)"
 if [ "$SMALL" = 1 ]; then
