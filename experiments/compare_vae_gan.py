@@ -26,19 +26,18 @@ beside them; the reference images are spread over the whole test set (it is not 
 Figure ``samples``: samples of both models (first seed) beside test images.
 """
 import functools
-import time
 
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
-import optax
 
-from jaxgen import keys, plotting, runner, train
+from jaxgen import keys, plotting, runner
 from jaxgen.data import binarize, load_mnist
 from jaxgen.metrics.classifier import prepare_images
 from jaxgen.metrics.samples import classifier_for, draw, image_metrics, real_floor, spread
 from jaxgen.models import gan, vae
+
+B = runner.sibling_module(__file__, "_mnist_baselines")  # the two models' training, shared with vaegan_mnist
 
 DESCRIPTION = "VAE vs GAN on the same MNIST data: domain FID, MNIST score, class coverage, NLL, time, over seeds."
 
@@ -78,53 +77,6 @@ def get_config() -> ml_collections.ConfigDict:
     return c
 
 
-def _vae_config(config) -> vae.VAEConfig:
-    v = config.vae
-    return vae.VAEConfig(architecture="conv", latent_dim=v.latent_dim, conv_features=tuple(v.conv_features),
-                         conv_dense=v.conv_dense, activation="relu", likelihood="bernoulli")
-
-
-def _n_params(tree) -> int:
-    return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
-
-
-def _train_vae(config, key, x_train):
-    k_init, k_fit = keys.streams(key, "init", "fit").values()
-    params = vae.init(k_init, _vae_config(config))
-    t0 = time.perf_counter()
-    state, history = train.fit(vae.loss_fn("elbo", binarize=True), params, optax.adam(config.vae.lr), x_train,
-                               key=k_fit, epochs=config.budget_epochs, batch_size=config.batch_size, progress=False,
-                               tensorboard=False)
-    return state.params, time.perf_counter() - t0, history[-1]["elbo"]
-
-
-@functools.partial(jax.jit, static_argnums=(2,))
-def _vae_samples(params, key, n: int):
-    return vae.sample(key, params, n)[0].reshape(n, 28, 28, 1)  # decoder means E[x | z], z ~ p(z)
-
-
-def _train_gan(config, key, x_train):
-    trainer = gan.GANTrainer.from_config(config.gan, architecture="dcgan", data_shape=(28, 28, 1))
-    steps = config.budget_epochs * (len(x_train) // config.batch_size)
-    t0 = time.perf_counter()
-    state, history = train.fit_trainer(trainer, x_train, key=key, steps=steps, batch_size=config.batch_size,
-                                       log_every=len(x_train) // config.batch_size, progress=False, tensorboard=False)
-    return trainer, state.model, time.perf_counter() - t0
-
-
-def _summary(per_seed: list[dict]) -> dict:
-    """Mean and standard deviation over seeds of each numeric metric, and the per-seed values."""
-    out = {"per_seed": per_seed}
-    for name, value in per_seed[0].items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            vals = np.array([r[name] for r in per_seed], float)
-            out[name] = float(vals.mean())
-            out[f"{name}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
-        elif value is None:
-            out[name] = None
-    return out
-
-
 def run(config, run) -> dict:
     ks = keys.streams(run.key, *STREAMS)
     x_train = prepare_images(load_mnist("train")[0][: config.n_train])
@@ -139,26 +91,26 @@ def run(config, run) -> dict:
 
     results, shown = {"vae": [], "gan": []}, {}
     for s in range(config.n_seeds):  # seed s: the s-th member of each model's indexed family of keys
-        params, vae_s, elbo = _train_vae(config, jax.random.fold_in(ks["vae"], s), x_train.reshape(len(x_train), -1))
-        imgs = draw(functools.partial(_vae_samples, params), jax.random.fold_in(ks["sample_vae"], s), n)
+        params, vae_s, elbo = B.train_vae(config, jax.random.fold_in(ks["vae"], s), x_train.reshape(len(x_train), -1))
+        imgs = draw(functools.partial(B.vae_samples, params), jax.random.fold_in(ks["sample_vae"], s), n)
         nll = -float(jnp.mean(vae.log_prob(params, x_nll, jax.random.fold_in(ks["nll"], s), k=config.eval.nll_k)))
         m = image_metrics(imgs, real_stats, clf)
-        results["vae"].append({**_pick(m), "test_nll_nats": nll, "train_elbo": elbo, "train_seconds": vae_s,
-                               "n_params": _n_params((params.encoder, params.decoder))})
+        results["vae"].append({**B.pick(m), "test_nll_nats": nll, "train_elbo": elbo, "train_seconds": vae_s,
+                               "n_params": B.n_params((params.encoder, params.decoder))})
         run.log(f"seed {s} VAE: FID {m['fid']:.3f}, score {m['mnist_score']:.3f}, classes {m['classes_covered']}, "
                 f"NLL {nll:.2f} nats (k={config.eval.nll_k}), {vae_s:.1f} s")
-        trainer, gstate, gan_s = _train_gan(config, jax.random.fold_in(ks["gan"], s), x_train)
+        trainer, gstate, gan_s = B.train_gan(config, jax.random.fold_in(ks["gan"], s), x_train)
         gimgs = draw(functools.partial(gan.ema_samples, trainer, gstate), jax.random.fold_in(ks["sample_gan"], s), n)
         m = image_metrics(gimgs, real_stats, clf)
-        results["gan"].append({**_pick(m), "test_nll_nats": None, "train_seconds": gan_s,
-                               "n_params": _n_params((gstate.g_vars["params"], gstate.d_params)),
-                               "n_params_generator": _n_params(gstate.g_vars["params"])})
+        results["gan"].append({**B.pick(m), "test_nll_nats": None, "train_seconds": gan_s,
+                               "n_params": B.n_params((gstate.g_vars["params"], gstate.d_params)),
+                               "n_params_generator": B.n_params(gstate.g_vars["params"])})
         run.log(f"seed {s} GAN: FID {m['fid']:.3f}, score {m['mnist_score']:.3f}, classes {m['classes_covered']}, "
                 f"{gan_s:.1f} s")
         if s == 0:
             shown = {"vae": imgs[:64], "gan": gimgs[:64]}
 
-    summary = {name: _summary(rows) for name, rows in results.items()}
+    summary = {name: B.summary(rows) for name, rows in results.items()}
     lines = ["| model | domain FID | MNIST score | classes covered | class KL | test NLL (nats) | train s | params |",
              "|---|---|---|---|---|---|---|---|"]
     for name, srow in summary.items():
@@ -181,7 +133,3 @@ def run(config, run) -> dict:
             config.n_train, "nll_k": config.eval.nll_k, "n_test_nll": config.eval.n_test_nll,
             "classifier": config.eval.classifier, "samples": {"vae": "decoder means E[x|z], z ~ N(0, I)",
                                                               "gan": "EMA generator"}}
-
-
-def _pick(m: dict) -> dict:
-    return {k: m[k] for k in ("fid", "mnist_score", "classes_covered", "class_kl_to_uniform")}

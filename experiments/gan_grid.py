@@ -3,23 +3,9 @@
 See ``experiments/_gan2d.py`` for the protocol, the published figures, the default (best)
 configuration and the sweep over objectives and packing (``sweep=true``).
 """
-import importlib.util
-import sys
-from pathlib import Path
+from jaxgen import runner
 
-
-def _shared():
-    """The shared module ``_gan2d.py`` next to this file (experiment files are loaded by path)."""
-    name = "jaxgen_experiments._gan2d"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_gan2d.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_g = _shared()
+_g = runner.sibling_module(__file__, "_gan2d")
 DESCRIPTION = ("GAN mode collapse on the 5 x 5 grid of 25 Gaussians (std 0.05): non-saturating GAN + R1 + EMA "
                "generator over 5 seeds (sweep=true: every objective with and without packing): modes captured, "
                "high-quality %, reverse KL, beside PacGAN Table 1.")

@@ -38,13 +38,9 @@ conv networks of ``compare_vae_gan`` at MNIST's size. Differences from the paper
 
 {differences}
 """
-import importlib.util
-import sys
 import time
-from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -55,18 +51,7 @@ from jaxgen.metrics.samples import classifier_for, draw, image_metrics, real_flo
 from jaxgen.models import gan, vae, vaegan
 
 
-def _compare_vae_gan():
-    """The ``compare_vae_gan`` experiment module next to this file (experiments are loaded by path)."""
-    name = "jaxgen_experiments.compare_vae_gan"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("compare_vae_gan.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-CVG = _compare_vae_gan()
+B = runner.sibling_module(__file__, "_mnist_baselines")  # compare_vae_gan's VAE and GAN, trained the same way
 
 DESCRIPTION = "VAE-GAN (Larsen et al. 2016) vs VAE vs GAN on MNIST: samples, reconstructions, domain FID, MNIST score."
 
@@ -180,39 +165,39 @@ def run(config, run) -> dict:
         rec_vg = _recon_batches(lambda xb: vaegan.reconstruct(state, xb), x_rec)
         m = image_metrics(imgs, real_stats, clf)
         mse = float(np.mean((rec_vg - x_rec) ** 2))
-        results["vaegan"].append({**CVG._pick(m), "recon_mse": mse, "train_seconds": vg_s,
-                                  "n_params": CVG._n_params((state.enc, state.dec, state.dis)),
-                                  "n_params_generator": CVG._n_params(state.dec),
+        results["vaegan"].append({**B.pick(m), "recon_mse": mse, "train_seconds": vg_s,
+                                  "n_params": B.n_params((state.enc, state.dec, state.dis)),
+                                  "n_params_generator": B.n_params(state.dec),
                                   "dec_updated_last_epoch": float(last["dec_updated"]),
                                   "dis_updated_last_epoch": float(last["dis_updated"])})
         run.log(f"seed {s} VAE-GAN: FID {m['fid']:.3f}, score {m['mnist_score']:.3f}, classes {m['classes_covered']}, "
                 f"recon MSE {mse:.4f}, {vg_s:.1f} s; last log period: D updated {last['dis_updated']:.2f}, "
                 f"decoder updated {last['dec_updated']:.2f} of the steps")
 
-        params, vae_s, elbo = CVG._train_vae(config, jax.random.fold_in(ks["vae"], s), x_train.reshape(len(x_train), -1))
-        vimgs = draw(lambda k, b: CVG._vae_samples(params, k, b), jax.random.fold_in(ks["sample_vae"], s), n)
+        params, vae_s, elbo = B.train_vae(config, jax.random.fold_in(ks["vae"], s), x_train.reshape(len(x_train), -1))
+        vimgs = draw(lambda k, b: B.vae_samples(params, k, b), jax.random.fold_in(ks["sample_vae"], s), n)
         rec_v = _recon_batches(lambda xb: vae.reconstruct(params, xb.reshape(len(xb), -1)), x_rec).reshape(x_rec.shape)
         m = image_metrics(vimgs, real_stats, clf)
         vmse = float(np.mean((rec_v - x_rec) ** 2))
-        results["vae"].append({**CVG._pick(m), "recon_mse": vmse, "train_elbo": elbo, "train_seconds": vae_s,
-                               "n_params": CVG._n_params((params.encoder, params.decoder)),
-                               "n_params_generator": CVG._n_params(params.decoder)})
+        results["vae"].append({**B.pick(m), "recon_mse": vmse, "train_elbo": elbo, "train_seconds": vae_s,
+                               "n_params": B.n_params((params.encoder, params.decoder)),
+                               "n_params_generator": B.n_params(params.decoder)})
         run.log(f"seed {s} VAE: FID {m['fid']:.3f}, score {m['mnist_score']:.3f}, classes {m['classes_covered']}, "
                 f"recon MSE {vmse:.4f}, {vae_s:.1f} s")
 
-        trainer, gstate, gan_s = CVG._train_gan(config, jax.random.fold_in(ks["gan"], s), x_train)
+        trainer, gstate, gan_s = B.train_gan(config, jax.random.fold_in(ks["gan"], s), x_train)
         gimgs = draw(lambda k, b: gan.ema_samples(trainer, gstate, k, b), jax.random.fold_in(ks["sample_gan"], s), n)
         m = image_metrics(gimgs, real_stats, clf)
-        results["gan"].append({**CVG._pick(m), "recon_mse": None, "train_seconds": gan_s,
-                               "n_params": CVG._n_params((gstate.g_vars["params"], gstate.d_params)),
-                               "n_params_generator": CVG._n_params(gstate.g_vars["params"])})
+        results["gan"].append({**B.pick(m), "recon_mse": None, "train_seconds": gan_s,
+                               "n_params": B.n_params((gstate.g_vars["params"], gstate.d_params)),
+                               "n_params_generator": B.n_params(gstate.g_vars["params"])})
         run.log(f"seed {s} GAN: FID {m['fid']:.3f}, score {m['mnist_score']:.3f}, classes {m['classes_covered']}, "
                 f"{gan_s:.1f} s")
         if s == 0:
             shown = {"vaegan": imgs[:64], "vae": vimgs[:64], "gan": gimgs[:64], "rec_vaegan": rec_vg[:16],
                      "rec_vae": rec_v[:16]}
 
-    summary = {name: CVG._summary(rows) for name, rows in results.items()}
+    summary = {name: B.summary(rows) for name, rows in results.items()}
     names = {"vaegan": "VAE-GAN", "vae": "VAE", "gan": "GAN"}
     lines = ["| model | domain FID | MNIST score | classes covered | class KL | recon MSE | train s | params |",
              "|---|---|---|---|---|---|---|---|"]

@@ -69,6 +69,7 @@ __all__ = [
     "list_experiments",
     "experiment_names",
     "load_experiment",
+    "sibling_module",
     "resolve_config",
     "check_config",
     "apply_overrides",
@@ -185,6 +186,26 @@ def load_experiment(name: str, directory: Path | None = None) -> Experiment:
         raise ExperimentError(f"Unknown experiment {name!r}{_did_you_mean(name, list(files))}. "
                               f"Available experiments in {directory}: {available}.")
     return Experiment(name, files[name], _import_file(name, files[name]))
+
+
+def sibling_module(file: str | Path, name: str):
+    """The module ``<name>.py`` in the folder of ``file`` (an experiment's ``__file__``), imported once.
+
+    Experiment files are loaded by path, not as a package, so the code they share (``_gan2d.py``,
+    ``_mnist_baselines.py``, or another experiment's file) is imported through this: it is kept in
+    ``sys.modules`` as ``jaxgen_experiments.<name>`` so every experiment gets the same module object.
+    """
+    module_name = f"jaxgen_experiments.{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, Path(file).with_name(f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception:
+            sys.modules.pop(module_name, None)
+            raise
+    return sys.modules[module_name]
 
 
 def experiment_names(directory: Path | None = None) -> list[str]:

@@ -1,0 +1,77 @@
+"""The conv VAE and the DCGAN trained on MNIST under one budget, shared by ``compare_vae_gan`` and
+``vaegan_mnist`` (import with ``runner.sibling_module(__file__, "_mnist_baselines")``).
+
+Both read the experiment's config: ``budget_epochs`` passes over the training images at
+``batch_size``; ``config.vae`` (latent_dim, conv_features, conv_dense, lr) and ``config.gan`` (the
+fields of :class:`jaxgen.models.gan.GANTrainer`). See ``compare_vae_gan``'s docstring for the models.
+"""
+import functools
+import time
+
+import jax
+import numpy as np
+import optax
+
+from jaxgen import keys, train
+from jaxgen.models import gan, vae
+
+
+def vae_config(config) -> vae.VAEConfig:
+    """The conv VAE of ``config.vae``: ReLU, Bernoulli likelihood, standard normal prior, 28 x 28 x 1."""
+    v = config.vae
+    return vae.VAEConfig(architecture="conv", latent_dim=v.latent_dim, conv_features=tuple(v.conv_features),
+                         conv_dense=v.conv_dense, activation="relu", likelihood="bernoulli")
+
+
+def n_params(tree) -> int:
+    """Number of scalars in a pytree of parameters."""
+    return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
+
+
+def train_vae(config, key, x_train):
+    """The VAE trained on the ELBO of dynamically binarised ``x_train (N, 784)``; returns ``(params,
+    seconds, last log period's mean train ELBO)``. ``key``: parent of ``"init"`` and ``"fit"``."""
+    k_init, k_fit = keys.streams(key, "init", "fit").values()
+    params = vae.init(k_init, vae_config(config))
+    t0 = time.perf_counter()
+    state, history = train.fit(vae.loss_fn("elbo", binarize=True), params, optax.adam(config.vae.lr), x_train,
+                               key=k_fit, epochs=config.budget_epochs, batch_size=config.batch_size, progress=False,
+                               tensorboard=False)
+    return state.params, time.perf_counter() - t0, history[-1]["elbo"]
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def vae_samples(params, key, n: int):
+    """``(n, 28, 28, 1)`` decoder means ``E[x | z]``, ``z ~ p(z)``: grey images on the data's scale."""
+    return vae.sample(key, params, n)[0].reshape(n, 28, 28, 1)
+
+
+def train_gan(config, key, x_train):
+    """The DCGAN of ``config.gan`` trained on ``x_train (N, 28, 28, 1)`` floats in [0, 1] for the same
+    number of images as the VAE; returns ``(trainer, state, seconds)``."""
+    trainer = gan.GANTrainer.from_config(config.gan, architecture="dcgan", data_shape=(28, 28, 1))
+    steps = config.budget_epochs * (len(x_train) // config.batch_size)
+    t0 = time.perf_counter()
+    state, history = train.fit_trainer(trainer, x_train, key=key, steps=steps, batch_size=config.batch_size,
+                                       log_every=len(x_train) // config.batch_size, progress=False, tensorboard=False)
+    return trainer, state.model, time.perf_counter() - t0
+
+
+def summary(per_seed: list[dict]) -> dict:
+    """Mean and standard deviation over seeds of each numeric metric, and the per-seed values."""
+    out = {"per_seed": per_seed}
+    for name, value in per_seed[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            vals = np.array([r[name] for r in per_seed], float)
+            out[name] = float(vals.mean())
+            out[f"{name}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+        elif value is None:
+            out[name] = None
+    return out
+
+
+
+
+def pick(m: dict) -> dict:
+    """The image metrics every model reports, from :func:`jaxgen.metrics.samples.image_metrics`'s dict."""
+    return {k: m[k] for k in ("fid", "mnist_score", "classes_covered", "class_kl_to_uniform")}
