@@ -9,11 +9,24 @@ import functools
 import time
 
 import jax
+import ml_collections
 import numpy as np
 import optax
 
 from jaxgen import keys, train
 from jaxgen.models import gan, vae
+
+
+def vae_settings() -> ml_collections.ConfigDict:
+    """The conv VAE's config group (``config.vae``): 16 latents, 4x4 stride-2 convs (32, 64), dense 256, Adam 1e-3."""
+    return ml_collections.ConfigDict(dict(latent_dim=16, conv_features=(32, 64), conv_dense=256, lr=1e-3))
+
+
+def gan_settings() -> ml_collections.ConfigDict:
+    """The DCGAN's config group (``config.gan``): non-saturating, 64 latents, Adam 2e-4 (0.5, 0.999), EMA 0.995."""
+    return ml_collections.ConfigDict(dict(objective="non_saturating", latent_dim=64, conv_base=64, g_lr=2e-4,
+                                          d_lr=2e-4, betas=(0.5, 0.999), n_critic=1, pack=1, r1_gamma=0.0,
+                                          ema_decay=0.995))
 
 
 def vae_config(config) -> vae.VAEConfig:
@@ -55,21 +68,6 @@ def train_gan(config, key, x_train):
     state, history = train.fit_trainer(trainer, x_train, key=key, steps=steps, batch_size=config.batch_size,
                                        log_every=len(x_train) // config.batch_size, progress=False, tensorboard=False)
     return trainer, state.model, time.perf_counter() - t0
-
-
-def summary(per_seed: list[dict]) -> dict:
-    """Mean and standard deviation over seeds of each numeric metric, and the per-seed values."""
-    out = {"per_seed": per_seed}
-    for name, value in per_seed[0].items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            vals = np.array([r[name] for r in per_seed], float)
-            out[name] = float(vals.mean())
-            out[f"{name}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
-        elif value is None:
-            out[name] = None
-    return out
-
-
 
 
 def pick(m: dict) -> dict:

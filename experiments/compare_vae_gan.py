@@ -69,10 +69,8 @@ def get_config() -> ml_collections.ConfigDict:
     # (measured 2026-11-27); budget_epochs=5 or more is the fairer budget for the GAN on an accelerator
     c.budget_epochs = 2
     c.batch_size = 64
-    c.vae = ml_collections.ConfigDict(dict(latent_dim=16, conv_features=(32, 64), conv_dense=256, lr=1e-3))
-    c.gan = ml_collections.ConfigDict(dict(objective="non_saturating", latent_dim=64, conv_base=64, g_lr=2e-4,
-                                           d_lr=2e-4, betas=(0.5, 0.999), n_critic=1, pack=1, r1_gamma=0.0,
-                                           ema_decay=0.995))
+    c.vae = B.vae_settings()
+    c.gan = B.gan_settings()
     c.eval = ml_collections.ConfigDict(dict(n_samples=10_000, nll_k=100, n_test_nll=1000, classifier="full"))
     return c
 
@@ -110,7 +108,7 @@ def run(config, run) -> dict:
         if s == 0:
             shown = {"vae": imgs[:64], "gan": gimgs[:64]}
 
-    summary = {name: B.summary(rows) for name, rows in results.items()}
+    summary = {name: runner.seed_summary(rows) for name, rows in results.items()}
     lines = ["| model | domain FID | MNIST score | classes covered | class KL | test NLL (nats) | train s | params |",
              "|---|---|---|---|---|---|---|---|"]
     for name, srow in summary.items():

@@ -241,17 +241,6 @@ def _evaluate(config, params, data, eval_images, eval_factors, key) -> dict:
             "mig_per_factor": {f: mig["per_factor"][f] for f in config.eval.factors}}
 
 
-def _summary(rows: list[dict]) -> dict:
-    out = {"per_seed": rows}
-    for name in ("mig", "factor_vae_score", "elbo", "active_latents", "train_seconds"):
-        vals = np.array([r[name] for r in rows], float)
-        out[name], out[f"{name}_std"] = float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
-    per = {f: np.array([r["mig_per_factor"][f] for r in rows], float) for f in rows[0]["mig_per_factor"]}
-    out["mig_per_factor"] = {f: float(v.mean()) for f, v in per.items()}
-    out["mig_per_factor_std"] = {f: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for f, v in per.items()}
-    return out
-
-
 def _weight_key(w: float) -> str:
     return f"{float(w):g}"
 
@@ -286,7 +275,7 @@ def run(config, run) -> dict:
                         f"{seconds:.1f} s")
                 if best is None or m["mig"] > best[0]:
                     best = (m["mig"], name, float(weight), s, params, m["kl_per_latent"])
-            runs[name][_weight_key(weight)] = _summary(rows)
+            runs[name][_weight_key(weight)] = runner.seed_summary(rows)
 
     best_weight = {n: max(runs[n], key=lambda w: runs[n][w]["mig"]) for n in objectives}
     metrics = {

@@ -238,17 +238,6 @@ def _evaluate(config, params, x_nll, x_active, k_nll, k_elbo) -> dict:
             "unit_variances": au["variances"]}
 
 
-def _summary(per_seed: list[dict]) -> dict:
-    """Mean and standard deviation (ddof 1) over replicates of each scalar, and the per-seed values."""
-    out = {"per_seed": per_seed}
-    for name, value in per_seed[0].items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            vals = np.array([r[name] for r in per_seed], float)
-            out[name] = float(vals.mean())
-            out[f"{name}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
-    return out
-
-
 def _table(summary: dict, config) -> str:
     cols = [("test NLL (nats)", "test_nll_nats", 2), ("test ELBO (nats)", "test_elbo_nats", 2),
             ("KL (nats)", "kl_nats", 2), ("active units", "active_units", 1), ("train s", "train_seconds", 0)]
@@ -292,7 +281,7 @@ def run(config, run) -> dict:
                 shown[prior] = np.asarray(_samples(params, ks["sample"], config.eval.n_samples))
                 variances[prior] = var
 
-    summary = {p: _summary(rows) for p, rows in results.items()}
+    summary = {p: runner.seed_summary(rows) for p, rows in results.items()}
     for p in priors:
         summary[p]["unit_variances_seed0"] = variances[p]  # Var_x E[z_u | x] per unit, first replicate
     table = _table(summary, config)

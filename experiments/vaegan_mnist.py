@@ -108,13 +108,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.budget_epochs = 1
     c.batch_size = 64
     # the VAE of compare_vae_gan; its encoder and decoder sizes (and latent_dim) are also the VAE-GAN's
-    c.vae = ml_collections.ConfigDict(dict(latent_dim=16, conv_features=(32, 64), conv_dense=256, lr=1e-3))
+    c.vae = B.vae_settings()
     c.vaegan = ml_collections.ConfigDict(dict(d_features=(32, 64), d_dense=256, feature_layer=-1, gamma=0.1,
                                               decoder_gan="non_saturating", real_weight=0.5, balance=True,
                                               equilibrium=0.68, margin=0.35, optimizer="rmsprop", lr=3e-4))
-    c.gan = ml_collections.ConfigDict(dict(objective="non_saturating", latent_dim=64, conv_base=64, g_lr=2e-4,
-                                           d_lr=2e-4, betas=(0.5, 0.999), n_critic=1, pack=1, r1_gamma=0.0,
-                                           ema_decay=0.995))
+    c.gan = B.gan_settings()
     c.eval = ml_collections.ConfigDict(dict(n_samples=10_000, n_recon=1000, classifier="full"))
     return c
 
@@ -197,7 +195,7 @@ def run(config, run) -> dict:
             shown = {"vaegan": imgs[:64], "vae": vimgs[:64], "gan": gimgs[:64], "rec_vaegan": rec_vg[:16],
                      "rec_vae": rec_v[:16]}
 
-    summary = {name: B.summary(rows) for name, rows in results.items()}
+    summary = {name: runner.seed_summary(rows) for name, rows in results.items()}
     names = {"vaegan": "VAE-GAN", "vae": "VAE", "gan": "GAN"}
     lines = ["| model | domain FID | MNIST score | classes covered | class KL | recon MSE | train s | params |",
              "|---|---|---|---|---|---|---|---|"]

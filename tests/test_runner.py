@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jax
 import ml_collections
+import numpy as np
 import pytest
 
 import jaxgen
@@ -235,3 +236,17 @@ def test_families_load_lazily_in_a_fresh_process():
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == str(sorted(jaxgen.models.FAMILIES))
+
+
+def test_seed_summary_means_stds_dicts_and_missing_values():
+    rows = [{"fid": 10.0, "nll": None, "mig": {"x": 0.2, "y": 0.4}, "name": "a", "n": 3},
+            {"fid": 14.0, "nll": None, "mig": {"x": 0.4, "y": 0.4}, "name": "b", "n": 5}]
+    s = runner.seed_summary(rows)
+    assert s["per_seed"] == rows
+    assert s["fid"] == 12.0 and s["fid_std"] == pytest.approx(np.std([10.0, 14.0], ddof=1))
+    assert s["n"] == 4.0 and s["nll"] is None and "nll_std" not in s
+    assert s["mig"] == pytest.approx({"x": 0.3, "y": 0.4}) and s["mig_std"]["y"] == 0.0
+    assert s["mig_std"]["x"] == pytest.approx(np.std([0.2, 0.4], ddof=1))
+    assert "name" not in s  # strings stay in per_seed only
+    one = runner.seed_summary(rows[:1])
+    assert one["fid"] == 10.0 and one["fid_std"] == 0.0  # one seed: no spread, not NaN

@@ -70,6 +70,7 @@ __all__ = [
     "experiment_names",
     "load_experiment",
     "sibling_module",
+    "seed_summary",
     "resolve_config",
     "check_config",
     "apply_overrides",
@@ -206,6 +207,34 @@ def sibling_module(file: str | Path, name: str):
             sys.modules.pop(module_name, None)
             raise
     return sys.modules[module_name]
+
+
+def seed_summary(per_seed: Sequence[Mapping]) -> dict:
+    """Mean and standard deviation over replicates (seeds) of each metric, and the per-seed values.
+
+    ``per_seed``: one dict per seed with the same keys. A number becomes ``name`` (mean) and
+    ``name_std`` (sample standard deviation, ddof 1; 0.0 for one seed); a dict of numbers (e.g. a
+    metric per factor) becomes two dicts of the same keys; ``None`` (a metric a model does not have)
+    stays ``None``; anything else (arrays, strings) is only in ``per_seed``.
+    """
+    def is_number(v):
+        return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+    def mean_std(values):
+        vals = np.asarray(values, float)
+        return float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+
+    out: dict[str, Any] = {"per_seed": list(per_seed)}
+    for name, value in per_seed[0].items():
+        if is_number(value):
+            out[name], out[f"{name}_std"] = mean_std([r[name] for r in per_seed])
+        elif value is None:
+            out[name] = None
+        elif isinstance(value, Mapping) and value and all(is_number(v) for v in value.values()):
+            stats = {k: mean_std([r[name][k] for r in per_seed]) for k in value}
+            out[name] = {k: m for k, (m, _) in stats.items()}
+            out[f"{name}_std"] = {k: sd for k, (_, sd) in stats.items()}
+    return out
 
 
 def experiment_names(directory: Path | None = None) -> list[str]:
