@@ -15,7 +15,7 @@ from scipy import stats
 from jaxgen import keys, runner
 from jaxgen.models import gan, gmm
 
-from test_experiments import EXPERIMENTS, _check_run_folder, _has_mnist
+from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_run_folder, _has_mnist
 
 FAMILIES = ("ppca", "gmm", "vae", "iwae", "pixelcnn", "pixelvae", "gan")
 PIN = {"pixelcnn_nll": 497.956, "ppca_nll": 363.7629}  # the quick run (see the module docstring)
@@ -74,11 +74,7 @@ def test_gan_trainer_from_config_is_the_explicit_trainer():
     ({"eval.n_test": 20_000}, "eval.n_test"),
 ])
 def test_bad_config_is_refused_before_a_run_folder(tmp_path, overrides, message):
-    out = tmp_path / "run"
-    with pytest.raises(runner.ExperimentError, match=message):
-        runner.run_experiment("compare_all", quick=True, overrides=overrides, out=out, echo=False,
-                              directory=EXPERIMENTS)
-    assert not out.exists()
+    assert_refused_before_folder("compare_all", overrides, message, tmp_path)
 
 
 # ------------------------------------------------------------------ the quick run

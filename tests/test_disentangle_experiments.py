@@ -11,7 +11,7 @@ import pytest
 
 from jaxgen import keys, runner, tour
 
-from test_experiments import EXPERIMENTS, _check_run_folder
+from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_run_folder
 
 NAME = "disentangle_sprites"
 OBJECTIVES = ("beta_vae", "beta_tcvae", "factor_vae")
@@ -62,7 +62,4 @@ BAD = [({"objectives": ("beta_vae", "vanilla_vae")}, "vanilla_vae"),
 
 @pytest.mark.parametrize("overrides,message", BAD)
 def test_bad_settings_are_refused_before_a_folder_exists(tmp_path, overrides, message):
-    out = tmp_path / "bad"
-    with pytest.raises(runner.ExperimentError, match=message):
-        runner.run_experiment(NAME, quick=True, overrides=overrides, out=out, echo=False, directory=EXPERIMENTS)
-    assert not out.exists()
+    assert_refused_before_folder(NAME, overrides, message, tmp_path)

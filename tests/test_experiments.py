@@ -49,6 +49,15 @@ def _has_mnist() -> bool:
     return (data_dir() / "mnist.npz").is_file()
 
 
+def assert_refused_before_folder(name, overrides, message, tmp_path):
+    """The quick config of experiment ``name`` with ``overrides`` is refused (an ``ExperimentError``
+    matching ``message``) and no run folder is created."""
+    out = tmp_path / "refused"
+    with pytest.raises(runner.ExperimentError, match=message):
+        runner.run_experiment(name, quick=True, overrides=overrides, out=out, echo=False, directory=EXPERIMENTS)
+    assert not out.exists()
+
+
 def _check_run_folder(result):
     files = {p.name for p in result.dir.iterdir()}
     assert {"config.json", "metrics.json", "log.txt", "run.json"} <= files

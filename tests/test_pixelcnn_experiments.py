@@ -18,7 +18,7 @@ from jaxgen import keys, runner, tour
 from jaxgen.data import load_mnist
 from jaxgen.models import pixelcnn
 
-from test_experiments import EXPERIMENTS, _check_run_folder, _has_mnist
+from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_run_folder, _has_mnist
 
 NAME = "pixelcnn_mnist"
 
@@ -93,10 +93,7 @@ BAD = [({"model.likelihood": "poisson"}, "model.likelihood"),
 
 @pytest.mark.parametrize("overrides,message", BAD)
 def test_bad_settings_are_refused_before_a_folder_exists(tmp_path, overrides, message):
-    out = tmp_path / "bad"
-    with pytest.raises(runner.ExperimentError, match=message):
-        runner.run_experiment(NAME, quick=True, overrides=overrides, out=out, echo=False, directory=EXPERIMENTS)
-    assert not out.exists()
+    assert_refused_before_folder(NAME, overrides, message, tmp_path)
 
 
 def test_accelerator_config_covers_the_image_and_is_documented(exp):

@@ -13,7 +13,7 @@ import pytest
 from jaxgen import keys, runner
 from jaxgen.data import load_mnist
 
-from test_experiments import EXPERIMENTS, _check_run_folder, _has_mnist
+from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_run_folder, _has_mnist
 
 NAME = "pixelvae_mnist"
 GROUP_KEYS = {"test_nll_nats", "test_nll_sem", "test_nll_k", "test_elbo_nats", "kl_nats", "active_units", "n_params",
@@ -82,10 +82,7 @@ BAD = [({"eval.path": "cubic"}, "eval.path"),
 
 @pytest.mark.parametrize("overrides,message", BAD)
 def test_bad_settings_are_refused_before_a_folder_exists(tmp_path, overrides, message):
-    out = tmp_path / "bad"
-    with pytest.raises(runner.ExperimentError, match=message):
-        runner.run_experiment(NAME, quick=True, overrides=overrides, out=out, echo=False, directory=EXPERIMENTS)
-    assert not out.exists()
+    assert_refused_before_folder(NAME, overrides, message, tmp_path)
 
 
 PIN = {"pixelvae_nll": 217.09927, "vae_nll": 278.97108}

@@ -7,7 +7,7 @@ import pytest
 
 from jaxgen import keys, runner
 
-from test_experiments import EXPERIMENTS, _check_run_folder, _has_mnist
+from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_run_folder, _has_mnist
 
 pytestmark = pytest.mark.skipif(not _has_mnist(), reason="mnist.npz is not in JAXGEN_DATA_DIR")
 
@@ -88,10 +88,7 @@ def test_a_prior_does_not_depend_on_the_others_and_reruns_equal(quick):
     ({"vamp_init": "data", "n_components": 401}, "distinct training images"),
 ])
 def test_bad_config_fails_before_any_folder(tmp_path, overrides, match):
-    out = tmp_path / "never"
-    with pytest.raises(runner.ExperimentError, match=match):
-        runner.run_experiment("vae_priors", quick=True, overrides=overrides, out=out, echo=False, directory=EXPERIMENTS)
-    assert not out.exists()
+    assert_refused_before_folder("vae_priors", overrides, match, tmp_path)
 
 
 def test_accelerator_protocol_differences_shrink():

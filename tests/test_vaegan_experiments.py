@@ -7,7 +7,7 @@ import pytest
 
 from jaxgen import keys, runner
 
-from test_experiments import EXPERIMENTS, _check_run_folder, _has_mnist
+from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_run_folder, _has_mnist
 
 pytestmark = pytest.mark.skipif(not _has_mnist(), reason="mnist.npz is not in JAXGEN_DATA_DIR")
 NAME = "vaegan_mnist"
@@ -54,7 +54,4 @@ def test_quick_run_metrics(quick):
     ({"batch_size": 1024}, "exceeds n_train"),
 ])
 def test_bad_settings_are_refused_before_a_folder_exists(tmp_path, overrides, message):
-    out = tmp_path / "bad"
-    with pytest.raises(runner.ExperimentError, match=message):
-        runner.run_experiment(NAME, quick=True, overrides=overrides, out=out, echo=False, directory=EXPERIMENTS)
-    assert not out.exists()
+    assert_refused_before_folder(NAME, overrides, message, tmp_path)
