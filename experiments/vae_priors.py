@@ -47,26 +47,28 @@ Configs:
     far as this code has it: ``jaxgen run vae_priors {accelerator}``.
   * ``--quick``: tiny networks on a few hundred images, seconds.
 
-Budget (measured 2026-11-27 on the 2-core CPU shared with four other jobs, one core, jax 0.10.2;
-K = 100, per model, a one-seed trial, compilation included): 10 epochs over the 50 000 images took 17 s (normal), 50 s (MoG), 49 s
-(VampPrior); the NLL with k = 5000 took 0.08-0.09 s per test image for each prior; the K = 500
-mixture of the accelerator protocol costs about 3.3 times the normal prior's NLL time
-(0.22 vs 0.066 s per image, no extra memory: XLA fuses the (samples, K, q) terms into their sum).
-Hence 12 epochs and 500 test images: the default run took 509 s (698 s for the grey-start run
-below) on one core of that machine.
+Budget (measured 2026-11-27 on the 2-core CPU shared with other jobs, one core, jax 0.10.2; K = 100,
+per model, compilation included): an epoch over the 50 000 images takes 2-5 s (normal) to 3-7 s
+(MoG, VampPrior); the NLL with k = 5000 takes 0.03-0.09 s per test image for each prior; the K = 500
+mixture of the accelerator protocol costs about 3.3 times the normal prior's NLL time (0.22 vs
+0.066 s per image, no extra memory: XLA fuses the (samples, K, q) terms into their sum). Hence 40
+epochs (10 of KL warm-up) and 500 test images: the default run took 1190 s on one core of that
+machine (three other jobs running).
 
-Default run (commit 6be31d9, seed 0, replicates 0, 1, 2; ``taskset -c 1``; mean ± std over seeds):
+Default run (seed 0, replicates 0, 1, 2; ``taskset -c 1``; mean ± std over seeds):
 
   | prior  | test NLL (nats) | test ELBO (nats) | KL (nats)    | active units |
   |--------|-----------------|------------------|--------------|--------------|
-  | normal | 99.13 ± 0.26    | -105.49 ± 0.37   | 24.55 ± 0.32 | 26.7 ± 8.1   |
-  | mog    | 98.89 ± 0.08    | -105.44 ± 0.13   | 22.18 ± 0.09 | 22.3 ± 3.5   |
-  | vamp   | 104.52 ± 1.55   | -110.37 ± 1.68   | 16.27 ± 1.30 | 30.0 ± 2.0   |
+  | normal | 93.24 ± 0.20    | -100.14 ± 0.67   | 27.29 ± 0.26 | 26.3 ± 0.6   |
+  | mog    | 93.02 ± 0.27    | -100.07 ± 0.45   | 26.47 ± 0.15 | 24.3 ± 0.6   |
+  | vamp   | 91.83 ± 0.27    | -97.80 ± 0.03    | 22.23 ± 0.61 | 19.0 ± 1.7   |
 
-At 12 epochs the VampPrior is 5 nats behind (it learns more slowly: in the 20 000-image trials its
-train ELBO lagged the normal prior's from the second epoch on) with the smallest KL and the most active units; the MoG matches the normal prior.
-These are short-budget numbers, 10-15 nats from converged ones: they rank the priors' early
-training, not their final likelihoods (Tomczak & Welling: the VampPrior about 3 nats ahead).
+The VampPrior leads by 1.4 nats (per seed 91.91 / 92.06 / 91.53 against the normal prior's 93.45 /
+93.07 / 93.18), with the smallest KL and the fewest active units; the MoG is 0.2 nats ahead of the
+normal prior. The ranking is Tomczak & Welling's. A shorter budget ranks them otherwise: at 12
+epochs (4 of warm-up) the VampPrior learns more slowly and was 5 nats behind (104.52 ± 1.55 against
+99.13 ± 0.26 normal, 98.89 ± 0.08 MoG). These are short-budget numbers, 5-7 nats from converged
+ones.
 
 VampPrior start (``vamp_init``): with the model's grey pseudo-inputs (``vamp_init=grey``) the
 VampPrior first falls into the collapsed solution (the encoder maps every image to the
@@ -75,14 +77,15 @@ not at all: on a 20 000-image, 10-epoch trial it never left it with a 2-epoch wa
 default run with grey pseudo-inputs (commit 3fec6e7, seeds 0, 1, 2) its test NLL was 108.42,
 122.99 and 106.97 nats with 33, 5 and 27 active units (normal prior: 98.90, 99.07, 99.41). Started
 at K random training images (``vamp_init=data``, the default; Tomczak & Welling's code has this
-option) the same three seeds gave 104.37, 106.14 and 103.05 nats with 30, 32 and 28 active units.
-A longer warm-up also helps, hence 4 of the 12 epochs.
+option) the same three seeds gave 104.37, 106.14 and 103.05 nats with 30, 32 and 28 active units
+(both at 12 epochs). A longer warm-up also helps.
 
 Active units: the threshold 0.01 is on the scale of N(0, I); a learned mixture prior sets its own
 scale (seed 0: the largest variance of a posterior mean is 1.2 under the normal prior, 6.5 under
 the MoG, 6.1 under the VampPrior), so counts across priors compare units on different scales; and
-after 12 epochs some units sit near the threshold (seed 0: 3, 11 and 5 units with variances in
-[0.005, 0.02]; see the ``active_units`` figure), so the count moves between seeds (normal: 22, 22, 36).
+after 12 epochs some units sat near the threshold (seed 0: 3, 11 and 5 units with variances in
+[0.005, 0.02]; see the ``active_units`` figure), so the count moved between seeds (normal: 22, 22,
+36); after 40 epochs it is steadier (normal 26, 27, 26).
 
 Reference (test NLL, nats, k = 5000): Tomczak & Welling (2018, Table 2; one stochastic layer,
 their gated 300-300 MLPs, q = 40) report about 88.6 (standard normal), 86.6 (MoG) and 85.6
@@ -148,7 +151,7 @@ def get_config() -> ml_collections.ConfigDict:
     # images, Tomczak & Welling's use_training_data_init option)
     c.vamp_init = "data"  # "grey" collapsed one seed of three in the default run (see the module docstring)
     c.model = ml_collections.ConfigDict(dict(latent_dim=50, hidden=(200, 200), activation="tanh"))
-    c.train = ml_collections.ConfigDict(dict(epochs=12, batch_size=100, lr=1e-3, adam_eps=1e-4, warmup_epochs=4))
+    c.train = ml_collections.ConfigDict(dict(epochs=40, batch_size=100, lr=1e-3, adam_eps=1e-4, warmup_epochs=10))
     c.eval = ml_collections.ConfigDict(dict(k=5000, n_test_nll=500, n_active=10_000, active_threshold=0.01,
                                             batch_size=100, n_samples=64))
     return c
@@ -329,7 +332,7 @@ def _doc(config) -> str:
     settings = (f"K = {c.n_components}, {c.train.epochs} epochs (KL warm-up {c.train.warmup_epochs}) over "
                 f"{c.n_train} images, minibatch {c.train.batch_size}, Adam {c.train.lr:g}, {c.n_seeds} seeds, "
                 f"NLL with k = {c.eval.k} on {c.eval.n_test_nll} test images")
-    return (__doc__.replace("{cpu_budget}", "under 20 min on one CPU core").replace("{cpu_settings}", settings)
+    return (__doc__.replace("{cpu_budget}", "about 20 min on one CPU core").replace("{cpu_settings}", settings)
             .replace("{accelerator}", acc).replace("{differences}", "\n".join(f"  - {d}" for d in differences(config))))
 
 
