@@ -64,19 +64,29 @@ _NHWC = ("NHWC", "HWIO", "NHWC")
         ((3, 7, 9, 2), (3, 3, 2, 4), (2, 2), "VALID", (1, 1)),
         ((2, 7, 5, 4), (4, 4, 4, 3), (2, 1), ((1, 2), (0, 1)), (1, 1)),
         ((2, 7, 7, 4), (4, 4, 4, 3), (1, 1), ((2, 2), (2, 2)), (2, 2)),  # a 4x4 stride-2 transposed conv
+        # which path: phases where the dilation divides the output size, else lax with lhs_dilation
+        ((2, 6, 5, 3), (3, 3, 3, 2), (1, 1), ((1, 2), (1, 2)), (2, 2)),  # 3x3 "SAME" transposed: 12x10, phases
+        ((2, 5, 6, 3), (3, 3, 3, 2), (1, 1), ((1, 1), (2, 1)), (2, 2)),  # 9x12: rows fall back
+        ((2, 4, 5, 3), (2, 2, 3, 2), (1, 1), ((0, 1), (1, 2)), (3, 2)),  # kernel < dilation: zero phases
+        ((2, 4, 4, 3), (5, 5, 3, 2), (1, 1), ((4, 3), (1, 3)), (3, 3)),  # 12x12 with an uneven padding
+        ((3, 10, 6, 2), (4, 3, 2, 3), (2, 3), ((1, 2), (1, 1)), (1, 1)),  # dx by phases (10, 6 divisible)
+        ((3, 8, 8, 6), (3, 3, 6, 1), (1, 1), "SAME", (1, 1)),  # output layer: dw from the shifts of g
+        ((2, 6, 7, 5), (3, 2, 5, 2), (1, 1), ((0, 3), (2, 0)), (1, 1)),  # the same, odd pads
     ],
 )
 def test_canonical_conv_equals_lax_values_gradients_second_order_and_in_scan(x_shape, w_shape, strides, padding,
                                                                             lhs_dil):
-    """The custom VJP (canonical layouts, tap GEMMs for transposed convs) gives JAX's own gradients:
-    first order, inside lax.scan (where it matters for speed), and gradients of gradients (WGAN-GP, R1)."""
+    """The canonical forward (input-dilated convs by phases) and VJP (shift GEMMs for transposed convs and
+    output layers) give JAX's own values and gradients: first order, inside lax.scan (where it matters for
+    speed), and gradients of gradients (WGAN-GP, R1). Float round-off only: the summation order differs."""
     x = jax.random.normal(jax.random.key(0), x_shape)
     w = jax.random.normal(jax.random.key(1), w_shape)
     dn = lax.conv_dimension_numbers(x_shape, w_shape, _NHWC)
     ref = lambda x, w: lax.conv_general_dilated(x, w, strides, padding, lhs_dilation=lhs_dil, dimension_numbers=dn)  # noqa: E731
     new = lambda x, w: conv_general_dilated(x, w, strides, padding, lhs_dilation=lhs_dil, dimension_numbers=dn)  # noqa: E731
     assert "custom_vjp" in str(jax.make_jaxpr(new)(x, w))  # the canonical path is taken on CPU
-    np.testing.assert_array_equal(np.asarray(new(x, w)), np.asarray(ref(x, w)))
+    y = ref(x, w)  # phases sum the taps in another order: a few ulp of the largest output
+    np.testing.assert_allclose(np.asarray(new(x, w)), np.asarray(y), rtol=1e-5, atol=1e-6 * float(jnp.max(jnp.abs(y))))
     g = jax.random.normal(jax.random.key(2), ref(x, w).shape)
     for a, b in zip(jax.vjp(ref, x, w)[1](g), jax.vjp(new, x, w)[1](g)):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(a))))
@@ -91,6 +101,25 @@ def test_canonical_conv_equals_lax_values_gradients_second_order_and_in_scan(x_s
 
     np.testing.assert_allclose(np.asarray(penalty(new)), np.asarray(penalty(ref)), rtol=1e-5,
                                atol=1e-5 * float(jnp.max(jnp.abs(penalty(ref)))))
+
+
+def test_transposed_conv_weight_gradient_in_batch_chunks(monkeypatch):
+    """The transposed conv's dW summed over batch chunks (lax.map) equals lax's, also in a scan."""
+    import jaxgen.nn.convolution as convolution
+
+    monkeypatch.setattr(convolution, "_CHUNK_BYTES", 3 * 16 * 14 * 14 * 4)  # 3 samples a chunk of 6
+    x = jax.random.normal(jax.random.key(0), (6, 7, 7, 4))
+    w = jax.random.normal(jax.random.key(1), (4, 4, 4, 3))
+    dn = lax.conv_dimension_numbers(x.shape, w.shape, _NHWC)
+    ref = lambda w: lax.conv_general_dilated(x, w, (1, 1), ((2, 2), (2, 2)), lhs_dilation=(2, 2), dimension_numbers=dn)  # noqa: E731
+    new = lambda w: conv_general_dilated(x, w, (1, 1), ((2, 2), (2, 2)), lhs_dilation=(2, 2), dimension_numbers=dn)  # noqa: E731
+    g = jax.random.normal(jax.random.key(2), ref(w).shape)
+    assert "scan" in str(jax.make_jaxpr(jax.vjp(new, w)[1])(g))  # the chunked path (lax.map) is taken
+    a = jax.vjp(ref, w)[1](g)[0]
+    np.testing.assert_allclose(np.asarray(jax.vjp(new, w)[1](g)[0]), np.asarray(a), rtol=1e-5,
+                               atol=1e-5 * float(jnp.max(jnp.abs(a))))
+    in_scan = jax.lax.scan(lambda c, _: (c, jax.grad(lambda w: jnp.sum(new(w) * g))(w)), 0, None, length=2)[1]
+    np.testing.assert_allclose(np.asarray(in_scan[1]), np.asarray(a), rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(a))))
 
 
 @pytest.mark.parametrize("kernel, strides, padding", [((4, 4), (2, 2), "SAME"), ((3, 3), (2, 2), "SAME"),

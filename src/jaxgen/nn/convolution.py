@@ -7,24 +7,33 @@ into that layout; inside a ``while`` loop (``lax.scan``: the training core's log
 ``scripts/bench_gan.py --diagnose``); a whole MNIST classifier trained 5.5x slower inside a scan
 than step by step. The weight gradient of a transposed convolution is slow even outside loops.
 
-:func:`conv_general_dilated` is ``lax.conv_general_dilated`` (a drop-in, also for Flax's
-``nn.Conv(conv_general_dilated=...)``) whose VJP, on the CPU backend, is written as convolutions
-in the canonical layout with explicit transposes, which XLA keeps:
+XLA:CPU is also slow, at any place, on input-dilated convolutions once the map reaches 32x32
+(a transposed convolution's forward, a strided convolution's input gradient: 8x at 64x64).
 
+:func:`conv_general_dilated` is ``lax.conv_general_dilated`` (a drop-in, also for Flax's
+``nn.Conv(conv_general_dilated=...)``) that, on the CPU backend, writes the convolution and its VJP
+as convolutions in the canonical layout with explicit transposes, which XLA keeps:
+
+* an input-dilated convolution (a transposed convolution's forward, a strided convolution's input
+  gradient) by phases: one stride-1 convolution of the undilated input per output phase with the
+  kernel taps that reach it, interleaved (the dilation's zeros skipped); when the dilation does not
+  divide the output size, ``lax`` with ``lhs_dilation``;
 * input gradient: the convolution of the output gradient with the spatially flipped kernel (I and
   O swapped), strided by the input dilation, over the output gradient dilated by the strides;
 * weight gradient: a canonical convolution with the batch and channel axes of the input swapped
   (the output gradient as the kernel, dilated by the strides), or, for a transposed convolution
-  (input dilation d > 1, stride 1), one GEMM per kernel tap over the input's nonzero rows only.
+  (input dilation d > 1, stride 1) and for a stride-1 convolution to fewer channels (an output
+  layer), one GEMM of the input with the stacked kernel-tap shifts of the output gradient (in
+  batch chunks of about 4 MB for a transposed convolution).
 
-The forward pass is ``lax.conv_general_dilated`` itself, so values are identical; gradients equal
-JAX's own to float round-off (tested, also under ``lax.scan`` and for gradients of gradients, as
-WGAN-GP and R1 take). Other backends, and layouts or options outside this case (grouped or
-kernel-dilated convolutions), use ``lax.conv_general_dilated`` unchanged.
+Values and gradients equal JAX's own to float round-off, not bit for bit, as the summation order
+differs (tested, also under ``lax.scan`` and for gradients of gradients, as WGAN-GP and R1 take).
+Other backends, and layouts or options outside this case (grouped or kernel-dilated
+convolutions), use ``lax.conv_general_dilated`` unchanged.
 
 :func:`Conv` and :func:`ConvTranspose` build Flax ``nn.Conv`` modules on it; ``ConvTranspose`` is
 ``nn.ConvTranspose(..., transpose_kernel=False)`` as a convolution over the stride-dilated input,
-with the same parameters (``kernel`` (kh, kw, in, out), ``bias``) and the same outputs.
+with the same parameters (``kernel`` (kh, kw, in, out), ``bias``) and the same outputs (to float round-off).
 """
 from __future__ import annotations
 
@@ -43,35 +52,80 @@ _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def _forward(x, w, strides, pads, lhs_dil, precision):
-    return lax.conv_general_dilated(x, w, strides, pads, lhs_dilation=lhs_dil, dimension_numbers=_NHWC,
-                                    precision=precision)
+    if lhs_dil != (1, 1):
+        return _dilated_conv(x, w, pads, lhs_dil, precision)
+    return lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=_NHWC, precision=precision)
 
 
-def _tap_weight_grad(x, g, pads, lhs_dil, k, precision):
-    """dW (kh, kw, I, O) of a stride-1 convolution over the ``lhs_dil``-dilated, padded ``x``: kernel
-    tap (a, b) meets the output rows t with ``t + a - lo`` divisible by d, at input row
-    ``(t + a - lo) / d``; one GEMM over those rows per tap (the zeros of the dilation skipped)."""
-    n, m = x.shape[1:3], g.shape[1:3]
-    per_dim = []
+def _dilated_conv(x, w, pads, d, precision):
+    """The stride-1 convolution of ``w`` over ``x`` dilated by ``d`` and padded by ``pads``, by phases.
+
+    Output row ``t = d q + p`` meets only the kernel taps ``a = a0 + d r`` with ``a0 = (lo - p) mod d``,
+    at input row ``q + r + e0``: each of the ``d0 d1`` phases is a stride-1 convolution of the
+    undilated ``x`` with a kernel slice, and the output interleaves them (sub-pixel convolution).
+    XLA:CPU runs input-dilated convolutions slowly once the map reaches 32x32 (8x at 64x64); the
+    phases skip the zeros. When ``d`` does not divide the output size, ``lax`` with ``lhs_dilation``."""
+    n, k = x.shape[1:3], w.shape[0:2]
+    m = [(n[i] - 1) * d[i] + 1 + pads[i][0] + pads[i][1] - k[i] + 1 for i in range(2)]
+    if any(m[i] % d[i] for i in range(2)):
+        return lax.conv_general_dilated(x, w, (1, 1), pads, lhs_dilation=d, dimension_numbers=_NHWC,
+                                        precision=precision)
+    phases = []  # per spatial dim, per phase p: (kernel slice, padding of x), or None without taps
     for i in range(2):
-        d, lo = lhs_dil[i], pads[i][0]
-        taps = []
-        for a in range(k[i]):
-            r = (lo - a) % d  # the first output row that meets a nonzero input row
-            taps.append((r, (r + a - lo) // d, len(range(r, m[i], d))))  # (first output row, its input row, count)
-        per_dim.append(taps)
-    lo_pad = [max(0, -min(c for _, c, _ in taps)) for taps in per_dim]
-    hi_pad = [max(0, max(c + cnt for _, c, cnt in per_dim[i]) - n[i]) for i in range(2)]
-    xp = jnp.pad(x, ((0, 0), (lo_pad[0], hi_pad[0]), (lo_pad[1], hi_pad[1]), (0, 0)))
+        lo, per = pads[i][0], []
+        for p in range(d[i]):
+            a0 = (lo - p) % d[i]
+            n_taps = len(range(a0, k[i], d[i]))
+            e0 = (p + a0 - lo) // d[i]  # input row of output q = 0, tap r = 0 (exact division)
+            per.append(None if n_taps == 0 else
+                       (slice(a0, k[i], d[i]), (-e0, m[i] // d[i] + n_taps - 1 - n[i] + e0)))
+        phases.append(per)
+    shape = (x.shape[0], m[0] // d[0], m[1] // d[1], w.shape[3])
     rows = []
-    for r0, c0, n0 in per_dim[0]:
-        cols = []
-        for r1, c1, n1 in per_dim[1]:
-            gs = g[:, r0::lhs_dil[0], r1::lhs_dil[1]][:, :n0, :n1]
-            xs = xp[:, c0 + lo_pad[0]:c0 + lo_pad[0] + n0, c1 + lo_pad[1]:c1 + lo_pad[1] + n1]
-            cols.append(jnp.einsum("nhwi,nhwo->io", xs, gs, precision=precision))
-        rows.append(jnp.stack(cols))
-    return jnp.stack(rows)
+    for p0 in phases[0]:
+        cols = [jnp.zeros(shape, x.dtype) if p0 is None or p1 is None else
+                lax.conv_general_dilated(x, w[p0[0], p1[0]], (1, 1), (p0[1], p1[1]), dimension_numbers=_NHWC,
+                                         precision=precision)
+                for p1 in phases[1]]
+        rows.append(jnp.stack(cols, 3))  # (N, m0/d0, m1/d1, d1, O)
+    return jnp.stack(rows, 2).reshape(x.shape[0], m[0], m[1], w.shape[3])  # rows q d0 + p0, columns q d1 + p1
+
+
+_CHUNK_BYTES = 4 << 20  # batch chunk of the stacked output-gradient shifts: large stacks ran 3.5x slower
+
+
+def _shifted_weight_grad(x, g, k, pads, d, precision, chunk_bytes=None):
+    """dW (kh, kw, I, O) of a stride-1 convolution over ``x`` dilated by ``d`` (1 allowed) and padded
+    by ``pads``: ``dW[a] = sum_j x[j] g[d j + lo - a]``. The ``kh kw`` strided shifts of ``g`` are
+    stacked and met by ``x`` in one GEMM; with ``chunk_bytes``, batch chunks of about that many
+    bytes of stacked shifts, summed (``lax.map``)."""
+    n, m = x.shape[1:3], g.shape[1:3]
+    lo = [pads[i][0] for i in range(2)]
+    g_lo = [max(0, k[i] - 1 - lo[i]) for i in range(2)]  # zeros where d j + lo - a leaves g
+    g_hi = [max(0, d[i] * (n[i] - 1) + lo[i] - (m[i] - 1)) for i in range(2)]
+
+    def grad(x, g):
+        gp = jnp.pad(g, ((0, 0), (g_lo[0], g_hi[0]), (g_lo[1], g_hi[1]), (0, 0)))
+        shifts = []
+        for a in range(k[0]):
+            for b in range(k[1]):
+                s = (lo[0] - a + g_lo[0], lo[1] - b + g_lo[1])
+                shifts.append(lax.slice(gp, (0, s[0], s[1], 0), (gp.shape[0], s[0] + d[0] * (n[0] - 1) + 1,
+                                                                 s[1] + d[1] * (n[1] - 1) + 1, gp.shape[3]),
+                                        (1, d[0], d[1], 1)))
+        return jnp.einsum("nhwi,nhwto->tio", x, jnp.stack(shifts, 3), precision=precision)
+
+    batch = x.shape[0]
+    per_sample = k[0] * k[1] * n[0] * n[1] * g.shape[3] * g.dtype.itemsize
+    size = batch if chunk_bytes is None else max(1, min(batch, chunk_bytes // per_sample))
+    while batch % size:  # equal chunks
+        size -= 1
+    if size == batch:
+        dw = grad(x, g)
+    else:
+        dw = lax.map(lambda xg: grad(*xg), (x.reshape(batch // size, size, *x.shape[1:]),
+                                            g.reshape(batch // size, size, *g.shape[1:]))).sum(0)
+    return dw.reshape(k[0], k[1], x.shape[3], g.shape[3])
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
@@ -91,14 +145,18 @@ def _canonical_bwd(strides, pads, lhs_dil, precision, res, g):
     pad_x = [(k[i] - 1 - pads[i][0], dilated[i] - reach[i] + pads[i][0]) for i in range(2)]
     pad_w = [(pads[i][0], k[i] - 1 + reach[i] - dilated[i] - pads[i][0]) for i in range(2)]
     w_flip = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
-    dx = lax.conv_general_dilated(g, w_flip, lhs_dil, pad_x, lhs_dilation=strides, dimension_numbers=_NHWC,
-                                  precision=precision)
-    if lhs_dil == (1, 1):
+    if strides != (1, 1):  # over g dilated by the strides: by phases
+        dx = _dilated_conv(g, w_flip, pad_x, strides, precision)
+    else:
+        dx = lax.conv_general_dilated(g, w_flip, lhs_dil, pad_x, dimension_numbers=_NHWC, precision=precision)
+    if lhs_dil != (1, 1):  # a transposed convolution: stride 1 (checked by conv_general_dilated)
+        dw = _shifted_weight_grad(x, g, k, pads, lhs_dil, precision, _CHUNK_BYTES)
+    elif strides == (1, 1) and g.shape[3] < x.shape[3]:  # e.g. a 3x3 output layer: 2.4x faster than the conv
+        dw = _shifted_weight_grad(x, g, k, pads, (1, 1), precision)
+    else:
         dw = lax.conv_general_dilated(x.transpose(3, 1, 2, 0), g.transpose(1, 2, 0, 3), (1, 1), pad_w,
                                       rhs_dilation=strides, dimension_numbers=_NHWC,
                                       precision=precision).transpose(1, 2, 0, 3)
-    else:  # a transposed convolution: stride 1 (checked by conv_general_dilated)
-        dw = _tap_weight_grad(x, g, pads, lhs_dil, k, precision)
     return dx.astype(x.dtype), dw.astype(w.dtype)
 
 
@@ -114,7 +172,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
                          preferred_element_type=None):
     """``lax.conv_general_dilated`` with, on the CPU backend, the canonical-layout VJP of the module
     docstring (2-D NHWC / HWIO convolutions without groups or kernel dilation, and with either
-    strides or an input dilation). Same arguments, same values."""
+    strides or an input dilation). Same arguments, the same values to float round-off."""
     strides, lhs_dil, rhs_dil = _ones(window_strides), _ones(lhs_dilation), _ones(rhs_dilation)
     canonical = (
         jax.default_backend() == "cpu" and lhs.ndim == 4 and rhs.ndim == 4 and len(strides) == 2
@@ -161,7 +219,7 @@ def ConvTranspose(features: int, kernel_size: Sequence[int], *, strides: Sequenc
                   name: str | None = None, **kwargs) -> nn.Conv:
     """``flax.linen.ConvTranspose(features, kernel_size, strides, padding)`` (``transpose_kernel=False``)
     as a convolution over the input dilated by ``strides``: the same parameters (``kernel``
-    ``(kh, kw, in, out)``, ``bias``), the same outputs, the canonical-layout gradients."""
+    ``(kh, kw, in, out)``, ``bias``), the same outputs (to float round-off), the canonical-layout gradients."""
     kernel_size, strides = tuple(kernel_size), tuple(strides)
     pads = [transpose_padding(k, s, padding) for k, s in zip(kernel_size, strides)]
     return nn.Conv(features, kernel_size, strides=1, padding=pads, input_dilation=strides,
