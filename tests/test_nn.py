@@ -66,9 +66,9 @@ _NHWC = ("NHWC", "HWIO", "NHWC")
         ((2, 7, 7, 4), (4, 4, 4, 3), (1, 1), ((2, 2), (2, 2)), (2, 2)),  # a 4x4 stride-2 transposed conv
         # which path: phases where the dilation divides the output size, else lax with lhs_dilation
         ((2, 6, 5, 3), (3, 3, 3, 2), (1, 1), ((1, 2), (1, 2)), (2, 2)),  # 3x3 "SAME" transposed: 12x10, phases
-        ((2, 5, 6, 3), (3, 3, 3, 2), (1, 1), ((1, 1), (2, 1)), (2, 2)),  # 9x12: rows fall back
-        ((2, 4, 5, 3), (2, 2, 3, 2), (1, 1), ((0, 1), (1, 2)), (3, 2)),  # kernel < dilation: zero phases
-        ((2, 4, 4, 3), (5, 5, 3, 2), (1, 1), ((4, 3), (1, 3)), (3, 3)),  # 12x12 with an uneven padding
+        ((2, 5, 6, 3), (3, 3, 3, 2), (1, 1), ((1, 1), (2, 1)), (2, 2)),  # 9x12: falls back to lax (9 is odd)
+        ((2, 4, 5, 3), (2, 2, 3, 2), (1, 1), ((1, 2), (1, 1)), (3, 2)),  # kernel < dilation: a zero phase
+        ((2, 4, 4, 3), (5, 5, 3, 2), (1, 1), ((4, 2), (1, 5)), (3, 3)),  # 12x12 with uneven paddings
         ((3, 10, 6, 2), (4, 3, 2, 3), (2, 3), ((1, 2), (1, 1)), (1, 1)),  # dx by phases (10, 6 divisible)
         ((3, 8, 8, 6), (3, 3, 6, 1), (1, 1), "SAME", (1, 1)),  # output layer: dw from the shifts of g
         ((2, 6, 7, 5), (3, 2, 5, 2), (1, 1), ((0, 3), (2, 0)), (1, 1)),  # the same, odd pads
@@ -84,8 +84,13 @@ def test_canonical_conv_equals_lax_values_gradients_second_order_and_in_scan(x_s
     dn = lax.conv_dimension_numbers(x_shape, w_shape, _NHWC)
     ref = lambda x, w: lax.conv_general_dilated(x, w, strides, padding, lhs_dilation=lhs_dil, dimension_numbers=dn)  # noqa: E731
     new = lambda x, w: conv_general_dilated(x, w, strides, padding, lhs_dilation=lhs_dil, dimension_numbers=dn)  # noqa: E731
-    assert "custom_vjp" in str(jax.make_jaxpr(new)(x, w))  # the canonical path is taken on CPU
-    y = ref(x, w)  # phases sum the taps in another order: a few ulp of the largest output
+    jaxpr = str(jax.make_jaxpr(new)(x, w))
+    assert "custom_vjp" in jaxpr  # the canonical path is taken on CPU
+    y = ref(x, w)
+    if lhs_dil != (1, 1):  # by phases (no input-dilated conv left) exactly when the dilation divides the output
+        dilated = any(not t.startswith("(1, 1)") for t in jaxpr.split("lhs_dilation=")[1:])
+        assert dilated == any(y.shape[1 + i] % lhs_dil[i] for i in range(2))
+    # phases sum the taps in another order: round-off of the largest output
     np.testing.assert_allclose(np.asarray(new(x, w)), np.asarray(y), rtol=1e-5, atol=1e-6 * float(jnp.max(jnp.abs(y))))
     g = jax.random.normal(jax.random.key(2), ref(x, w).shape)
     for a, b in zip(jax.vjp(ref, x, w)[1](g), jax.vjp(new, x, w)[1](g)):
