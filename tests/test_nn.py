@@ -116,8 +116,9 @@ def test_transposed_conv_weight_gradient_in_batch_chunks(monkeypatch):
     x = jax.random.normal(jax.random.key(0), (6, 7, 7, 4))
     w = jax.random.normal(jax.random.key(1), (4, 4, 4, 3))
     dn = lax.conv_dimension_numbers(x.shape, w.shape, _NHWC)
-    ref = lambda w: lax.conv_general_dilated(x, w, (1, 1), ((2, 2), (2, 2)), lhs_dilation=(2, 2), dimension_numbers=dn)  # noqa: E731
-    new = lambda w: conv_general_dilated(x, w, (1, 1), ((2, 2), (2, 2)), lhs_dilation=(2, 2), dimension_numbers=dn)  # noqa: E731
+    pads = ((2, 2), (2, 2))
+    ref = lambda w: lax.conv_general_dilated(x, w, (1, 1), pads, lhs_dilation=(2, 2), dimension_numbers=dn)  # noqa: E731
+    new = lambda w: conv_general_dilated(x, w, (1, 1), pads, lhs_dilation=(2, 2), dimension_numbers=dn)  # noqa: E731
     g = jax.random.normal(jax.random.key(2), ref(w).shape)
     assert "scan" in str(jax.make_jaxpr(jax.vjp(new, w)[1])(g))  # the chunked path (lax.map) is taken
     a = jax.vjp(ref, w)[1](g)[0]
