@@ -135,8 +135,9 @@ DIFFERENCES = [
     "VAE / IWAE (Burda et al. 2016: 3280 epochs over 59 600 images, minibatch 20, NLL with k = 5000): "
     "{vae_epochs} epochs over the n_train images, minibatch {vae_bs}, Adam with a cosine decay, NLL with "
     "k = {nll_k}; IWAE trained with k = {iwae_k} (Burda et al. train with k = 1, 5 and 50)",
-    "PixelCNN (van den Oord et al. 2016a, 81.30 nats: a larger network trained to convergence on a GPU): "
-    "{pcnn_layers} gated layers of {pcnn_features} features, {pcnn_epochs} epoch(s)",
+    "PixelCNN (81.30 nats is van den Oord et al. 2016a's masked PixelCNN, Pixel RNN paper Table 4, a larger "
+    "network trained to convergence on a GPU; the gated PixelCNN paper, 2016b, reports no MNIST figure): a gated "
+    "PixelCNN of {pcnn_layers} layers of {pcnn_features} features, {pcnn_epochs} epoch(s)",
     "PixelVAE (Gulrajani et al. 2017: a deeper decoder trained much longer): {pvae_layers} PixelCNN "
     "layer(s) of {pvae_features} features, a {pvae_latent}-D latent, {pvae_epochs} epoch(s), NLL with k = {pvae_k}",
     "PPCA and GMM (continuous densities): fitted by closed form / EM to one binarisation of the training images "
