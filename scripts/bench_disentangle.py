@@ -74,6 +74,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _machine import core_rounds, print_machine  # noqa: E402
 from bench_gan import setup_threads  # noqa: E402
+from _torch import REPORTS, compile_lines, compiled_step  # noqa: E402
 
 LOG_2PI = math.log(2.0 * math.pi)
 BATCH = 64
@@ -484,7 +485,7 @@ def torch_loops(model: str, trainer, state0, x: np.ndarray, steps: int, device: 
 
         return run_round
 
-    return {"PyTorch eager": (fresh, make_round(step)), "PyTorch compiled": (fresh, make_round(torch.compile(step)))}
+    return {"PyTorch eager": (fresh, make_round(step)), "PyTorch compiled": (fresh, make_round(compiled_step(step, fresh, f"{model}/{cfg.architecture} step")))}
 
 
 # ---------------------------------------------------------------------------------------- timing
@@ -623,6 +624,9 @@ def main(argv=None) -> dict:
     print("\n== ratios (jaxgen images/s over PyTorch's, medians) ==")
     for name, res in out["runs"].items():
         print(f"  {name:18s} " + ", ".join(f"{k}: {v:.2f}x" for k, v in res["ratios"].items()))
+    for line in compile_lines():
+        print(line)
+    out["torch_compile"] = REPORTS
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -80,6 +80,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _machine import core_rounds, median_time, print_machine  # noqa: E402
 from bench_gan import matmul_rates, setup_threads  # noqa: E402
+from _torch import REPORTS, compile_lines, compiled_step  # noqa: E402
 
 BATCH = 64
 LR = 1e-3
@@ -290,7 +291,7 @@ def torch_setup(cfg, params0, x: np.ndarray, steps: int, device: str, seed: int 
 
         return run_round
 
-    return {"PyTorch eager": (fresh, make_round(step)), "PyTorch compiled": (fresh, make_round(torch.compile(step)))}
+    return {"PyTorch eager": (fresh, make_round(step)), "PyTorch compiled": (fresh, make_round(compiled_step(step, fresh, "PixelCNN step")))}
 
 
 def torch_naive_sample(cfg, params, n: int, device: str) -> tuple[float, np.ndarray]:
@@ -521,6 +522,9 @@ def main(argv=None) -> dict:
     out["train"] = bench_train(cfg, args, torch_ok, device)
     out["sample"] = bench_sample(cfg, args, torch_ok, device)
     print_table(out["train"], out["sample"])
+    for line in compile_lines():
+        print(line)
+    out["torch_compile"] = REPORTS
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -53,7 +53,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _machine import median_time, print_machine  # noqa: E402
+from _machine import core_rounds, median_time, print_machine  # noqa: E402
+from _torch import REPORTS, compile_lines, compiled_step  # noqa: E402
 
 HIDDEN, LATENT, BATCH = (200, 200), 50, 100
 _MACS = 784 * 200 + 200 * 200 + 2 * 200 * 50 + 50 * 200 + 200 * 200 + 200 * 784  # forward, per image
@@ -99,26 +100,24 @@ def _jax_setup(x_u8: np.ndarray, seed: int):
 
     from jaxgen.models import vae
     from jaxgen.sharding import data_mesh
-    from jaxgen.train import create_train_state, make_epoch_fn, make_train_step
+    from jaxgen.train import LossTrainer, create_train_state, make_train_step
 
     params = vae.init(jax.random.key(seed), vae.VAEConfig(latent_dim=LATENT, hidden=HIDDEN, activation="tanh"))
     opt = optax.adam(1e-3, b1=0.9, b2=0.999, eps=1e-4)
-    step = make_train_step(vae.loss_fn("elbo", binarize=True), opt)
-    mesh = data_mesh(jax.devices()[:1])
+    loss = vae.loss_fn("elbo", binarize=True)
     n_batches = len(x_u8) // BATCH
-    data = jax.device_put(x_u8)
-    scan_epoch = jax.jit(make_epoch_fn(step, mesh, n_batches, BATCH), donate_argnums=0)
-    step_jit = jax.jit(step, donate_argnums=0)
+    # the scan path: fit()'s own loop (one jitted lax.scan per epoch over device-resident data)
+    fresh_scan, scan_round, _ = core_rounds(LossTrainer(loss, params, opt), x_u8, BATCH, n_batches, seed=seed)
+    step_jit = jax.jit(make_train_step(loss, opt), donate_argnums=0)
     order = jax.jit(lambda k: jax.random.permutation(k, len(x_u8))[: n_batches * BATCH].reshape(n_batches, BATCH))
-
-    replicated = NamedSharding(mesh, P())
+    replicated = NamedSharding(data_mesh(jax.devices()[:1]), P())
 
     def fresh():  # a private copy (the steps donate their input state), placed as fit() places it
         return jax.device_put(jax.tree.map(jnp.copy, create_train_state(jax.random.key(seed + 1), params, opt)), replicated)
 
     def run_scan(state, epoch):
-        state, metrics, _ = scan_epoch(state, data, jax.random.key(epoch))
-        return state, float(np.mean(np.asarray(metrics["loss"])))
+        state, (loss_mean,) = scan_round(state, epoch)
+        return state, loss_mean
 
     def run_batches(state, epoch):
         idx = np.asarray(order(jax.random.key(epoch)))
@@ -128,7 +127,7 @@ def _jax_setup(x_u8: np.ndarray, seed: int):
             losses.append(m["loss"])
         return state, float(np.mean(np.asarray(jax.block_until_ready(losses))))
 
-    return fresh, run_scan, run_batches, vae
+    return fresh_scan, fresh, run_scan, run_batches, vae
 
 
 def _torch_setup(x_u8: np.ndarray, seed: int, threads: int):
@@ -188,13 +187,13 @@ def _torch_setup(x_u8: np.ndarray, seed: int, threads: int):
 
         return run_epoch
 
-    compiled_step = torch.compile(eager_step)  # one compiled program per (model, optimizer) pair
+    compiled = compiled_step(eager_step, fresh, "VAE step")  # one compiled program per (model, optimizer) pair
 
     def fresh_compiled():
         return fresh()
 
     return {"PyTorch eager": (fresh, make_epoch(eager_step)),
-            "PyTorch compiled": (fresh_compiled, make_epoch(compiled_step))}, torch.__version__, torch.get_num_threads()
+            "PyTorch compiled": (fresh_compiled, make_epoch(compiled))}, torch.__version__, torch.get_num_threads()
 
 
 def main(argv=None) -> dict:
@@ -233,8 +232,8 @@ def main(argv=None) -> dict:
         x_u8 = np.concatenate([x_u8, load_mnist("valid")[0]])
     x_u8 = x_u8[:n_train].reshape(-1, 784)
     x_test = load_mnist("test")[0][:n_eval].reshape(-1, 784)
-    fresh, run_scan, run_batches, vae = _jax_setup(x_u8, 0)
-    loops = {"jaxgen scan": [run_scan, fresh()], "jaxgen per-batch": [run_batches, fresh()]}
+    fresh_scan, fresh, run_scan, run_batches, vae = _jax_setup(x_u8, 0)
+    loops = {"jaxgen scan": [run_scan, fresh_scan()], "jaxgen per-batch": [run_batches, fresh()]}
     torch_info = None if args.no_torch else _torch_setup(x_u8, 0, args.threads)
     if torch_info is not None:
         torch_loops, t_version, t_threads = torch_info
@@ -293,7 +292,7 @@ def main(argv=None) -> dict:
         print(f"  ratio {name}: {r:.2f}x (images/s, ratio of medians)")
 
     # ---- NLL evaluation throughput (warm: one untimed call compiles)
-    params = loops["jaxgen scan"][1].params
+    params = loops["jaxgen scan"][1].model.params
     xe = (x_test / 255.0 > 0.5).astype(np.float32)
     key = jax.random.key(3)
     jax.block_until_ready(vae.log_prob(params, xe, key, k=k))
@@ -307,6 +306,9 @@ def main(argv=None) -> dict:
                           "samples_per_s": n_eval * k / med, "mean_log_prob": float(np.mean(np.asarray(lp)))}
     print(f"  NLL evaluation (k={k}): {n_eval / med:.1f} images/s = {n_eval * k / med:.3g} importance samples/s "
           f"(median of 3, {med:.2f} s for {n_eval} images)")
+    for line in compile_lines():
+        print(line)
+    result["torch_compile"] = REPORTS
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
