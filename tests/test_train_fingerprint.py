@@ -5,6 +5,8 @@ all, so a run continued silently in a folder holding a run with another beta, ob
 prior, a cosine schedule of another length, a warm-up or added clipping. Each of those is refused
 here (the message names the setting), undescribed losses and optimizers are refused, and an
 identical rerun resumes and ends bitwise where an uninterrupted run ends."""
+import dataclasses
+import json
 import math
 import warnings
 
@@ -14,7 +16,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxgen import train
+from jaxgen import runner, train
 from jaxgen.models import pixelcnn, pixelvae, vae
 from jaxgen.train.described import static_settings
 
@@ -136,6 +138,21 @@ def test_trainer_without_fingerprint_is_not_resumed(folder, x):
     with pytest.raises(ValueError, match=r"Bare has no fingerprint\(\) method"):
         train.fit_trainer(Bare(), x, key=jax.random.key(1), steps=4, batch_size=BATCH, log_every=1, progress=False,
                           run_dir=folder)
+
+
+def test_model_trainers_fingerprint_every_field():
+    """The GAN's, VAE-GAN's and FactorVAE's trainers are dataclasses of every setting that changes
+    their numbers (learning rates, betas, schedules, penalties, sizes): each field is in the
+    fingerprint, JSON-able, and a changed one shows."""
+    from jaxgen.models.gan import GANTrainer
+    from jaxgen.models.vaegan import VAEGANTrainer
+
+    for trainer in (GANTrainer(), VAEGANTrainer(), vae.FactorVAETrainer()):
+        fp = trainer.fingerprint()
+        assert set(fp) == {f.name for f in dataclasses.fields(trainer)}, type(trainer).__name__
+        assert json.loads(json.dumps(fp)) == runner.to_jsonable(fp)
+    assert GANTrainer(decay_steps=10).fingerprint() != GANTrainer(decay_steps=20).fingerprint()
+    assert vae.FactorVAETrainer(d_betas=(0.5, 0.99)).fingerprint()["d_betas"] == [0.5, 0.99]
 
 
 def test_loss_builders_describe_their_settings():
