@@ -11,7 +11,6 @@ import time
 import jax
 import ml_collections
 import numpy as np
-import optax
 
 from jaxgen import keys, train
 from jaxgen.models import gan, vae
@@ -47,7 +46,8 @@ def train_vae(config, key, x_train):
     k_init, k_fit = keys.streams(key, "init", "fit").values()
     params = vae.init(k_init, vae_config(config))
     t0 = time.perf_counter()
-    state, history = train.fit(vae.loss_fn("elbo", binarize=True), params, optax.adam(config.vae.lr), x_train,
+    optimizer = train.optimizer("adam", config.vae.lr)
+    state, history = train.fit(vae.loss_fn("elbo", binarize=True), params, optimizer, x_train,
                                key=k_fit, epochs=config.budget_epochs, batch_size=config.batch_size, progress=False,
                                tensorboard=False)
     return state.params, time.perf_counter() - t0, history[-1]["elbo"]

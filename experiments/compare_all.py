@@ -72,7 +72,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from jaxgen import keys, plotting, runner, train
 from jaxgen.data import binarize, load_mnist
@@ -249,7 +248,7 @@ def _pixelvae_config(config) -> pixelvae.PixelVAEConfig:
 def _adam(group, n_train: int):
     """Adam at ``group.lr`` with a cosine decay to 5 % of it over the family's run."""
     steps = group.epochs * (n_train // group.batch_size)
-    return optax.adam(optax.cosine_decay_schedule(group.lr, max(1, steps), alpha=0.05))
+    return train.optimizer("adam", group.lr, schedule="cosine", decay_steps=max(1, steps), final_fraction=0.05)
 
 
 def _fit(run, loss, params, group, x_train, key):

@@ -66,7 +66,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from jaxgen import keys, plotting, runner, train
 from jaxgen.data import SPRITE_FACTORS, Sprites
@@ -210,7 +209,8 @@ def _train(config, name: str, weight: float, key, x_train):
         k_init, k_fit = keys.streams(key, "init", "fit").values()
         objective = (vae.Objective("elbo", beta=weight) if name == "beta_vae"
                      else vae.Objective("beta_tcvae", beta=weight, dataset_size=len(x_train)))
-        state, history = train.fit(vae.loss_fn(objective), vae.init(k_init, cfg), optax.adam(tr.lr), x_train,
+        optimizer = train.optimizer("adam", tr.lr)
+        state, history = train.fit(vae.loss_fn(objective), vae.init(k_init, cfg), optimizer, x_train,
                                    key=k_fit, batch_size=bs, **settings)
         params = state.params
     params = jax.block_until_ready(params)

@@ -59,7 +59,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from jaxgen import keys, plotting, runner, train
 from jaxgen.data import binarize, load_digits, load_mnist
@@ -176,11 +175,12 @@ def binarized_test_set(x_test, key) -> np.ndarray:
     return np.asarray(binarize(x_test.reshape(n, -1), key)).reshape(n, *x_test.shape[1:], 1).astype(np.float32)
 
 
-def learning_rate(config, total_steps: int):
+def adam(config, total_steps: int):
+    """Adam at ``train.lr``, constant or with a cosine decay to ``train.lr_final_fraction`` of it over the run."""
     t = config.train
     if t.schedule == "constant":
-        return t.lr
-    return optax.cosine_decay_schedule(t.lr, total_steps, alpha=t.lr_final_fraction)
+        return train.optimizer("adam", t.lr)
+    return train.optimizer("adam", t.lr, schedule="cosine", decay_steps=total_steps, final_fraction=t.lr_final_fraction)
 
 
 def _show(ax, images, rows, cols, shape, title, levels):
@@ -210,7 +210,7 @@ def run(config, run) -> dict:
     steps_per_epoch = len(d["x_train"]) // t.batch_size
     steps = t.epochs * steps_per_epoch
     log_every = max(1, steps_per_epoch // t.logs_per_epoch)  # a log record and a monitor NLL
-    optimizer = optax.adam(learning_rate(config, steps))
+    optimizer = adam(config, steps)
     monitor = x_test[: config.eval.n_monitor]
     y_monitor = None if y_test is None else y_test[: config.eval.n_monitor]
 
@@ -352,7 +352,7 @@ def _vae(config, run, d, x_test, x_in, observed, key, key_inpaint):
     n = len(d["x_train"])
     t0 = time.perf_counter()
     state, _ = train.fit(vae.loss_fn("elbo", binarize=True), vae.init(k_init, cfg),
-                         optax.adam(v.lr), d["x_train"].reshape(n, -1), key=k_fit, epochs=v.epochs,
+                         train.optimizer("adam", v.lr), d["x_train"].reshape(n, -1), key=k_fit, epochs=v.epochs,
                          batch_size=v.batch_size, progress=not run.quick, tensorboard=False)
     seconds = time.perf_counter() - t0
     p = state.params

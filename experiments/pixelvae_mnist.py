@@ -46,7 +46,6 @@ from pathlib import Path
 import jax
 import ml_collections
 import numpy as np
-import optax
 
 from jaxgen import keys, plotting, runner, train
 from jaxgen.data import load_mnist
@@ -150,6 +149,9 @@ def warmed_loss(loss, warmup: int):
         return -(m["recon"] - w * m["kl"]), {**m, "kl_weight": w}
 
     f.check_train_data = loss.check_train_data
+    settings = train.settings_of(loss)
+    if settings is not None:  # described (for a resumed run's check) when the inner loss is
+        f.settings = {**settings, "kl_warmup_steps": warmup}
     return f
 
 
@@ -157,7 +159,8 @@ def _fit(run, loss, params, config, x_train, key, run_dir):
     t = config.train
     steps_per_epoch = len(x_train) // t.batch_size
     t0 = time.perf_counter()
-    state, history = train.fit(loss, params, optax.adam(t.lr), x_train, key=key, steps=t.epochs * steps_per_epoch,
+    optimizer = train.optimizer("adam", t.lr)
+    state, history = train.fit(loss, params, optimizer, x_train, key=key, steps=t.epochs * steps_per_epoch,
                                batch_size=t.batch_size, log_every=max(1, steps_per_epoch // t.logs_per_epoch),
                                run_dir=run_dir, progress=not run.quick, tensorboard=False)
     params = jax.block_until_ready(state.params)

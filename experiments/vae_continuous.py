@@ -32,7 +32,6 @@ import time
 import jax
 import ml_collections
 import numpy as np
-import optax
 from scipy import stats
 
 from jaxgen import keys, plotting, runner, train
@@ -178,11 +177,12 @@ def run(config, run) -> dict:
     params = vae.init(k_init, cfg)
     bs = min(t.batch_size, len(X_train))
     steps = t.epochs * (len(X_train) // bs)  # train.fit drops the last partial batch of each epoch
-    lr = (optax.cosine_decay_schedule(t.lr, steps, alpha=t.final_lr_fraction) if t.schedule == "cosine" else t.lr)
+    cosine = dict(schedule="cosine", decay_steps=steps, final_fraction=t.final_lr_fraction)
+    optimizer = train.optimizer("adam", t.lr, **(cosine if t.schedule == "cosine" else {}))
     eval_every = max(1, t.epochs // config.eval.curve_points)
     X_test_j = jax.numpy.asarray(X_test)
     t0 = time.perf_counter()
-    state, history = train.fit(vae.loss_fn("elbo"), params, optax.adam(lr), X_train, key=k_fit, epochs=t.epochs,
+    state, history = train.fit(vae.loss_fn("elbo"), params, optimizer, X_train, key=k_fit, epochs=t.epochs,
                                batch_size=bs, run_dir=run.dir, progress=not run.quick, tensorboard=False,
                                checkpoint_every=t.checkpoint_every, eval_every=eval_every,
                                eval_fn=lambda p, key: {"heldout_elbo": vae.elbo(p, X_test_j, key).mean()})

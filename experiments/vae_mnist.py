@@ -119,7 +119,8 @@ def burda_learning_rates(stages: int = 8) -> list[float]:
 def stage_schedule(rates, steps_per_epoch: int):
     """Stage i = 1..len(rates) runs 3^(i-1) epochs at ``rates[i-1]``.
 
-    Returns ``(optax schedule of the step, total epochs, stage boundaries in steps)``."""
+    Returns ``(optax schedule of the step, total epochs, stage boundaries in steps)``; the schedule
+    is described by ``schedule="stages"``, ``rates`` and ``boundaries``."""
     epochs = [3**i for i in range(len(rates))]
     boundaries = [int(b) for b in np.cumsum(epochs[:-1]) * steps_per_epoch]
     schedule = optax.join_schedules([optax.constant_schedule(r) for r in rates], boundaries)
@@ -127,7 +128,7 @@ def stage_schedule(rates, steps_per_epoch: int):
 
 
 def released_adam(learning_rate, grad_scale: float = 1.0, b1: float = 0.99, b2: float = 0.999,
-                  eps: float = 1e-4) -> optax.GradientTransformation:
+                  eps: float = 1e-4, *, schedule_settings: dict | None = None) -> optax.GradientTransformation:
     """Adam exactly as in Burda et al.'s ``optimizers.py`` (which differs from Kingma & Ba's):
 
     moments m = 0 and v = **1** at the start; at timestep t = 1, 2, ... (never reset between stages)
@@ -139,6 +140,9 @@ def released_adam(learning_rate, grad_scale: float = 1.0, b1: float = 0.99, b2: 
 
     Args:
       learning_rate: a float or an optax schedule of the step (counted from 0).
+      schedule_settings: the description of a schedule (e.g. ``{"schedule": "stages", "rates": [...],
+        "boundaries": [...]}``). The optimizer carries its settings (:func:`jaxgen.train.describe`,
+        for the resume check of :func:`jaxgen.train.fit`) unless a schedule comes without them.
     """
     schedule = learning_rate if callable(learning_rate) else optax.constant_schedule(learning_rate)
 
@@ -156,7 +160,11 @@ def released_adam(learning_rate, grad_scale: float = 1.0, b1: float = 0.99, b2: 
         v = jax.tree.map(lambda v, x: b2 * v + (1 - b2) * x * x, state["v"], g)
         return updates, {"count": state["count"] + 1, "m": m, "v": v}
 
-    return optax.GradientTransformation(init, update)
+    tx = optax.GradientTransformation(init, update)
+    if callable(learning_rate) and schedule_settings is None:
+        return tx  # a schedule nothing describes: it trains, but a run folder with its checkpoint is not resumed
+    rate = dict(schedule_settings) if callable(learning_rate) else {"lr": float(learning_rate)}
+    return train.describe(tx, name="released_adam", **rate, grad_scale=grad_scale, b1=b1, b2=b2, eps=eps)
 
 
 def output_bias(x_train, clip=BURDA["bias_clip"]) -> np.ndarray:
@@ -183,7 +191,8 @@ def protocol(config) -> dict:
         bs, stages, k, n_test = BURDA["batch_size"], config.burda_stages, BURDA["k"], BURDA["n_test"]
         rates = burda_learning_rates(BURDA["stages"])[:stages]
         schedule, epochs, boundaries = stage_schedule(rates, len(x_train) // bs)
-        optimizer = released_adam(schedule, grad_scale=float(bs))
+        optimizer = released_adam(schedule, grad_scale=float(bs),
+                                  schedule_settings=dict(schedule="stages", rates=rates, boundaries=boundaries))
         bias = output_bias(x_train)
         differences = list(BURDA_DIFFERENCES)
         if stages < BURDA["stages"]:
@@ -193,7 +202,9 @@ def protocol(config) -> dict:
         bs, stages, k, n_test = config.train.batch_size, config.train.stages, config.eval.k, config.eval.n_test
         rates = [config.train.lr * 10 ** (-i / 7) for i in range(stages)]
         schedule, epochs, boundaries = stage_schedule(rates, len(x_train) // bs)
-        optimizer = optax.adam(schedule, b1=0.9, b2=0.999, eps=config.train.adam_eps)
+        b1, b2, eps = 0.9, 0.999, config.train.adam_eps
+        optimizer = train.describe(optax.adam(schedule, b1=b1, b2=b2, eps=eps), name="adam", b1=b1, b2=b2, eps=eps,
+                                   schedule="stages", rates=rates, boundaries=boundaries)
         bias = None
         differences = [f"shortened: {len(x_train)} training images, {epochs} epochs in {stages} stages, minibatch {bs}, "
                        f"k = {k} on {n_test} test images; optax's Adam (beta1 0.9); decoder bias initialised to 0; "
@@ -344,7 +355,7 @@ def _latent2d(config, run, x_train, x_test, y_test, key) -> dict:
     k_init, k_fit, k_elbo = keys.streams(key, "init", "fit", "elbo").values()
     cfg = vae.VAEConfig(image_shape=(28, 28, 1), latent_dim=2, hidden=tuple(config.model.hidden),
                         activation=config.model.activation)
-    opt = optax.adam(config.train.lr, eps=config.train.adam_eps)
+    opt = train.optimizer("adam", config.train.lr, eps=config.train.adam_eps)
     t0 = time.perf_counter()
     state, _ = train.fit(vae.loss_fn("elbo", binarize=True), vae.init(k_init, cfg), opt, x_train, key=k_fit,
                          epochs=config.latent2d.epochs, batch_size=config.train.batch_size, progress=not run.quick, tensorboard=False)

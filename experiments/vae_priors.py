@@ -103,7 +103,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from jaxgen import keys, plotting, runner, train
 from jaxgen.data import binarize, load_mnist
@@ -217,7 +216,8 @@ def _train(config, prior: str, key, x_train):
     bs = config.train.batch_size
     objective = vae.Objective("elbo", binarize=True, warmup_steps=config.train.warmup_epochs * (len(x_train) // bs))
     t0 = time.perf_counter()
-    state, history = train.fit(vae.loss_fn(objective), params, optax.adam(config.train.lr, eps=config.train.adam_eps),
+    optimizer = train.optimizer("adam", config.train.lr, eps=config.train.adam_eps)
+    state, history = train.fit(vae.loss_fn(objective), params, optimizer,
                                x_train, key=k_fit, epochs=config.train.epochs, batch_size=bs, progress=False,
                                tensorboard=False)
     params = jax.block_until_ready(state.params)

@@ -18,6 +18,7 @@ from sklearn.mixture import GaussianMixture
 
 from jaxgen import keys, runner
 from jaxgen.data import load_faithful
+from jaxgen.train import settings_of
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -64,6 +65,19 @@ def _check_run_folder(result):
     assert result.figures and all(f in files for f in result.figures)
     assert json.loads((result.dir / "metrics.json").read_text()) == result.metrics
     assert json.loads((result.dir / "config.json").read_text()) == json.loads(json.dumps(runner.to_jsonable(result.config.to_dict())))
+
+
+def _check_resumable(result):
+    """The run's checkpoint records the settings of its loss and optimizer, so the same command with
+    the same ``--out`` resumes it (a plain optax optimizer or an undescribed loss would be refused)."""
+    from jaxgen.train import Checkpointer
+
+    ckpt = Checkpointer(result.dir / "checkpoints")
+    try:
+        trainer = ckpt.restore_meta()["settings"]["trainer"]
+    finally:
+        ckpt.close()
+    assert isinstance(trainer, dict) and trainer["loss"] and trainer["optimizer"], trainer
 
 
 def test_ppca_generative(quick_runs):
@@ -225,6 +239,7 @@ def test_bayes_gmm_blobs(quick_runs):
 def test_vae_continuous(quick_runs):
     r = quick_runs("vae_continuous")
     _check_run_folder(r)
+    _check_resumable(r)
     m = r.metrics
     assert {"manifold.png", "interpolations.png"} <= set(r.figures)
     # importance sampling tightens the ELBO (the quick run is too short to beat PPCA: the full one does)
@@ -245,6 +260,7 @@ def test_vae_continuous(quick_runs):
 def test_vae_mnist(quick_runs):
     r = quick_runs("vae_mnist")
     _check_run_folder(r)
+    _check_resumable(r)
     m = r.metrics
     assert {"test_nll_nats", "test_elbo_nats", "train_seconds", "epochs"} <= set(m)
     assert m["n_params"] == 217_300 + 207_984  # Burda et al.'s 784-200-200-50 encoder and decoder
@@ -300,6 +316,10 @@ def test_vae_mnist_burda_protocol_is_the_released_codes():
     short = m.protocol(runner.resolve_config(exp, overrides=["protocol=burda", "burda_stages=2"]))
     assert short["epochs"] == 4 and short["learning_rates"] == proto["learning_rates"][:2]
     assert short["differences"][0] == "shortened: only the first 2 of the 8 stages (4 of 3280 epochs)"
+    # the released Adam is described with its whole schedule (for the resume check of jaxgen.train.fit)
+    described = settings_of(proto["optimizer"])
+    assert described == {"name": "released_adam", "schedule": "stages", "rates": proto["learning_rates"],
+                         "boundaries": proto["boundaries"], "grad_scale": 20.0, "b1": 0.99, "b2": 0.999, "eps": 1e-4}
 
 
 def test_released_adam_matches_the_released_update_rule():

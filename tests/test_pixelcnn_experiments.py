@@ -18,7 +18,7 @@ from jaxgen import keys, runner, tour
 from jaxgen.data import load_mnist
 from jaxgen.models import pixelcnn
 
-from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_run_folder, _has_mnist
+from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_resumable, _check_run_folder, _has_mnist
 
 NAME = "pixelcnn_mnist"
 
@@ -33,6 +33,7 @@ def test_quick_run(tmp_path):
     with keys.recording(all_derivations=True) as rec:
         r = runner.run_experiment(NAME, quick=True, out=tmp_path / "q", echo=False, directory=EXPERIMENTS)
     _check_run_folder(r)
+    _check_resumable(r)
     m = r.metrics
     files = {p.name for p in r.dir.iterdir()}
     assert {"samples.png", "inpainting.png", "training_curve.png", "samples.npy", "metrics.jsonl"} <= files

@@ -12,8 +12,10 @@ import pytest
 
 from jaxgen import keys, runner
 from jaxgen.data import load_mnist
+from jaxgen.models import pixelvae
+from jaxgen.train import settings_of
 
-from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_run_folder, _has_mnist
+from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_resumable, _check_run_folder, _has_mnist
 
 NAME = "pixelvae_mnist"
 GROUP_KEYS = {"test_nll_nats", "test_nll_sem", "test_nll_k", "test_elbo_nats", "kl_nats", "active_units", "n_params",
@@ -25,6 +27,7 @@ def test_quick_run(tmp_path):
     with keys.recording(all_derivations=True) as rec:
         r = runner.run_experiment(NAME, quick=True, out=tmp_path / "q", echo=False, directory=EXPERIMENTS)
     _check_run_folder(r)
+    _check_resumable(r)
     m = r.metrics
     assert {"interpolation.png", "samples.png", "training_curve.png"} <= set(r.figures)
     assert GROUP_KEYS <= set(m["pixelvae"]) and GROUP_KEYS <= set(m["vae"])
@@ -70,6 +73,10 @@ def test_kl_warmup_weights_the_kl_term():
     got = [float(loss(None, None, None, step=s)[0]) for s in (0, 5, 10, 50)]
     np.testing.assert_allclose(got, [90.0, 95.0, 100.0, 100.0], rtol=1e-6)
     assert float(loss(None, None, None, step=5)[1]["kl_weight"]) == pytest.approx(0.5)
+    # described when the inner loss is (the warm-up added), so that a rerun in the run folder resumes
+    assert settings_of(loss) is None
+    assert settings_of(mod.warmed_loss(pixelvae.loss_fn(binarize=True), 10)) == {
+        "builder": "pixelvae.loss_fn", "binarize": True, "kl_warmup_steps": 10}
 
 
 BAD = [({"eval.path": "cubic"}, "eval.path"),

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgen.train import TIMING_KEYS, fit
+from jaxgen.train import TIMING_KEYS, describe, fit
 
 HELPER = Path(__file__).resolve().parent / "train_resume_helper.py"
 _spec = importlib.util.spec_from_file_location("train_resume_helper", HELPER)
@@ -130,8 +130,8 @@ def test_foreign_run_folder_is_refused(uninterrupted):
                        r".model\.params\['b1'\] is float32\(8,\) in the checkpoint but float32\(9,\) here\)"):
         fit(loss_fn, other_model, optimizer, data, key=key, run_dir=ref_dir, **settings)
     with pytest.raises(ValueError, match=r"different model or optimizer.*only in the checkpoint"):
-        fit(lambda p, b, k: (jnp.sum(p["w1"]) + jnp.sum(p["b1"]), {}), {k: params[k] for k in ("w1", "b1")}, optimizer,
-            data, key=key, run_dir=ref_dir, **settings)
+        fit(describe(lambda p, b, k: (jnp.sum(p["w1"]) + jnp.sum(p["b1"]), {}), **helper.LOSS_SETTINGS),
+            {k: params[k] for k in ("w1", "b1")}, optimizer, data, key=key, run_dir=ref_dir, **settings)
     with pytest.raises(ValueError, match=r"other settings \(batch_size was 16, now 32\)"):
         fit(loss_fn, params, optimizer, data, key=key, run_dir=ref_dir, **(settings | {"batch_size": 32}))
     with pytest.raises(ValueError, match=r"other settings \(key was"):

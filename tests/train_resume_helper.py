@@ -19,13 +19,15 @@ import jax  # noqa: E402
 import jax.flatten_util  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
+
+from jaxgen import train  # noqa: E402
 
 if os.environ.get("JAXGEN_TEST_OPTIMIZE", "0") != "1":
     jax.config.update("jax_disable_most_optimizations", True)
 
 EPOCHS = 8
 N, D, BATCH = 160, 4, 16
+LOSS_SETTINGS = {"name": "noisy_mlp_regression", "keep": 0.9}  # the description of problem()'s loss
 
 
 def problem():
@@ -49,8 +51,9 @@ def problem():
         "w2": jnp.asarray(0.5 * init.normal(size=(8, 1)), jnp.float32),
     }
     # a schedule, so that the optimizer's step count must be restored too
-    optimizer = optax.adam(optax.linear_schedule(3e-2, 3e-3, EPOCHS * (N // BATCH)))
+    optimizer = train.optimizer("adam", 3e-2, schedule="linear", decay_steps=EPOCHS * (N // BATCH), final_fraction=0.1)
     settings = dict(epochs=EPOCHS, batch_size=BATCH, keep_checkpoints=2, progress=False)
+    loss_fn = train.describe(loss_fn, **LOSS_SETTINGS)  # what makes the run resumable
     return loss_fn, params, optimizer, (x, y), jax.random.key(7), settings
 
 

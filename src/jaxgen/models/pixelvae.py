@@ -258,7 +258,8 @@ def loss_fn(binarize: bool = True):
     """The training loss ``(params, batch, key) -> (loss, metrics)``: the negative single-sample ELBO
     averaged over the batch (``metrics``: ``elbo``, ``recon``, ``kl``). ``binarize=True``: ``batch``
     holds grey values (uint8 or floats in [0, 1]) binarised afresh each step (streams ``binarize``,
-    ``z``); else binary images. ``check_train_data(params, data)`` validates the data once."""
+    ``z``); else binary images. ``check_train_data(params, data)`` validates the data once; ``settings``
+    describes the loss for the resume check of :func:`jaxgen.train.fit`."""
     def loss(params: PixelVAEParams, batch, key):
         k = keys.streams(key, "binarize", "z")
         x = batch.reshape(batch.shape[0], *params.config.image_shape)
@@ -280,4 +281,5 @@ def loss_fn(binarize: bool = True):
             pixelcnn.prepare(params.decoder, train_data, name="train_data")
 
     loss.check_train_data = check_train_data
+    loss.settings = {"builder": "pixelvae.loss_fn", "binarize": bool(binarize)}  # for jaxgen.train.fit's resume check
     return loss

@@ -5,7 +5,8 @@ two parameter sets, optax states, an EMA of weights) and ``update(state, batch, 
 metrics)``; :func:`fit_trainer` does the rest. A model with one loss and one optimizer uses
 :func:`fit`, the adapter::
 
-    state, history = jaxgen.train.fit(loss_fn, params, optax.adam(1e-3), x_train,
+    state, history = jaxgen.train.fit(vae.loss_fn("elbo", beta=4), params,
+                                      jaxgen.train.optimizer("adam", lr=1e-3), x_train,
                                       key=jax.random.key(0), epochs=10, batch_size=100,
                                       run_dir=run.dir, eval_fn=eval_fn)
     loop_state, history = jaxgen.train.fit_trainer(gan_trainer, x_train, key=key, steps=20_000,
@@ -31,17 +32,27 @@ metrics)``; :func:`fit_trainer` does the rest. A model with one loss and one opt
   ``jax.make_array_from_process_local_data(NamedSharding(mesh, P("data")), local_rows)``.
 * **Checkpoints and resume** (:mod:`.checkpoint`): orbax, ``<run_dir>/checkpoints/<step>/{state,meta}``;
   a run started again in the same folder continues from the latest checkpoint and ends with the same
-  numbers as an uninterrupted run. It is refused when the folder holds another run: other model
-  arrays, trainer fingerprint (optimizer, learning rates), batch size, data (a hash computed on the
-  device) or key.
+  numbers as an uninterrupted run. It is refused when the folder holds another run: another trainer
+  fingerprint, batch size, data (a hash computed on the device), key or model arrays; the message
+  names each differing setting (``trainer.loss.beta was 1.0, now 8.0``).
+* **The fingerprint** (:mod:`.described`): for :func:`fit`, the loss's settings (objective, beta,
+  warm-up, k, binarisation: what ``vae.loss_fn`` / ``pixelcnn.loss_fn`` / ``pixelvae.loss_fn``
+  record), the whole optimizer's (:func:`optimizer`: name, learning rate, every hyperparameter, the
+  schedule over its full length, clipping) and the parameters' static settings (a VAE's config:
+  prior and its sizes, likelihood); a GAN's, VAE-GAN's or FactorVAE's trainer fingerprints all its
+  fields. Hand-built losses and optax chains are described with :func:`describe`; a run whose
+  settings are unknown trains and checkpoints, but resuming it is refused with a message that says
+  what to describe.
 * **Logs** (:mod:`.logs`): ``<run_dir>/metrics.jsonl``, TensorBoard when installed, a tqdm bar.
 * **Divergence**: a non-finite metric or state raises :class:`TrainingDiverged` naming the step;
   finiteness is checked on the host once per log period, never inside the scan.
 """
 from jaxgen.train.checkpoint import Checkpointer
 from jaxgen.train.config import TrainConfig
+from jaxgen.train.described import DescribedTransformation, UnknownSettings, describe, settings_of
 from jaxgen.train.logs import TIMING_KEYS, MetricsLog
 from jaxgen.train.loop import TrainingDiverged, fit, fit_trainer
+from jaxgen.train.optimizers import optimizer
 from jaxgen.train.state import LoopState, TrainState, create_train_state
 from jaxgen.train.step import make_chunk_fn, make_train_step
 from jaxgen.train.trainer import LossTrainer, ParamsState, split_batch
@@ -49,6 +60,11 @@ from jaxgen.train.trainer import LossTrainer, ParamsState, split_batch
 __all__ = [
     "fit",
     "fit_trainer",
+    "optimizer",
+    "describe",
+    "settings_of",
+    "UnknownSettings",
+    "DescribedTransformation",
     "TrainConfig",
     "LoopState",
     "TrainState",

@@ -19,8 +19,9 @@ batch's shapes (a shape mismatch between data and model becomes a ``ValueError``
 from __future__ import annotations
 
 import contextlib
-import math
+import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -35,6 +36,7 @@ from jaxgen.runner import to_jsonable
 from jaxgen.sharding import DATA_AXIS, data_mesh
 from jaxgen.train.checkpoint import Checkpointer
 from jaxgen.train.config import Schedule, TrainConfig
+from jaxgen.train.described import UnknownSettings
 from jaxgen.train.logs import MetricsLog, progress_bar
 from jaxgen.train.state import LoopState, TrainState, as_typed_key
 from jaxgen.train.step import epoch_permutation, make_chunk_fn, make_loop_step, tree_all_finite
@@ -112,29 +114,52 @@ def _check_update_on_batch(trainer, model_state, leaves, treedef, batch_size: in
         raise ValueError(f"{type(trainer).__name__}.update must return (state, metrics) with a dict of scalar metrics.")
 
 
-def _same(saved, now) -> bool:
-    """Fingerprint equality, floats to a relative 1e-4 (optimizer probes differ in round-off between devices)."""
-    if isinstance(now, float) and isinstance(saved, (int, float)):
-        return math.isclose(saved, now, rel_tol=1e-4, abs_tol=1e-12)
-    if isinstance(now, (list, tuple)) and isinstance(saved, (list, tuple)):
-        return len(saved) == len(now) and all(_same(a, b) for a, b in zip(saved, now))
-    if isinstance(now, Mapping) and isinstance(saved, Mapping):
-        return saved.keys() == now.keys() and all(_same(saved[k], now[k]) for k in now)
-    return saved == now
+_ABSENT = object()
+
+
+def _differences(saved, now, name: str) -> list[str]:
+    """``"<name>.<key> was <saved>, now <now>"`` for every setting that differs (nested dicts by
+    dotted names; the values went through JSON, so equality is exact)."""
+    if isinstance(saved, Mapping) and isinstance(now, Mapping):
+        keys_ = list(saved) + [k for k in now if k not in saved]
+        return [d for k in keys_ for d in _differences(saved.get(k, _ABSENT), now.get(k, _ABSENT), f"{name}.{k}")]
+    if saved == now:
+        return []
+    show = lambda v: "not recorded" if v is _ABSENT else repr(v)  # noqa: E731
+    return [f"{name} was {show(saved)}, now {show(now)}"]
+
+
+def _trainer_settings(trainer) -> tuple[Any, str | None]:
+    """``(fingerprint, None)``, or ``(None, why)`` when the trainer's settings cannot be known."""
+    fingerprint = getattr(trainer, "fingerprint", None)
+    if not callable(fingerprint):
+        return None, (f"{type(trainer).__name__} has no fingerprint() method, so the settings that change its numbers "
+                      "cannot be compared with the checkpoint's; give it one that returns them (a JSON-able dict).")
+    try:
+        return to_jsonable(fingerprint()), None
+    except UnknownSettings as e:
+        return None, str(e)
 
 
 def _resume(ckpt: Checkpointer, state: LoopState, sharding, fingerprint: dict, sched: Schedule, steps_per_epoch: int):
     """Restore the latest checkpoint: ``(state, history)``, after checking that it belongs to this
-    run (same model, trainer settings and optimizer, batch size, data and key)."""
-    state, meta = ckpt.restore(state, sharding)
-    saved = meta.get("settings", {})
-    problems = [f"{k} was {saved.get(k)!r}, now {v!r}" for k, v in fingerprint.items() if not _same(saved.get(k), v)]
+    run (same trainer settings, batch size, data and key; then the same model arrays)."""
+    saved = ckpt.restore_meta().get("settings", {})
     run_dir = ckpt.directory.parent
+    if "trainer" in saved and saved["trainer"] is None:
+        raise ValueError(
+            f"The run folder {run_dir} holds a checkpoint of a run whose loss, optimizer or trainer had no description "
+            "(its settings were not recorded), so nothing can tell whether this run is the same one; resuming it is "
+            "refused. Use a new run folder, or delete the old one to start over."
+        )
+    problems = [d for k in list(saved) + [k for k in fingerprint if k not in saved]
+                for d in _differences(saved.get(k, _ABSENT), fingerprint.get(k, _ABSENT), k)]
     if problems:
         raise ValueError(
             f"The run folder {run_dir} holds a run with other settings ({'; '.join(problems)}); resuming it "
             "would not reproduce that run. Use a new run folder, or delete the old one to start over."
         )
+    state, meta = ckpt.restore(state, sharding)
     done = int(meta["step"])
     if done > sched.total:
         held, asked = (done // steps_per_epoch, sched.total // steps_per_epoch) if sched.unit == "epochs" else (done, sched.total)
@@ -157,14 +182,19 @@ def fit_trainer(
 
     Args:
       trainer: an object with ``init(key, batch) -> state`` and ``update(state, batch, key[, step=])
-        -> (state, metrics)``; optionally ``fingerprint()`` and ``check_train_data(train_data)``.
+        -> (state, metrics)``, ``fingerprint()`` (the settings that change its numbers; without it,
+        or when it raises :class:`~jaxgen.train.UnknownSettings`, the run trains and checkpoints but
+        cannot be resumed) and optionally ``check_train_data(train_data)``.
       train_data: array of shape (N, ...) or a pytree (tuple, dict) of arrays sharing N. Floating
         arrays must be finite (float32, or float64 under ``jax_enable_x64``); integer arrays are kept.
       key: ``jax.random.key(seed)`` (or raw ``PRNGKey`` data): all randomness of the run.
       config: a :class:`TrainConfig` or a mapping of its fields; ``settings`` given as keywords
         override it. Needs ``batch_size`` and the length, ``epochs`` or ``steps``.
       run_dir: run folder for ``checkpoints/`` and ``metrics.jsonl``; when it already holds a
-        checkpoint of this run, training resumes from the latest one. None: nothing is written.
+        checkpoint of this run, training resumes from the latest one. "This run" means the same
+        trainer fingerprint (named settings compared one by one), batch size, number of examples,
+        data (a hash computed on the device), key and shuffling, then the same model arrays. None:
+        nothing is written.
       eval_fn: optional ``eval_fn(model_state, key) -> dict of scalars`` (``model_state`` is the
         trainer's state), called every ``eval_every``; logged as ``eval/<name>``.
       mesh: device mesh with a ``"data"`` axis (default: :func:`jaxgen.sharding.data_mesh` over all
@@ -187,8 +217,9 @@ def fit_trainer(
       ValueError: bad settings (unknown key, batch size < 1, > N or not divisible by the number of
         devices, a length < 1, a cadence that is not a multiple of ``log_every``), non-finite
         data, data whose shape the update cannot take, values ``check_train_data`` rejects, a run
-        folder holding a checkpoint of another model or of a run with other settings (trainer
-        fingerprint, batch size, data, key).
+        folder holding a checkpoint of another model or of a run with other settings (the message
+        lists each differing setting by name, e.g. ``trainer.loss.beta was 1.0, now 8.0``), or any
+        checkpoint at all when this trainer's settings are unknown (or were when it was written).
       TrainingDiverged: a metric or the state became non-finite; the message names the step, and
         the checkpoints on disk are the finite ones written before.
     """
@@ -235,8 +266,8 @@ def fit_trainer(
         "key": np.asarray(jax.random.key_data(root)).tolist(),
         "key_impl": str(jax.random.key_impl(root)),
         "data": data_fingerprint(leaves),
-        **({"trainer": to_jsonable(trainer.fingerprint())} if callable(getattr(trainer, "fingerprint", None)) else {}),
     }
+    fingerprint["trainer"], unknown = _trainer_settings(trainer)  # None, and why, when they cannot be known
 
     history: list[dict] = []
     with contextlib.ExitStack() as closing:  # closes whatever was opened, in reverse order, even on errors
@@ -245,7 +276,16 @@ def fit_trainer(
             ckpt = Checkpointer(Path(run_dir) / "checkpoints", cfg.keep_checkpoints)
             closing.callback(ckpt.close)
         if ckpt is not None and ckpt.latest_step() is not None:
+            if unknown is not None:
+                raise ValueError(
+                    f"The run folder {Path(run_dir).absolute()} holds a checkpoint (step {ckpt.latest_step()}), but "
+                    f"this run's settings cannot be compared with it: {unknown} Resuming blindly could continue a run "
+                    "with other settings, so it is refused: do as said, or use another run folder (or delete this one "
+                    "to start over).")
             state, history = _resume(ckpt, state, replicated, fingerprint, sched, n_batches)
+        elif ckpt is not None and unknown is not None:
+            warnings.warn(f"The checkpoints of this run in {Path(run_dir).absolute()} cannot be resumed: {unknown}",
+                          UserWarning, stacklevel=_caller_level())
         done = int(state.step)
         log = MetricsLog(run_dir, history, tensorboard=cfg.tensorboard)
         closing.callback(log.close)
@@ -306,6 +346,15 @@ def fit_trainer(
             bar.set_postfix(**{k: f"{record[k]:.4g}" for k in names[:2]}, ex_per_s=f"{record['examples_per_s']:.3g}")
             bar.update(1)
         return state, history
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside this package (the user's call of ``fit`` or
+    ``fit_trainer``), for a warning issued by the caller of this function."""
+    here, level, frame = str(Path(__file__).parent), 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(here):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _epochs(step: int, n_batches: int):
@@ -433,14 +482,20 @@ def fit(
         attribute ``loss_fn.check_train_data(params, train_data)``: called once on the concrete
         data before training, to raise ``ValueError`` for values the model cannot use.
       params: initial parameter pytree (not modified; the loop works on a copy).
-      optimizer: any ``optax.GradientTransformation`` (learning-rate schedules included); part of
-        the resume fingerprint through :func:`~jaxgen.train.trainer.optimizer_probe`.
+      optimizer: any ``optax.GradientTransformation`` (learning-rate schedules included), best
+        built by :func:`jaxgen.train.optimizer`.
       eval_fn: optional ``eval_fn(params, key) -> dict of scalars``.
       train_data, key, config, run_dir, mesh, settings: as in :func:`fit_trainer`.
 
     Returns:
       ``(state, history)``: the final :class:`TrainState` (params, opt_state, step, key) and the
       records of :func:`fit_trainer`.
+
+    The resume fingerprint holds the loss's and the optimizer's descriptions (their ``settings``:
+    :func:`jaxgen.train.optimizer` and jaxgen's loss builders set them, :func:`jaxgen.train.describe`
+    adds them to anything else) and the parameters' static settings (a VAE's config: prior,
+    likelihood, sizes). Without a description of both, the run trains and checkpoints (with a
+    warning when ``run_dir`` is given) but a rerun in the same folder is refused.
     """
     if not callable(loss_fn):
         raise ValueError(f"loss_fn must be callable, got {type(loss_fn).__name__}.")

@@ -10,14 +10,17 @@ A trainer is any object with
   own key; ``step`` (int32 scalar, the global step) is passed when ``update`` accepts it. Several
   inner updates per step (a GAN's ``n_critic`` discriminator steps) split the batch with
   :func:`split_batch`.
-* optionally ``fingerprint() -> dict``: JSON-able settings that change the numbers (learning
-  rates, objective, sizes); stored with checkpoints and compared when a run resumes.
+* ``fingerprint() -> dict``: JSON-able settings that change the numbers (objective, learning
+  rates and their schedules, sizes); stored with checkpoints and compared when a run resumes. It
+  may raise :class:`~jaxgen.train.described.UnknownSettings` (a trainer without the method is
+  treated the same): the run trains, but a run folder that already holds a checkpoint is refused,
+  since nothing can tell whether it was written by the same run.
 * optionally ``check_train_data(train_data)``: raise ``ValueError`` for values the model cannot use
   (called once, before any work).
 
 :class:`LossTrainer` is the trainer of one loss and one optax optimizer (what
-:func:`jaxgen.train.fit` runs); its fingerprint probes the optimizer with a few fixed gradients,
-so that a run resumed with another learning rate or schedule is refused.
+:func:`jaxgen.train.fit` runs); its fingerprint is the description of both (see
+:mod:`jaxgen.train.described`) and the static settings of the parameters (e.g. a VAE's config).
 """
 from __future__ import annotations
 
@@ -31,8 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-__all__ = ["LossTrainer", "ParamsState", "split_batch", "accepts_step", "checked_loss", "optimizer_probe",
-           "data_fingerprint"]
+from jaxgen.train.described import UnknownSettings, settings_of, static_settings, unknown_reason
+
+__all__ = ["LossTrainer", "ParamsState", "split_batch", "accepts_step", "checked_loss", "data_fingerprint"]
 
 
 def accepts_step(fn) -> bool:
@@ -102,9 +106,12 @@ class LossTrainer:
 
     Args:
       loss_fn: ``loss_fn(params, batch, key[, step=]) -> (loss, metrics)``, a scalar mean over the
-        batch and a dict of scalars; optional attribute ``check_train_data(params, train_data)``.
+        batch and a dict of scalars; optional attributes ``check_train_data(params, train_data)``
+        and ``settings`` (its description: jaxgen's loss builders set it, :func:`jaxgen.train.describe`
+        adds it).
       params: the initial parameters (not modified: :meth:`init` copies them).
-      optimizer: any ``optax.GradientTransformation``.
+      optimizer: any ``optax.GradientTransformation``; described ones (built by
+        :func:`jaxgen.train.optimizer` or :func:`jaxgen.train.describe`) make the run resumable.
     """
 
     loss_fn: Callable
@@ -125,46 +132,22 @@ class LossTrainer:
         return ParamsState(params=params, opt_state=opt_state), {"loss": loss, **metrics}
 
     def fingerprint(self) -> dict:
-        return {"optimizer": optimizer_probe(self.optimizer, self.params)}
+        """``{"loss", "optimizer", "model"}``: the descriptions of the loss and of the optimizer
+        (:func:`~jaxgen.train.described.settings_of`) and the parameters' static settings.
+
+        Raises:
+          UnknownSettings: the loss or the optimizer has no description.
+        """
+        reason = unknown_reason(self.loss_fn, self.optimizer)
+        if reason is not None:
+            raise UnknownSettings(reason)
+        return {"loss": settings_of(self.loss_fn), "optimizer": settings_of(self.optimizer),
+                "model": static_settings(self.params)}
 
     def check_train_data(self, train_data) -> None:
         check = getattr(self.loss_fn, "check_train_data", None)
         if callable(check):
             check(self.params, train_data)
-
-
-def optimizer_probe(optimizer: optax.GradientTransformation, params, steps: int = 3) -> list[float]:
-    """What ``optimizer`` does to ``params`` under fixed pseudo-gradients: ``steps`` numbers.
-
-    An optax optimizer is a pair of closures whose hyperparameters cannot be read back, but its
-    updates reveal them: step t feeds the gradient ``sin(0.7 i + t + 1)`` (i the flat index in each
-    leaf) and records the sum of ``|update|`` weighted by ``1.5 + cos(0.3 i)`` (positive weights: a
-    sum without cancellation, so its round-off stays near float32's 1e-7 whatever the device or the
-    order of the sum). Another learning rate, another optimizer or another schedule over the first
-    ``steps`` steps gives other numbers. The ``steps`` updates run as one jitted program (eager
-    optax costs seconds per call for a network's many leaves). The fingerprints are compared with a
-    relative tolerance of 1e-4.
-    """
-    floats = [x for x in jax.tree.leaves(params) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
-    if not floats:
-        return []
-
-    def pattern(x, freq, phase):
-        i = jnp.arange(x.size, dtype=jnp.float32)
-        return jnp.sin(freq * i + phase).reshape(x.shape).astype(x.dtype)
-
-    @jax.jit
-    def run(params):
-        p, opt_state, out = params, optimizer.init(params), []
-        for t in range(steps):
-            grads = jax.tree.map(lambda x: pattern(x, 0.7, t + 1.0), p)
-            updates, opt_state = optimizer.update(grads, opt_state, p)
-            p = optax.apply_updates(p, updates)
-            out.append(sum(jnp.sum(jnp.abs(u.astype(jnp.float32)) * (1.5 + pattern(u, 0.3, jnp.pi / 2)))
-                           for u in jax.tree.leaves(updates)))
-        return jnp.stack(out)
-
-    return [float(v) for v in run(params)]
 
 
 _MIX = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F)

@@ -30,7 +30,8 @@ def loss_fn(binarize: bool = False):
     and, when the model takes them, labels ``"y"`` and a ``"context"`` map. With ``binarize=True`` (Bernoulli only) ``x`` holds
     grey values (uint8 bytes or floats in [0, 1]) and every step draws a fresh binary image with
     pixel probabilities ``x`` (dynamic binarisation). The attribute ``check_train_data(params, data)``
-    validates the concrete data once before training (:func:`jaxgen.train.fit` calls it).
+    validates the concrete data once before training (:func:`jaxgen.train.fit` calls it); the
+    attribute ``settings`` describes the loss for the resume check of :func:`jaxgen.train.fit`.
     """
     binarize = bool(binarize)
 
@@ -64,6 +65,7 @@ def loss_fn(binarize: bool = False):
 
     loss.check_train_data = check_train_data
     loss.binarize = binarize
+    loss.settings = {"builder": "pixelcnn.loss_fn", "binarize": binarize}  # for jaxgen.train.fit's resume check
     return loss
 
 

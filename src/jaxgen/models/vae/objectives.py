@@ -322,7 +322,8 @@ def loss_fn(objective: Objective | str | Mapping | None = None, **kwargs):
     averaged over the batch; ``metrics`` holds scalar means: ``elbo``, ``recon`` (log p(x|z)),
     ``kl`` and ``kl_weight`` for the ELBO, ``iwae`` for IWAE, ``elbo``, ``recon``, ``mi``, ``tc``,
     ``dwkl`` and ``kl_weight`` (the warm-up ramp) for beta-TCVAE (``elbo`` with the one-sample KL
-    ``mi + tc + dwkl``).
+    ``mi + tc + dwkl``). Its attribute ``settings`` describes it for the resume check of
+    :func:`jaxgen.train.fit`: ``builder``, ``objective`` and every other :class:`Objective` field.
     """
     if isinstance(objective, str) and kwargs:  # one construction: e.g. beta_tcvae needs its dataset_size at once
         obj = Objective(**{"name": objective, **kwargs})
@@ -367,4 +368,7 @@ def loss_fn(objective: Objective | str | Mapping | None = None, **kwargs):
 
     loss.objective = obj
     loss.check_train_data = check_train_data
+    # its description, compared when jaxgen.train.fit resumes a run (the prior and likelihood are the params' config)
+    loss.settings = {"builder": "vae.loss_fn", "objective": obj.name,
+                     **{f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.name != "name"}}
     return loss
