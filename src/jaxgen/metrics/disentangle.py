@@ -304,7 +304,8 @@ def mig_chen(mean, log_var, factors, key, *, n_samples: int = 1, factor_names=No
         raise ValueError(f"mean and log_var must have the same shape (N, q), got {mu.shape} and {lv.shape}.")
     f = _check_factors(factors, mu.shape[0], "MIG")
     if mu.shape[1] < 2:
-        raise ValueError(f"MIG compares the two most informative latents: codes need q >= 2 columns, got {mu.shape[1]}.")
+        raise ValueError(f"MIG compares the two most informative latents: mean and log_var need q >= 2 columns, "
+                         f"got {mu.shape[1]}.")
     key = check_key(key)
     n_samples = check_positive_int(n_samples, "n_samples")
     chunk_size = check_positive_int(chunk_size, "chunk_size")
