@@ -10,7 +10,7 @@ invariances.
 import jax
 import numpy as np
 import pytest
-from scipy import integrate, stats
+from scipy import integrate, special, stats
 from scipy.linalg import hadamard
 from sklearn.metrics import mutual_info_score
 
@@ -186,6 +186,32 @@ def test_mig_chen_entangled_encoder_near_zero():
     res = mig_chen(mean @ H.T, log_var, f, jax.random.key(2))
     assert res["mig"] < 0.05, res["per_factor"]  # measured 0.012
     assert res["mutual_info"].max() > 0.05  # the latents do know the factors, all equally
+
+
+def test_mig_chen_against_the_definition_in_float64():
+    # unequal posteriors, unbalanced factors: the estimate written out directly with scipy's logsumexp
+    # (the same draws: z = mean + sd * jax.random.normal(key, (n_samples, N, q)))
+    rng = np.random.default_rng(4)
+    n, q = 90, 3
+    f = np.stack([rng.integers(0, 3, n), rng.integers(0, 7, n)], 1)
+    mean = rng.standard_normal((n, q)) + f[:, :1]
+    log_var = rng.normal(-1.0, 0.7, (n, q))
+    res = mig_chen(mean, log_var, f, jax.random.key(5), n_samples=2, chunk_size=16, block_size=32)
+    z = mean + np.exp(0.5 * log_var) * np.asarray(jax.random.normal(jax.random.key(5), (2, n, q)))
+
+    def entropy(rows):
+        zs = z[:, rows].reshape(-1, q)  # (S, q) against the images of ``rows``
+        lp = stats.norm.logpdf(zs[:, None], mean[rows][None], np.exp(0.5 * log_var[rows])[None])
+        return -(special.logsumexp(lp, axis=1) - np.log(len(rows))).mean(0)
+
+    h_z = entropy(np.arange(n))
+    mi = np.stack([h_z - sum(np.mean(f[:, k] == v) * entropy(np.flatnonzero(f[:, k] == v)) for v in np.unique(f[:, k]))
+                   for k in range(2)], 1)
+    np.testing.assert_allclose(res["latent_entropy"], h_z, atol=2e-5)
+    np.testing.assert_allclose(res["mutual_info"], mi, atol=2e-5)
+    top = np.sort(mi, axis=0)[::-1]
+    h = [stats.entropy(np.bincount(f[:, k])) for k in range(2)]
+    assert res["mig"] == pytest.approx(np.mean((top[0] - top[1]) / h), abs=2e-5)
 
 
 def test_mig_chen_invariances():
