@@ -234,19 +234,24 @@ def _vae_config(config) -> vae.VAEConfig:
                          conv_features=tuple(m.conv_features), conv_dense=m.conv_dense, likelihood="bernoulli")
 
 
-def _grid_sample(data: Sprites, key, n: int, exclude=None):
-    """``n`` distinct grid points (without replacement), none of the flat indices ``exclude``.
+def _split_grid(data: Sprites, key_data, key_eval, n_train: int, n_eval: int):
+    """Training and evaluation grid points: ``(train (n_train,), eval (n_eval,) flat indices, held_out)``.
 
-    Returns ``(images (n, S, S, 1) uint8, factors (n, K) int32, flat indices (n,))``."""
-    if exclude is None:
-        idx = np.asarray(jax.random.choice(key, data.n_combinations, (n,), replace=False))
-    else:
-        pool = np.ones(data.n_combinations, bool)
-        pool[np.asarray(exclude)] = False
-        pool = np.flatnonzero(pool)
-        idx = pool[np.asarray(jax.random.choice(key, len(pool), (n,), replace=False))]
-    factors = data.factors_at(jnp.asarray(idx, jnp.int32))
-    return np.asarray(data.render(factors)), np.asarray(factors), idx
+    One random permutation of the grid (``key_data``) gives the training points (its first
+    ``n_train``) and, when the grid has room, the evaluation points (the next ``n_eval``: distinct and
+    held out, for the cost of the permutation the training sample needs anyway). Otherwise the
+    evaluation points are ``n_eval`` distinct points of the whole grid (``key_eval``), not held out."""
+    perm = np.asarray(jax.random.permutation(key_data, data.n_combinations))
+    held_out = n_train + n_eval <= data.n_combinations
+    evaluation = (perm[n_train:n_train + n_eval] if held_out
+                  else np.asarray(jax.random.choice(key_eval, data.n_combinations, (n_eval,), replace=False)))
+    return perm[:n_train], evaluation, held_out
+
+
+def _render(data: Sprites, index):
+    """Images (n, S, S, 1) uint8 and factors (n, K) int32 of flat grid indices (n,)."""
+    factors = data.factors_at(jnp.asarray(index, jnp.int32))
+    return np.asarray(data.render(factors)), np.asarray(factors)
 
 
 def _train(config, name: str, weight: float, key, x_train):
@@ -305,10 +310,9 @@ def run(config, run) -> dict:
     ks = keys.streams(run.key, *STREAMS)
     data = Sprites(image_size=config.image_size)
     t0 = time.perf_counter()
-    x_train, _, train_idx = _grid_sample(data, ks["data"], config.n_train)
-    held_out = config.n_train + config.eval.n_mig <= data.n_combinations
-    eval_images, eval_factors, _ = _grid_sample(data, ks["eval_data"], config.eval.n_mig,
-                                                exclude=train_idx if held_out else None)
+    train_idx, eval_idx, held_out = _split_grid(data, ks["data"], ks["eval_data"], config.n_train, config.eval.n_mig)
+    x_train, _ = _render(data, train_idx)
+    eval_images, eval_factors = _render(data, eval_idx)
     if held_out:
         eval_sprites = f"{config.eval.n_mig} distinct grid points, none of them a training sprite (held out)"
     else:
