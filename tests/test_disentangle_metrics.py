@@ -279,7 +279,7 @@ def test_factor_vae_score_votes_invariant_to_rescaled_latents():
     def encode(v):
         return perfect(v) @ R.T
 
-    kw = dict(n_train=100, n_eval=50, batch_size=16, n_global=500)
+    kw = SMALL  # the shapes of the tests above: nothing new to compile
     base = factor_vae_score(encode, Identity(), jax.random.key(0), **kw)
     scaled = factor_vae_score(lambda v: encode(v) * c, Identity(), jax.random.key(0), **kw)
     assert base["active"].all() and scaled["active"].all()
