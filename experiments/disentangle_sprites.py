@@ -16,7 +16,7 @@ weight in the config, over the seeds ``seed, seed + 1, ...`` (``n_seeds``):
   the codes permuted for the discriminator), as Kim & Mnih's Algorithm 2.
 
 Evaluation sprites: ``eval.n_mig`` grid points drawn without replacement from those *not* among
-the training sprites (held out), so the MIGs measure how the encoders generalise to unseen
+the training sprites (held out: the points after the training ones in one random permutation), so the MIGs measure how the encoders generalise to unseen
 combinations; only when the grid has too few left (``n_train + eval.n_mig > 737 280``, e.g. the
 accelerator protocol's whole grid) are they drawn from the whole grid, as the papers evaluate on
 their training set, and ``metrics.json`` says so (``eval_sprites``). The FactorVAE score draws its
@@ -52,9 +52,9 @@ for all five factors); ``mig_estimators``: what each MIG is and how it differs f
 ones; ``protocol_differences``: how the CPU run differs from the papers. ``table.md``: one row per
 objective and weight, mean ± std over seeds.
 
-Figures: ``traversals`` -- the best model (highest histogram MIG of every run): one row per latent, sorted by
-its mean KL to the prior (in the row label), the latent alone set to values from -2 to 2 while the
-others keep the posterior mean of one held-out image (decoder means); ``mig_per_factor`` -- both
+Figures: ``traversals`` -- the best model (highest histogram MIG of every run): one row per
+latent, sorted by its mean KL to the prior (in the row label), the latent alone set to values from
+-2 to 2 while the others keep the posterior mean of one held-out image (decoder means); ``mig_per_factor`` -- both
 MIGs of each factor for each objective's best weight (mean ± std over seeds).
 
 Protocols:
@@ -78,10 +78,10 @@ MIG 0.53; x and y below 0.06, orientation about 0); FactorVAE's discriminator ba
 codes from permuted ones after 3500 steps (its TC estimate 0.14-0.19 nats), so it stays near the
 beta-VAE. The papers report clearly higher scores on dSprites, after 100 times more updates; set
 beside them, mind the estimator: Chen et al.'s MIG (beta-TCVAE paper) is ``mig_chen``'s (full
-posterior, scale / orientation / x / y, on the whole data set), disentanglement_lib's and the papers
-that use it (Locatello et al. 2019) are ``mig_histogram``'s (20 bins of posterior means, all five
-factors); the two differ on one model, so a jaxgen number is comparable only to the paper that uses
-the same estimator.
+posterior, scale / orientation / x / y, on the whole data set); MIGs from disentanglement_lib
+(Locatello et al. 2019 and the papers that use it) are ``mig_histogram``'s (20 bins of posterior
+means, all five factors); the two give different numbers for one model, so a jaxgen number is
+comparable only with a paper that uses the same estimator.
 
 Differences of the default run from the papers (also in ``metrics.json``):
 

@@ -18,7 +18,7 @@ figure is:
   entropies estimated by Monte Carlo with samples ``z ~ q(z | x_n)``; on dSprites Chen et al.
   average over scale, orientation, x and y (:data:`CHEN_DSPRITES_FACTORS`, shape excluded). It
   needs no bins, so a perfect encoder with small posterior variance reaches 1 on every factor;
-  a latent whose posterior ignores the image has ``I = 0`` exactly.
+  a latent whose posterior ignores the image has ``I = 0`` (up to rounding).
 * :func:`factor_vae_score` -- Kim & Mnih (2018), Sec. 4: latents are divided by their standard
   deviation over ``n_global`` random images; latents with std < ``prune_threshold`` are "collapsed"
   and ignored. A vote fixes one random factor at a random value, draws ``batch_size`` images that
