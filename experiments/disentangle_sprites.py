@@ -16,12 +16,12 @@ weight in the config, over the seeds ``seed, seed + 1, ...`` (``n_seeds``):
   the codes permuted for the discriminator), as Kim & Mnih's Algorithm 2.
 
 Evaluation sprites: ``eval.n_mig`` grid points drawn without replacement from those *not* among
-the training sprites (held out: the points after the training ones in one random permutation), so the MIGs measure how the encoders generalise to unseen
-combinations; only when the grid has too few left (``n_train + eval.n_mig > 737 280``, e.g. the
-accelerator protocol's whole grid) are they drawn from the whole grid, as the papers evaluate on
-their training set, and ``metrics.json`` says so (``eval_sprites``). The FactorVAE score draws its
-own random sprites from the whole grid (about ``n_train / 737 280`` of them training sprites), as
-Kim & Mnih do.
+the training sprites (held out: the points after the training ones in one random permutation of
+the grid), so the MIGs measure how the encoders generalise to unseen combinations; only when the
+grid has too few left (``n_train + eval.n_mig > 737 280``, e.g. the accelerator protocol's whole
+grid) are they drawn from the whole grid, as the papers evaluate on their training set, and
+``metrics.json`` says so (``eval_sprites``). The FactorVAE score draws its own random sprites from
+the whole grid (about ``n_train / 737 280`` of them training sprites), as Kim & Mnih do.
 
 Metrics per trained model, two MIGs (named; they are different estimators and give different
 numbers, see :mod:`jaxgen.metrics.disentangle`), both on the held-out evaluation sprites:
@@ -34,7 +34,7 @@ numbers, see :mod:`jaxgen.metrics.disentangle`), both on the held-out evaluation
   ``eval.chen_samples`` draws of z per image, averaged over ``eval.chen_factors`` (default scale,
   orientation, x, y: shape excluded, as Chen et al. on dSprites). Chen et al. use the whole data set
   (737 280 images, the training set); here a uniform random sample of 10 000 held-out sprites (the
-  N^2 cost: about 10 s per model on one core), which adds a small positive bias to the information
+  N^2 cost: 4-5 s per model on one core), which adds a small positive bias to the information
   of latents about factors they do not encode.
 
 and the FactorVAE score (:func:`jaxgen.metrics.factor_vae_score`: majority-vote classifier,
@@ -58,30 +58,36 @@ latent, sorted by its mean KL to the prior (in the row label), the latent alone 
 MIGs of each factor for each objective's best weight (mean ± std over seeds).
 
 Protocols:
-  * default (CPU, under 20 minutes on one core; measured {cpu_time}): {cpu_settings}.
+  * default (CPU, about 20 minutes on one core at moderate load; measured {cpu_time}): {cpu_settings}.
   * accelerator (:data:`ACCELERATOR`, Kim & Mnih's protocol for all three objectives; untested here):
     ``jaxgen run disentangle_sprites {accelerator}``.
 
-Measured with the default config (seeds 0-2, mean ± std; ``/work/longruns/disentangle_sprites``):
+Measured with the default config (seeds 0-2, mean ± std, on 10 000 held-out sprites; MIG
+histogram: disentanglement_lib's estimator over the five factors, MIG Chen: Chen et al.'s over
+scale, orientation, x, y; ``runs/disent_default`` of 2026-12-08):
 
-  ==========================  ===============  ===============  ===========  ======
-  objective                   MIG              FactorVAE score  ELBO (nats)  active
-  ==========================  ===============  ===============  ===========  ======
-  VAE (beta_vae, beta = 1)    0.019 ± 0.007    0.401 ± 0.070    -88.1        10.0
-  beta_vae, beta = 4          0.019 ± 0.009    0.440 ± 0.089    -103.6       8.0
-  beta_tcvae, beta = 6        0.129 ± 0.022    0.599 ± 0.061    -113.7       8.3
-  factor_vae, gamma = 35      0.024 ± 0.024    0.503 ± 0.105    -112.1       10.0
-  ==========================  ===============  ===============  ===========  ======
+  ==========================  =============  =============  ===============  ===========  ======
+  objective                   MIG histogram  MIG Chen       FactorVAE score  ELBO (nats)  active
+  ==========================  =============  =============  ===============  ===========  ======
+  VAE (beta_vae, beta = 1)    0.019 ± 0.007  0.024 ± 0.009  0.401 ± 0.070    -88.1        10.0
+  beta_vae, beta = 4          0.020 ± 0.009  0.022 ± 0.015  0.440 ± 0.089    -103.6       8.0
+  beta_tcvae, beta = 6        0.129 ± 0.020  0.142 ± 0.022  0.599 ± 0.061    -113.7       8.7
+  factor_vae, gamma = 35      0.024 ± 0.023  0.032 ± 0.026  0.503 ± 0.105    -112.1       10.0
+  ==========================  =============  =============  ===============  ===========  ======
 
 Only beta-TCVAE separates a factor at this budget: its MIG comes almost all from scale (per-factor
-MIG 0.53; x and y below 0.06, orientation about 0); FactorVAE's discriminator barely tells the
-codes from permuted ones after 3500 steps (its TC estimate 0.14-0.19 nats), so it stays near the
-beta-VAE. The papers report clearly higher scores on dSprites, after 100 times more updates; set
-beside them, mind the estimator: Chen et al.'s MIG (beta-TCVAE paper) is ``mig_chen``'s (full
-posterior, scale / orientation / x / y, on the whole data set); MIGs from disentanglement_lib
-(Locatello et al. 2019 and the papers that use it) are ``mig_histogram``'s (20 bins of posterior
-means, all five factors); the two give different numbers for one model, so a jaxgen number is
-comparable only with a paper that uses the same estimator.
+MIG 0.53 histogram, 0.47 Chen; x and y below 0.07, orientation about 0); FactorVAE's discriminator
+barely tells the codes from permuted ones after 3500 steps (its TC estimate 0.14-0.19 nats), so it
+stays near the beta-VAE. The two estimators rank the models alike; Chen's is higher on the average
+here mainly because it leaves out shape (about 0.02 under both) and lower on scale because it reads
+the posterior samples, not the means (the posterior noise hides part of the six values).
+
+The papers report clearly higher scores on dSprites, after 100 times more updates. Set beside them,
+mind the estimator: Chen et al.'s MIG (the beta-TCVAE paper) is ``mig_chen``'s (full posterior,
+scale / orientation / x / y, on the whole data set); MIGs from disentanglement_lib (Locatello et al.
+2019 and the papers that use it) are ``mig_histogram``'s (20 bins of posterior means, all five
+factors); the two give different numbers for one model, so a jaxgen number is comparable only with
+a paper that uses the same estimator.
 
 Differences of the default run from the papers (also in ``metrics.json``):
 
@@ -125,8 +131,9 @@ ACCELERATOR = {"n_train": 737_280, "model.architecture": "conv", "model.conv_fea
 CPU_SETTINGS = ("MLP encoder 4096-512-256-10 and mirrored decoder (ReLU, Bernoulli), 3500 steps of batch 64 "
                 "(FactorVAE: 2 x 64) with Adam 1e-3 on 50 000 sprites, D 4 x 256 leaky ReLU with Adam 1e-3 "
                 "(0.5, 0.9); beta_vae beta in (1, 4), beta_tcvae beta 6, factor_vae gamma 35; 3 seeds")
-CPU_TIME = ("1101 s wall, 2026-11-27, pinned to one core of the 2-core machine while 3-4 other jobs shared it "
-            "(load average about 5); 50-100 s per model")
+CPU_TIME = ("2750 s wall, 2026-12-08, nice 10 and pinned to one core of the 2-core machine while 5-7 other jobs "
+            "shared it (load average 5-17), 90-670 s per model; 1101 s on 2026-11-27 at load about 5, before the Chen "
+            "MIG, which costs 4-5 s per model (10 000 sprites, 10 latents, one core)")
 DIFFERENCES = [
     "an MLP encoder / decoder (4096-512-256-10) instead of the conv networks (4 layers of 32/32/64/64 channels): "
     "the conv VAE costs about 0.5 s per step of 64 on one CPU core, the MLP 23 ms (measured 2026-11-27)",

@@ -25,7 +25,8 @@ NAME = "disentangle_sprites"
 OBJECTIVES = ("beta_vae", "beta_tcvae", "factor_vae")
 PIN_ELBO = {"beta_vae": -690.8274, "beta_tcvae": -682.0741, "factor_vae": -681.3262}  # final training ELBO (nats), seed 0
 # (MIG histogram, MIG Chen) of seed 0; the quick models barely train, but these are not the untrained model's
-PIN_MIG = {"beta_vae": (0.014303, 0.0021173), "beta_tcvae": (0.013270, 0.0004429), "factor_vae": (0.053328, 0.0243420)}
+PIN_MIG = {"beta_vae": (0.014303, 0.0021173), "beta_tcvae": (0.013270, 0.0004429),
+           "factor_vae": (0.053328, 0.0243420)}
 
 
 def test_quick_run(tmp_path):
