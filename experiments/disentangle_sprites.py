@@ -442,7 +442,8 @@ def _mig_figure(run, best_rows: dict, best_weight: dict):
     width = 0.8 / len(names)
     with run.figure("mig_per_factor", 1, 2, figsize=(13, 4), sharey=True) as (fig, axes):
         for ax, (metric, what) in zip(axes, (("mig_histogram", "histogram estimator (disentanglement_lib)"),
-                                             ("mig_chen", "full-posterior estimator (Chen et al.)"))):
+                                             ("mig_chen", "full-posterior estimator (Chen et al.; its average "
+                                                          "leaves out shape)"))):
             for i, n in enumerate(names):
                 r = best_rows[n]
                 ax.bar(np.arange(len(factors)) + (i - (len(names) - 1) / 2) * width,
