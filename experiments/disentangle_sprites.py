@@ -15,45 +15,79 @@ weight in the config, over the seeds ``seed, seed + 1, ...`` (``n_seeds``):
   ``factor_vae``; each step sees two halves of ``2 * train.batch_size`` images (the VAE's batch and
   the codes permuted for the discriminator), as Kim & Mnih's Algorithm 2.
 
-Metrics per trained model (posterior means as codes): MIG (:func:`jaxgen.metrics.mutual_info_gap`,
-20 bins, on ``eval.n_mig`` random sprites, averaged over the factors ``eval.factors``) and the
-FactorVAE score (:func:`jaxgen.metrics.factor_vae_score`: majority-vote classifier, ``eval.fvs_*``
-votes of ``eval.fvs_batch`` images); also the final training ELBO (nats, mean of the last log
-period), the mean KL of each latent to the prior on the MIG images, and the active latents (Burda
-et al.'s criterion: the variance of the posterior mean over those images exceeds 0.01).
+Evaluation sprites: ``eval.n_mig`` grid points drawn without replacement from those *not* among
+the training sprites (held out: the points after the training ones in one random permutation of
+the grid), so the MIGs measure how the encoders generalise to unseen combinations; only when the
+grid has too few left (``n_train + eval.n_mig > 737 280``, e.g. the accelerator protocol's whole
+grid) are they drawn from the whole grid, as the papers evaluate on their training set, and
+``metrics.json`` says so (``eval_sprites``). The FactorVAE score draws its own random sprites from
+the whole grid (about ``n_train / 737 280`` of them training sprites), as Kim & Mnih do.
 
-``metrics.json``: ``mig`` and ``factor_vae_score`` = ``{"beta_vae", "beta_tcvae", "factor_vae"}``,
-the mean over seeds at the weight with the highest mean MIG for that objective (``best_weight``;
-the same weight for both metrics); ``mig_std`` / ``factor_vae_score_std``; ``baseline_vae`` (beta =
-1 when it is among ``beta_vae``); ``runs``: per objective and weight, mean, std and per-seed values
-of every metric; ``protocol_differences``: how the CPU run differs from the papers. ``table.md``:
-one row per objective and weight, mean ± std over seeds.
+Metrics per trained model, two MIGs (named; they are different estimators and give different
+numbers, see :mod:`jaxgen.metrics.disentangle`), both on the held-out evaluation sprites:
 
-Figures: ``traversals`` -- the best model (highest MIG of every run): one row per latent, sorted by
-its mean KL to the prior (in the row label), the latent alone set to values from -2 to 2 while the
-others keep the posterior mean of one held-out image (decoder means); ``mig_per_factor`` -- the MIG
-of each factor for each objective's best weight (mean ± std over seeds).
+* ``mig_histogram`` (:func:`jaxgen.metrics.mig_histogram`, disentanglement_lib's): 20-bin histograms
+  of the posterior means, averaged over the factors ``eval.factors`` (default all five, as
+  disentanglement_lib); capped below 1 by the bins (a perfect encoder scores 0.896 here).
+* ``mig_chen`` (:func:`jaxgen.metrics.mig_chen`, Chen et al.'s): ``I(z_j; v_k)`` from the full
+  Gaussian posterior ``q(z_j | x)``, with the evaluation sprites standing for the data set and
+  ``eval.chen_samples`` draws of z per image, averaged over ``eval.chen_factors`` (default scale,
+  orientation, x, y: shape excluded, as Chen et al. on dSprites). Chen et al. use the whole data set
+  (737 280 images, the training set); here a uniform random sample of 10 000 held-out sprites (the
+  N^2 cost: 4-5 s per model on one core), which adds a small positive bias to the information
+  of latents about factors they do not encode.
+
+and the FactorVAE score (:func:`jaxgen.metrics.factor_vae_score`: majority-vote classifier,
+``eval.fvs_*`` votes of ``eval.fvs_batch`` images); also the final training ELBO (nats, mean of the
+last log period), the mean KL of each latent to the prior on the evaluation sprites, and the active
+latents (Burda et al.'s criterion: the variance of the posterior mean over those images exceeds
+0.01).
+
+``metrics.json``: ``mig_histogram``, ``mig_chen`` and ``factor_vae_score`` = ``{"beta_vae",
+"beta_tcvae", "factor_vae"}``, the mean over seeds at the weight with the highest mean histogram MIG
+for that objective (``best_weight``; the same weight for every metric), with ``*_std``;
+``baseline_vae`` (beta = 1 when it is among ``beta_vae``); ``runs``: per objective and weight, mean,
+std and per-seed values of every metric (``mig_histogram_per_factor`` and ``mig_chen_per_factor``
+for all five factors); ``mig_estimators``: what each MIG is and how it differs from the published
+ones; ``protocol_differences``: how the CPU run differs from the papers. ``table.md``: one row per
+objective and weight, mean ± std over seeds.
+
+Figures: ``traversals`` -- the best model (highest histogram MIG of every run): one row per
+latent, sorted by its mean KL to the prior (in the row label), the latent alone set to values from
+-2 to 2 while the others keep the posterior mean of one held-out image (decoder means); ``mig_per_factor`` -- both
+MIGs of each factor for each objective's best weight (mean ± std over seeds).
 
 Protocols:
-  * default (CPU, under 20 minutes on one core; measured {cpu_time}): {cpu_settings}.
+  * default (CPU, about 20 minutes on one core at moderate load; measured {cpu_time}): {cpu_settings}.
   * accelerator (:data:`ACCELERATOR`, Kim & Mnih's protocol for all three objectives; untested here):
     ``jaxgen run disentangle_sprites {accelerator}``.
 
-Measured with the default config (seeds 0-2, mean ± std; ``/work/longruns/disentangle_sprites``):
+Measured with the default config (seeds 0-2, mean ± std, on 10 000 held-out sprites; MIG
+histogram: disentanglement_lib's estimator over the five factors, MIG Chen: Chen et al.'s over
+scale, orientation, x, y; ``runs/disent_default`` of 2026-12-08):
 
-  ==========================  ===============  ===============  ===========  ======
-  objective                   MIG              FactorVAE score  ELBO (nats)  active
-  ==========================  ===============  ===============  ===========  ======
-  VAE (beta_vae, beta = 1)    0.019 ± 0.007    0.401 ± 0.070    -88.1        10.0
-  beta_vae, beta = 4          0.019 ± 0.009    0.440 ± 0.089    -103.6       8.0
-  beta_tcvae, beta = 6        0.129 ± 0.022    0.599 ± 0.061    -113.7       8.3
-  factor_vae, gamma = 35      0.024 ± 0.024    0.503 ± 0.105    -112.1       10.0
-  ==========================  ===============  ===============  ===========  ======
+  ==========================  =============  =============  ===============  ===========  ======
+  objective                   MIG histogram  MIG Chen       FactorVAE score  ELBO (nats)  active
+  ==========================  =============  =============  ===============  ===========  ======
+  VAE (beta_vae, beta = 1)    0.019 ± 0.007  0.024 ± 0.009  0.401 ± 0.070    -88.1        10.0
+  beta_vae, beta = 4          0.020 ± 0.009  0.022 ± 0.015  0.440 ± 0.089    -103.6       8.0
+  beta_tcvae, beta = 6        0.129 ± 0.020  0.142 ± 0.022  0.599 ± 0.061    -113.7       8.7
+  factor_vae, gamma = 35      0.024 ± 0.023  0.032 ± 0.026  0.503 ± 0.105    -112.1       10.0
+  ==========================  =============  =============  ===============  ===========  ======
 
 Only beta-TCVAE separates a factor at this budget: its MIG comes almost all from scale (per-factor
-MIG 0.53; x and y below 0.06, orientation about 0); FactorVAE's discriminator barely tells the
-codes from permuted ones after 3500 steps (its TC estimate 0.14-0.19 nats), so it stays near the
-beta-VAE. The papers report clearly higher scores on dSprites, after 100 times more updates.
+MIG 0.53 histogram, 0.47 Chen; x and y below 0.07, orientation about 0); FactorVAE's discriminator
+barely tells the codes from permuted ones after 3500 steps (its TC estimate 0.14-0.19 nats), so it
+stays near the beta-VAE. The two estimators rank the models alike; Chen's is higher on the average
+here mainly because it leaves out shape (about 0.02 under both) and lower on scale because it reads
+the posterior samples, not the means (the posterior noise hides part of the six values).
+
+The papers report clearly higher scores on dSprites, after 100 times more updates. Set beside them,
+mind the estimator: Chen et al.'s MIG (the beta-TCVAE paper) is ``mig_chen``'s (full posterior,
+scale / orientation / x / y, on the whole data set); MIGs from disentanglement_lib (Locatello et al.
+2019 and the papers that use it) are ``mig_histogram``'s (20 bins of posterior means, all five
+factors); the two give different numbers for one model, so a jaxgen number is comparable only with
+a paper that uses the same estimator.
 
 Differences of the default run from the papers (also in ``metrics.json``):
 
@@ -69,7 +103,7 @@ import numpy as np
 
 from jaxgen import keys, plotting, runner, train
 from jaxgen.data import SPRITE_FACTORS, Sprites
-from jaxgen.metrics.disentangle import factor_vae_score, mutual_info_gap
+from jaxgen.metrics.disentangle import CHEN_DSPRITES_FACTORS, factor_vae_score, mig_chen, mig_histogram
 from jaxgen.metrics.latents import active_units
 from jaxgen.models import vae
 
@@ -96,8 +130,9 @@ ACCELERATOR = {"n_train": 737_280, "model.architecture": "conv", "model.conv_fea
 CPU_SETTINGS = ("MLP encoder 4096-512-256-10 and mirrored decoder (ReLU, Bernoulli), 3500 steps of batch 64 "
                 "(FactorVAE: 2 x 64) with Adam 1e-3 on 50 000 sprites, D 4 x 256 leaky ReLU with Adam 1e-3 "
                 "(0.5, 0.9); beta_vae beta in (1, 4), beta_tcvae beta 6, factor_vae gamma 35; 3 seeds")
-CPU_TIME = ("1101 s wall, 2026-11-27, pinned to one core of the 2-core machine while 3-4 other jobs shared it "
-            "(load average about 5); 50-100 s per model")
+CPU_TIME = ("2750 s wall, 2026-12-08, nice 10 and pinned to one core of the 2-core machine while 5-7 other jobs "
+            "shared it (load average 5-17), 90-670 s per model; 1101 s on 2026-11-27 at load about 5, before the Chen "
+            "MIG, which costs 4-5 s per model (10 000 sprites, 10 latents, one core)")
 DIFFERENCES = [
     "an MLP encoder / decoder (4096-512-256-10) instead of the conv networks (4 layers of 32/32/64/64 channels): "
     "the conv VAE costs about 0.5 s per step of 64 on one CPU core, the MLP 23 ms (measured 2026-11-27)",
@@ -109,13 +144,27 @@ DIFFERENCES = [
     "beta-TCVAE's minibatch-weighted estimator on batches of 64 (Chen et al.: 2048) with N = n_train",
     "the images are procedural sprites rendered by jaxgen.data.Sprites (dSprites-like, not the dSprites files)",
     "the factor weights: one or two values per objective, not the papers' sweeps",
+    "MIG on 10 000 held-out random sprites (Chen et al.: Chen's estimator on the whole 737 280-image training set; "
+    "disentanglement_lib: the histogram estimator on 10 000 random training images)",
 ]
+MIG_ESTIMATORS = {
+    "mig_histogram": "disentanglement_lib's estimator (Locatello et al. 2019): 20 equal-width bins of each latent's "
+                     "posterior mean, plug-in discrete mutual information, normalised by the factor's entropy, mean "
+                     "over eval.factors (default all five); bins cap it below 1 (a perfect encoder: 0.896 here)",
+    "mig_chen": "Chen et al.'s (2018) estimator: I(z_j; v_k) from the full Gaussian posterior q(z_j | x) by Monte "
+                "Carlo over the evaluation sprites, normalised by the factor's entropy (log of its number of values), "
+                "mean over eval.chen_factors (default scale, orientation, x, y: shape excluded); Chen et al. use the "
+                "whole data set, here 10 000 held-out random sprites",
+    "beside published numbers": "Chen et al.'s MIG (the beta-TCVAE paper) is comparable with mig_chen; MIGs from "
+                                "disentanglement_lib (Locatello et al. 2019 and papers using it) with mig_histogram; "
+                                "the two estimators give different numbers for the same model",
+}
 __doc__ = (__doc__.replace("{differences}", "\n".join(f"  - {d}" for d in DIFFERENCES))
            .replace("{accelerator}", " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
                                              for k, v in ACCELERATOR.items()))
            .replace("{cpu_settings}", CPU_SETTINGS).replace("{cpu_time}", CPU_TIME))
 
-STREAMS = ("data", "eval_data", "beta_vae", "beta_tcvae", "factor_vae", "score")
+STREAMS = ("data", "eval_data", "beta_vae", "beta_tcvae", "factor_vae", "score", "mig_chen")
 
 CHECKS = {
     "n_train": runner.interval(2, 737_280), "n_seeds": runner.positive(), "image_size": runner.interval(16, 256),
@@ -126,7 +175,8 @@ CHECKS = {
     "factor.d_hidden": runner.positive(), "factor.d_lr": runner.positive(),
     "train.steps": runner.positive(), "train.batch_size": runner.interval(2), "train.lr": runner.positive(),
     "train.log_every": runner.positive(),
-    "eval.n_mig": runner.interval(2), "eval.n_bins": runner.interval(2), "eval.fvs_train": runner.positive(),
+    "eval.n_mig": runner.interval(2), "eval.n_bins": runner.interval(2), "eval.chen_samples": runner.positive(),
+    "eval.fvs_train": runner.positive(),
     "eval.fvs_eval": runner.positive(), "eval.fvs_batch": runner.interval(2), "eval.fvs_global": runner.interval(2),
     "eval.traverse_steps": runner.interval(2), "eval.traverse_limit": runner.positive(),
     "eval.traverse_image": runner.non_negative(),
@@ -147,7 +197,8 @@ def get_config() -> ml_collections.ConfigDict:
                                              conv_features=(32, 32, 64, 64), conv_dense=256))
     c.factor = ml_collections.ConfigDict(dict(d_hidden=(256, 256, 256, 256), d_lr=1e-3, d_betas=(0.5, 0.9)))
     c.train = ml_collections.ConfigDict(dict(steps=3500, batch_size=64, lr=1e-3, log_every=250))
-    c.eval = ml_collections.ConfigDict(dict(n_mig=10_000, n_bins=20, factors=SPRITE_FACTORS, fvs_train=500,
+    c.eval = ml_collections.ConfigDict(dict(n_mig=10_000, n_bins=20, factors=SPRITE_FACTORS,
+                                            chen_factors=CHEN_DSPRITES_FACTORS, chen_samples=1, fvs_train=500,
                                             fvs_eval=500, fvs_batch=64, fvs_global=10_000, traverse_steps=9,
                                             traverse_limit=2.0, traverse_image=0))
     return c
@@ -166,11 +217,12 @@ def check_config(config) -> None:
     betas = tuple(config.factor.d_betas)
     if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
         raise ValueError(f"factor.d_betas must be two numbers in [0, 1) (Adam's b1, b2), got {betas!r}.")
-    factors = tuple(config.eval.factors)
-    unknown = [f for f in factors if f not in SPRITE_FACTORS]
-    if unknown or not factors:
-        raise ValueError(f"eval.factors: unknown factor name(s) {unknown or factors!r}; the sprites' factors are "
-                         f"{SPRITE_FACTORS}.")
+    for field in ("factors", "chen_factors"):
+        factors = tuple(config.eval[field])
+        unknown = [f for f in factors if f not in SPRITE_FACTORS]
+        if unknown or not factors:
+            raise ValueError(f"eval.{field}: unknown factor name(s) {unknown or factors!r}; the sprites' factors are "
+                             f"{SPRITE_FACTORS}.")
     if config.eval.traverse_image >= config.eval.n_mig:
         raise ValueError(f"eval.traverse_image ({config.eval.traverse_image}) must index one of the eval.n_mig = "
                          f"{config.eval.n_mig} held-out images.")
@@ -188,10 +240,23 @@ def _vae_config(config) -> vae.VAEConfig:
                          conv_features=tuple(m.conv_features), conv_dense=m.conv_dense, likelihood="bernoulli")
 
 
-def _grid_sample(data: Sprites, key, n: int):
-    """``n`` distinct grid points (without replacement) and their images (uint8)."""
-    idx = jax.random.choice(key, data.n_combinations, (n,), replace=False)
-    factors = data.factors_at(idx.astype(jnp.int32))
+def _split_grid(data: Sprites, key_data, key_eval, n_train: int, n_eval: int):
+    """Training and evaluation grid points: ``(train (n_train,), eval (n_eval,) flat indices, held_out)``.
+
+    One random permutation of the grid (``key_data``) gives the training points (its first
+    ``n_train``) and, when the grid has room, the evaluation points (the next ``n_eval``: distinct and
+    held out, for the cost of the permutation the training sample needs anyway). Otherwise the
+    evaluation points are ``n_eval`` distinct points of the whole grid (``key_eval``), not held out."""
+    perm = np.asarray(jax.random.permutation(key_data, data.n_combinations))
+    held_out = n_train + n_eval <= data.n_combinations
+    evaluation = (perm[n_train:n_train + n_eval] if held_out
+                  else np.asarray(jax.random.choice(key_eval, data.n_combinations, (n_eval,), replace=False)))
+    return perm[:n_train], evaluation, held_out
+
+
+def _render(data: Sprites, index):
+    """Images (n, S, S, 1) uint8 and factors (n, K) int32 of flat grid indices (n,)."""
+    factors = data.factors_at(jnp.asarray(index, jnp.int32))
     return np.asarray(data.render(factors)), np.asarray(factors)
 
 
@@ -228,17 +293,20 @@ def _encode_all(params, images, chunk: int = 1000):
     return np.concatenate([np.asarray(p[0]) for p in parts]), np.concatenate([np.asarray(p[1]) for p in parts])
 
 
-def _evaluate(config, params, data, eval_images, eval_factors, key) -> dict:
+def _evaluate(config, params, data, eval_images, eval_factors, key, key_chen) -> dict:
+    e = config.eval
     mean, log_var = _encode_all(params, eval_images)
     kl = 0.5 * np.mean(np.exp(log_var) + mean**2 - 1.0 - log_var, axis=0)  # (q,) mean KL per latent
-    mig = mutual_info_gap(mean, eval_factors, n_bins=config.eval.n_bins, factor_names=data.factor_names,
-                          subset=tuple(config.eval.factors))
-    e = config.eval
+    hist = mig_histogram(mean, eval_factors, n_bins=e.n_bins, factor_names=data.factor_names,
+                         subset=tuple(e.factors))
+    chen = mig_chen(mean, log_var, eval_factors, key_chen, n_samples=e.chen_samples, factor_names=data.factor_names,
+                    subset=tuple(e.chen_factors))
     fvs = factor_vae_score(lambda x: _posterior(params, x)[0], data, key, n_train=e.fvs_train, n_eval=e.fvs_eval,
                            batch_size=e.fvs_batch, n_global=e.fvs_global)
-    return {"mig": mig["mig"], "factor_vae_score": fvs["score"], "kl_per_latent": kl.tolist(),
+    return {"mig_histogram": hist["mig"], "mig_chen": chen["mig"], "factor_vae_score": fvs["score"],
+            "kl_per_latent": kl.tolist(),
             "active_latents": active_units(mean)["n_active"],  # Burda et al.: Var_x E[z_j | x] > 0.01
-            "mig_per_factor": {f: mig["per_factor"][f] for f in config.eval.factors}}
+            "mig_histogram_per_factor": dict(hist["per_factor"]), "mig_chen_per_factor": dict(chen["per_factor"])}
 
 
 def _weight_key(w: float) -> str:
@@ -249,11 +317,17 @@ def run(config, run) -> dict:
     ks = keys.streams(run.key, *STREAMS)
     data = Sprites(image_size=config.image_size)
     t0 = time.perf_counter()
-    x_train, _ = _grid_sample(data, ks["data"], config.n_train)
-    eval_images, eval_factors = data.sample(ks["eval_data"], config.eval.n_mig)  # held-out: random combinations
-    eval_images, eval_factors = np.asarray(eval_images), np.asarray(eval_factors)
-    run.log(f"{config.n_train} training sprites ({config.image_size}x{config.image_size}), {config.eval.n_mig} "
-            f"evaluation sprites: {time.perf_counter() - t0:.1f} s")
+    train_idx, eval_idx, held_out = _split_grid(data, ks["data"], ks["eval_data"], config.n_train, config.eval.n_mig)
+    x_train, _ = _render(data, train_idx)
+    eval_images, eval_factors = _render(data, eval_idx)
+    if held_out:
+        eval_sprites = f"{config.eval.n_mig} distinct grid points, none of them a training sprite (held out)"
+    else:
+        eval_sprites = (f"{config.eval.n_mig} distinct grid points of the whole grid, not held out (n_train + "
+                        f"eval.n_mig > {data.n_combinations}): about {config.n_train / data.n_combinations:.0%} of "
+                        "them training sprites")
+    run.log(f"{config.n_train} training sprites ({config.image_size}x{config.image_size}), evaluation sprites: "
+            f"{eval_sprites}: {time.perf_counter() - t0:.1f} s")
     objectives = tuple(config.objectives)
 
     runs, best = {}, None  # best: (mig, objective, weight, seed, params)
@@ -266,53 +340,64 @@ def run(config, run) -> dict:
                 params, last, seconds = _train(config, name, float(weight), key, x_train)
                 k_obj = jax.random.fold_in(ks["score"], OBJECTIVE_NAMES.index(name))
                 k_score = jax.random.fold_in(jax.random.fold_in(k_obj, w_i), s)
-                m = _evaluate(config, params, data, eval_images, eval_factors, k_score)
+                k_chen = jax.random.fold_in(jax.random.fold_in(
+                    jax.random.fold_in(ks["mig_chen"], OBJECTIVE_NAMES.index(name)), w_i), s)
+                m = _evaluate(config, params, data, eval_images, eval_factors, k_score, k_chen)
                 row = {**m, "seed": config.seed + s, "elbo": float(last["elbo"]), "train_seconds": seconds,
                        **({"tc": float(last["tc"])} if "tc" in last else {})}
                 rows.append(row)
-                run.log(f"{name} {WEIGHT_NAME[name]}={float(weight):g} seed {s}: MIG {m['mig']:.3f}, FactorVAE score "
+                run.log(f"{name} {WEIGHT_NAME[name]}={float(weight):g} seed {s}: MIG histogram "
+                        f"{m['mig_histogram']:.3f}, MIG Chen {m['mig_chen']:.3f}, FactorVAE score "
                         f"{m['factor_vae_score']:.3f}, ELBO {row['elbo']:.1f}, {m['active_latents']} active, "
                         f"{seconds:.1f} s")
-                if best is None or m["mig"] > best[0]:
-                    best = (m["mig"], name, float(weight), s, params, m["kl_per_latent"])
+                if best is None or m["mig_histogram"] > best[0]:
+                    best = (m["mig_histogram"], name, float(weight), s, params, m["kl_per_latent"])
             runs[name][_weight_key(weight)] = runner.seed_summary(rows)
 
-    best_weight = {n: max(runs[n], key=lambda w: runs[n][w]["mig"]) for n in objectives}
-    metrics = {
-        "mig": {n: runs[n][best_weight[n]]["mig"] for n in objectives},
-        "mig_std": {n: runs[n][best_weight[n]]["mig_std"] for n in objectives},
-        "factor_vae_score": {n: runs[n][best_weight[n]]["factor_vae_score"] for n in objectives},
-        "factor_vae_score_std": {n: runs[n][best_weight[n]]["factor_vae_score_std"] for n in objectives},
+    best_weight = {n: max(runs[n], key=lambda w: runs[n][w]["mig_histogram"]) for n in objectives}
+    scores = ("mig_histogram", "mig_chen", "factor_vae_score")
+    metrics = {f"{m}{sd}": {n: runs[n][best_weight[n]][f"{m}{sd}"] for n in objectives}
+               for m in scores for sd in ("", "_std")}
+    metrics.update({
         "best_weight": {n: float(best_weight[n]) for n in objectives},
-        "selection": "per objective, the weight with the highest mean MIG over seeds (both metrics at that weight)",
+        "selection": "per objective, the weight with the highest mean histogram MIG over seeds (every metric at that "
+                     "weight)",
+        "mig_estimators": MIG_ESTIMATORS,
+        "eval_sprites": eval_sprites,
         "runs": runs,
-    }
+    })
     if "beta_vae" in objectives and "1" in runs["beta_vae"]:
         b = runs["beta_vae"]["1"]
-        metrics["baseline_vae"] = {"mig": b["mig"], "mig_std": b["mig_std"], "factor_vae_score": b["factor_vae_score"],
-                                   "factor_vae_score_std": b["factor_vae_score_std"]}
+        metrics["baseline_vae"] = {f"{m}{sd}": b[f"{m}{sd}"] for m in scores for sd in ("", "_std")}
 
-    lines = ["| objective | weight | MIG | FactorVAE score | ELBO (nats) | active latents | train s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| objective | weight | MIG (histogram) | MIG (Chen) | FactorVAE score | ELBO (nats) | active latents "
+             "| train s |", "|---|---|---|---|---|---|---|---|"]
     for n in objectives:
         for w, r in runs[n].items():
             label = "VAE (baseline)" if n == "beta_vae" and w == "1" else n
-            lines.append(f"| {label} | {WEIGHT_NAME[n]} = {w} | {r['mig']:.3f} ± {r['mig_std']:.3f} | "
-                         f"{r['factor_vae_score']:.3f} ± {r['factor_vae_score_std']:.3f} | {r['elbo']:.1f} | "
-                         f"{r['active_latents']:.1f} | {r['train_seconds']:.0f} |")
+            lines.append(f"| {label} | {WEIGHT_NAME[n]} = {w} | "
+                         + " | ".join(f"{r[m]:.3f} ± {r[m + '_std']:.3f}" for m in scores)
+                         + f" | {r['elbo']:.1f} | {r['active_latents']:.1f} | {r['train_seconds']:.0f} |")
     table = "\n".join(lines)
     run.log(table)
-    (run.dir / "table.md").write_text(f"{config.n_seeds} seeds, mean ± std; MIG over {list(config.eval.factors)}\n\n"
-                                      + table + "\n")
+    (run.dir / "table.md").write_text(
+        f"{config.n_seeds} seeds, mean ± std; evaluation sprites: {eval_sprites}; MIG (histogram): "
+        f"disentanglement_lib's estimator over {list(config.eval.factors)}; MIG (Chen): Chen et al.'s estimator over "
+        f"{list(config.eval.chen_factors)}\n\n" + table + "\n")
 
     _, b_name, b_weight, b_seed, b_params, b_kl = best
     _traversal_figure(config, run, b_params, np.asarray(b_kl), eval_images[config.eval.traverse_image],
                       f"{b_name}, {WEIGHT_NAME[b_name]} = {b_weight:g}, seed {config.seed + b_seed}")
     _mig_figure(run, {n: runs[n][best_weight[n]] for n in objectives}, best_weight)
 
-    metrics["best_model"] = {"objective": b_name, "weight": b_weight, "seed": config.seed + b_seed, "mig": best[0]}
+    b_row = runs[b_name][_weight_key(b_weight)]["per_seed"][b_seed]
+    metrics["best_model"] = {"objective": b_name, "weight": b_weight, "seed": config.seed + b_seed,
+                             "mig_histogram": best[0], "mig_chen": b_row["mig_chen"],
+                             "mig_histogram_per_factor": b_row["mig_histogram_per_factor"],
+                             "mig_chen_per_factor": b_row["mig_chen_per_factor"]}
     metrics.update({"n_seeds": config.n_seeds, "n_train": config.n_train, "steps": config.train.steps,
                     "batch_size": config.train.batch_size, "eval_factors": list(config.eval.factors),
+                    "eval_chen_factors": list(config.eval.chen_factors),
                     "protocol_differences": DIFFERENCES, "accelerator": {k: list(v) if isinstance(v, tuple) else v
                                                                           for k, v in ACCELERATOR.items()}})
     return metrics
@@ -353,17 +438,20 @@ def _traversal_figure(config, run, params, kl, image, title):
 
 def _mig_figure(run, best_rows: dict, best_weight: dict):
     names = list(best_rows)
-    factors = list(next(iter(best_rows.values()))["mig_per_factor"])
+    factors = list(next(iter(best_rows.values()))["mig_histogram_per_factor"])
     width = 0.8 / len(names)
-    with run.figure("mig_per_factor", 1, 1, figsize=(8, 4)) as (fig, ax):
-        for i, n in enumerate(names):
-            r = best_rows[n]
-            ax.bar(np.arange(len(factors)) + (i - (len(names) - 1) / 2) * width,
-                   [r["mig_per_factor"][f] for f in factors], width,
-                   yerr=[r["mig_per_factor_std"][f] for f in factors], capsize=3,
-                   label=f"{n} ({WEIGHT_NAME[n]} = {best_weight[n]})")
-        ax.set_xticks(np.arange(len(factors)), factors)
-        ax.set_xlabel("ground-truth factor")
-        ax.set_ylabel("MIG (normalised gap)")
-        ax.set_title("MIG per factor, best weight of each objective (mean and std over seeds)", fontsize=9)
-        plotting.legend_outside(ax)
+    with run.figure("mig_per_factor", 1, 2, figsize=(13, 4), sharey=True) as (fig, axes):
+        for ax, (metric, what) in zip(axes, (("mig_histogram", "histogram estimator (disentanglement_lib)"),
+                                             ("mig_chen", "full-posterior estimator (Chen et al.; its average "
+                                                          "leaves out shape)"))):
+            for i, n in enumerate(names):
+                r = best_rows[n]
+                ax.bar(np.arange(len(factors)) + (i - (len(names) - 1) / 2) * width,
+                       [r[f"{metric}_per_factor"][f] for f in factors], width,
+                       yerr=[r[f"{metric}_per_factor_std"][f] for f in factors], capsize=3,
+                       label=f"{n} ({WEIGHT_NAME[n]} = {best_weight[n]})")
+            ax.set_xticks(np.arange(len(factors)), factors)
+            ax.set_xlabel("ground-truth factor")
+            ax.set_title(f"MIG per factor, {what}", fontsize=9)
+        axes[0].set_ylabel("MIG (normalised gap; mean and std over seeds)")
+        plotting.legend_outside(axes[1])

@@ -3,18 +3,20 @@
 The known-answer encoders read the ground truth: for MIG, codes are functions of the sprites'
 factors; for the FactorVAE score, ``Identity`` is a data set whose "images" are the factors'
 physical values (as disentanglement_lib's identity observations), plus one encoder that really
-reads Sprites images (centre of mass and sqrt(area)).
+reads Sprites images (centre of mass and sqrt(area)). Chen et al.'s MIG (``mig_chen``) is checked on
+Gaussian encoders of a small full product grid of factors, against a quadrature, and for its
+invariances.
 """
 import jax
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import integrate, special, stats
 from scipy.linalg import hadamard
 from sklearn.metrics import mutual_info_score
 
 from jaxgen import keys
 from jaxgen.data import Sprites
-from jaxgen.metrics import factor_vae_score, mutual_info_gap
+from jaxgen.metrics import factor_vae_score, mig_chen, mig_histogram, mutual_info_gap
 from jaxgen.metrics.disentangle import discrete_entropy, discretize, mutual_info_matrix
 
 SP = Sprites()
@@ -124,6 +126,108 @@ def test_mig_on_images_centre_of_mass_encoder():
     assert pf["orientation"] < 0.02
 
 
+# ------------------------------------------------------------------------------- MIG, Chen et al.
+def grid(sizes=(3, 5, 8, 6)):
+    """Every combination of factors with these numbers of values, once: (prod(sizes), K) ints."""
+    return np.indices(sizes).reshape(len(sizes), -1).T
+
+
+def gaussian_encoder(factors, sd=0.02, n_noise=1, seed=0):
+    """Posterior means = standardised factor indices (one latent each) and ``n_noise`` latents whose
+    posterior N(0, 1) ignores the image; posterior sd ``sd`` on the factor latents."""
+    f = np.asarray(factors, np.float64)
+    mean = np.concatenate([(f - f.mean(0)) / f.std(0), np.zeros((len(f), n_noise))], 1)
+    log_var = np.concatenate([np.full(f.shape, 2 * np.log(sd)), np.zeros((len(f), n_noise))], 1)
+    return mean, log_var
+
+
+def test_mig_chen_two_values_against_quadrature():
+    # factor v in {0, 1}, q(z | x) = N(+-d/2, 1) for every image with that value: I(z; v) = h(mixture) - h(N(0, 1))
+    n, d = 2000, 2.0
+    v = np.repeat([0, 1], n // 2)
+    mean = np.stack([np.where(v == 1, d / 2, -d / 2), np.zeros(n)], 1)
+    res = mig_chen(mean, np.zeros((n, 2)), np.stack([v, np.tile([0, 1, 2, 3], n // 4)], 1), jax.random.key(0),
+                   n_samples=4)
+
+    def mix(x):
+        return 0.5 * (stats.norm.pdf(x, -d / 2) + stats.norm.pdf(x, d / 2))
+
+    exact = integrate.quad(lambda x: -mix(x) * np.log(mix(x)), -15, 15)[0] - 0.5 * np.log(2 * np.pi * np.e)
+    assert exact == pytest.approx(0.3368, abs=1e-4)
+    assert res["mutual_info"][0, 0] == pytest.approx(exact, abs=0.01)  # measured 0.3363 (Monte Carlo, 8000 draws)
+    np.testing.assert_allclose(res["mutual_info"][1], 0, atol=1e-5)  # the same posterior for every image
+    np.testing.assert_allclose(res["entropy"], [np.log(2), np.log(4)], rtol=1e-12)
+    assert res["per_factor"]["factor_0"] == pytest.approx(res["mutual_info"][0, 0] / np.log(2), abs=1e-5)
+
+
+def test_mig_chen_perfect_encoder_is_one_without_bins():
+    f = grid()
+    mean, log_var = gaussian_encoder(f)
+    res = mig_chen(mean, log_var, f, jax.random.key(1))
+    # well separated spikes (values 22 sd or more apart): I(z_k; v_k) = H(v_k); on a full product grid
+    # every other latent has q(z_j | v_k) = q(z_j), so I = 0 up to float32 rounding
+    mi = res["mutual_info"]
+    np.testing.assert_allclose(np.diag(mi[:4]), np.log([3, 5, 8, 6]), atol=1e-3)
+    off = mi[:4][~np.eye(4, dtype=bool)]
+    np.testing.assert_allclose(off, 0, atol=1e-4)
+    np.testing.assert_allclose(mi[4], 0, atol=1e-5)
+    assert res["mig"] > 0.999 and min(res["per_factor"].values()) > 0.999
+    # the histogram estimator agrees here (<= 20 values per factor, 20 bins: each value its own bin)
+    assert mig_histogram(mean, f)["mig"] == pytest.approx(1.0, abs=1e-9)
+    sub = mig_chen(mean, log_var, f, jax.random.key(1), factor_names=list("abcd"), subset=("b", "d"))
+    assert sub["mig"] == pytest.approx((res["per_factor"]["factor_1"] + res["per_factor"]["factor_3"]) / 2)
+
+
+def test_mig_chen_entangled_encoder_near_zero():
+    f = grid()
+    mean, log_var = gaussian_encoder(f, n_noise=4)
+    mean[:, 4:] = np.random.default_rng(2).standard_normal((len(f), 4))  # noise codes, independent of the factors
+    H = hadamard(8) / np.sqrt(8)  # every factor spread evenly over 8 latents
+    res = mig_chen(mean @ H.T, log_var, f, jax.random.key(2))
+    assert res["mig"] < 0.05, res["per_factor"]  # measured 0.012
+    assert res["mutual_info"].max() > 0.05  # the latents do know the factors, all equally
+
+
+def test_mig_chen_against_the_definition_in_float64():
+    # unequal posteriors, unbalanced factors: the estimate written out directly with scipy's logsumexp
+    # (the same draws: z = mean + sd * jax.random.normal(key, (n_samples, N, q)))
+    rng = np.random.default_rng(4)
+    n, q = 90, 3
+    f = np.stack([rng.integers(0, 3, n), rng.integers(0, 7, n)], 1)
+    mean = rng.standard_normal((n, q)) + f[:, :1]
+    log_var = rng.normal(-1.0, 0.7, (n, q))
+    res = mig_chen(mean, log_var, f, jax.random.key(5), n_samples=2, chunk_size=16, block_size=32)
+    z = mean + np.exp(0.5 * log_var) * np.asarray(jax.random.normal(jax.random.key(5), (2, n, q)))
+
+    def entropy(rows):
+        zs = z[:, rows].reshape(-1, q)  # (S, q) against the images of ``rows``
+        lp = stats.norm.logpdf(zs[:, None], mean[rows][None], np.exp(0.5 * log_var[rows])[None])
+        return -(special.logsumexp(lp, axis=1) - np.log(len(rows))).mean(0)
+
+    h_z = entropy(np.arange(n))
+    mi = np.stack([h_z - sum(np.mean(f[:, k] == v) * entropy(np.flatnonzero(f[:, k] == v)) for v in np.unique(f[:, k]))
+                   for k in range(2)], 1)
+    np.testing.assert_allclose(res["latent_entropy"], h_z, atol=2e-5)
+    np.testing.assert_allclose(res["mutual_info"], mi, atol=2e-5)
+    top = np.sort(mi, axis=0)[::-1]
+    h = [stats.entropy(np.bincount(f[:, k])) for k in range(2)]
+    assert res["mig"] == pytest.approx(np.mean((top[0] - top[1]) / h), abs=2e-5)
+
+
+def test_mig_chen_invariances():
+    f = grid((3, 4, 5))
+    mean, log_var = gaussian_encoder(f, sd=0.3)
+    base = mig_chen(mean, log_var, f, jax.random.key(3))
+    # an affine map of one latent (z -> a z + b) with the same draws shifts H(z_j) and H(z_j | v) by log|a|
+    a, b = np.array([4.0, 1.0, 0.5, 1.0]), np.array([3.0, 0.0, -1.0, 0.0])
+    moved = mig_chen(mean * a + b, log_var + 2 * np.log(a), f, jax.random.key(3))
+    np.testing.assert_allclose(moved["mutual_info"], base["mutual_info"], atol=2e-5)
+    np.testing.assert_allclose(moved["latent_entropy"] - base["latent_entropy"], np.log(a), atol=2e-5)
+    # the chunking of draws and images is invisible
+    small = mig_chen(mean, log_var, f, jax.random.key(3), chunk_size=7, block_size=11)
+    np.testing.assert_allclose(small["mutual_info"], base["mutual_info"], atol=2e-5)
+
+
 # -------------------------------------------------------------------------------- FactorVAE score
 def moments(images):
     """A hand-built image encoder: column and row of the centre of mass, sqrt(pixel count), a constant."""
@@ -163,6 +267,25 @@ def test_factor_vae_score_rotated_encoders():
         return np.concatenate([z, rng.standard_normal((len(z), 3))], 1) @ H.T
 
     assert factor_vae_score(entangled, Identity(), jax.random.key(0), **SMALL)["score"] < 0.3
+
+
+def test_factor_vae_score_votes_invariant_to_rescaled_latents():
+    # Kim & Mnih divide each latent by its standard deviation, so a latent multiplied by a constant
+    # gets the same normalised variances and the same votes (powers of 2: exact in floating point).
+    # Dividing by the variance instead would scale latent j's normalised variance by 1 / c_j^2.
+    R = rotation(7, 0)
+    c = np.array([8.0, 1.0, 0.25, 1.0, 16.0, 1.0, 0.5])
+
+    def encode(v):
+        return perfect(v) @ R.T
+
+    kw = SMALL  # the shapes of the tests above: nothing new to compile
+    base = factor_vae_score(encode, Identity(), jax.random.key(0), **kw)
+    scaled = factor_vae_score(lambda v: encode(v) * c, Identity(), jax.random.key(0), **kw)
+    assert base["active"].all() and scaled["active"].all()
+    np.testing.assert_array_equal(scaled["votes"], base["votes"])
+    np.testing.assert_array_equal(scaled["eval_votes"], base["eval_votes"])
+    assert scaled["score"] == base["score"]
 
 
 def test_factor_vae_score_on_sprite_images():
@@ -226,6 +349,20 @@ def test_bad_input(factors):
         mutual_info_gap(z, f, n_bins=1)
     with pytest.raises(ValueError, match="constant in this sample"):
         mutual_info_gap(z, np.zeros_like(f))
+
+    lv = np.zeros_like(z)
+    with pytest.raises(ValueError, match="same shape"):
+        mig_chen(z, lv[:, :3], f, jax.random.key(0))
+    with pytest.raises(ValueError, match="MIG needs ground-truth factors.*got None"):
+        mig_chen(z, lv, None, jax.random.key(0))
+    with pytest.raises(ValueError, match="log_var holds .* non-finite"):
+        mig_chen(z, np.full_like(z, np.inf), f, jax.random.key(0))
+    with pytest.raises(ValueError, match="PRNG key"):
+        mig_chen(z, lv, f, 0)
+    with pytest.raises(ValueError, match="unknown factor name.*'colour'"):
+        mig_chen(z, lv, f, jax.random.key(0), factor_names=NAMES, subset=("colour",))
+    with pytest.raises(ValueError, match="n_samples must be an integer >= 1"):
+        mig_chen(z, lv, f, jax.random.key(0), n_samples=0)
 
     key = jax.random.key(0)
     mnist_like = np.zeros((10, 28, 28), np.uint8)

@@ -25,8 +25,11 @@ Stacked MNIST (1000 modes), :mod:`jaxgen.metrics.stacked` (data: :func:`jaxgen.d
   :func:`expected_coverage` (exact mean and std of the modes hit by n multinomial draws).
 
 Disentanglement against ground-truth factors, :mod:`jaxgen.metrics.disentangle` (data: :class:`jaxgen.data.Sprites`):
-  :func:`mutual_info_gap` (codes (N, q), factors (N, K) int) -> dict(mig, per_factor, mutual_info (q, K),
-  entropy (K,)); :func:`factor_vae_score` (encode_fn, data, key) -> dict(score, train_accuracy, active (q,),
+  two MIG estimators, name which one a figure is: :func:`mig_histogram` (= :func:`mutual_info_gap`;
+  disentanglement_lib's: 20-bin histograms of posterior means) (codes (N, q), factors (N, K) int) -> dict(mig,
+  per_factor, mutual_info (q, K), entropy (K,)); :func:`mig_chen` (Chen et al. 2018: the full Gaussian posterior,
+  Monte Carlo) (mean (N, q), log_var (N, q), factors, key) -> the same dict plus latent and conditional entropies;
+  :func:`factor_vae_score` (encode_fn, data, key) -> dict(score, train_accuracy, active (q,),
   votes (q, K), eval_votes (q, K)).
 
 Latent usage, :mod:`jaxgen.metrics.latents`: :func:`active_units` (posterior means (N, q), threshold=0.01) ->
@@ -43,7 +46,7 @@ from jaxgen.metrics.classifier import (
     save_classifier,
     train_classifier,
 )
-from jaxgen.metrics.disentangle import factor_vae_score, mutual_info_gap
+from jaxgen.metrics.disentangle import factor_vae_score, mig_chen, mig_histogram, mutual_info_gap
 from jaxgen.metrics.frechet import (
     FeatureStats,
     feature_statistics,
@@ -78,6 +81,8 @@ __all__ = [
     "frechet_distance",
     "frechet_distance_features",
     "load_classifier",
+    "mig_chen",
+    "mig_histogram",
     "mnist_score",
     "mode_count_metrics",
     "mode_metrics",
