@@ -45,6 +45,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 __all__ = ["Conv", "ConvTranspose", "conv_general_dilated", "transpose_padding"]
 
@@ -94,17 +95,26 @@ def _dilated_conv(x, w, pads, d, precision):
 _CHUNK_BYTES = 4 << 20  # batch chunk of the stacked output-gradient shifts: large stacks ran 3.5x slower
 
 
-def _shifted_weight_grad(x, g, k, pads, d, precision, chunk_bytes=None):
-    """dW (kh, kw, I, O) of a stride-1 convolution over ``x`` dilated by ``d`` (1 allowed) and padded
-    by ``pads``: ``dW[a] = sum_j x[j] g[d j + lo - a]``. The ``kh kw`` strided shifts of ``g`` are
-    stacked and met by ``x`` in one GEMM; with ``chunk_bytes``, batch chunks of about that many
-    bytes of stacked shifts, summed (``lax.map``)."""
+def _stack_budget(x, g) -> int:
+    """Bytes allowed for one batch chunk of stacked shifts: at most ``_CHUNK_BYTES`` and at most the
+    larger of ``x`` and ``g`` (which any form of the gradient holds), so that the gradient's memory
+    stays within a small factor of ``lax``'s whatever the shapes (a 7x7 kernel stacks 49 shifts of ``g``)."""
+    return min(_CHUNK_BYTES, max(x.size * x.dtype.itemsize, g.size * g.dtype.itemsize))
+
+
+def _shifted_weight_grad(x, g, k, pads, d, precision, budget=None):
+    """dW (kh, kw, I, O) of a stride-1 convolution over ``x`` (N, n0, n1, I) dilated by ``d`` (1
+    allowed) and padded by ``pads``, from its output gradient ``g`` (N, m0, m1, O):
+    ``dW[a] = sum_j x[j] g[d j + lo - a]``. The strided shifts of ``g`` for the ``kh kw`` taps are
+    stacked and met by ``x`` in one GEMM; with ``budget`` (bytes), in equal batch chunks of at most
+    that many bytes of stacked shifts (the largest divisor of the batch that fits, one sample at
+    least), summed in a ``lax.scan``."""
     n, m = x.shape[1:3], g.shape[1:3]
     lo = [pads[i][0] for i in range(2)]
     g_lo = [max(0, k[i] - 1 - lo[i]) for i in range(2)]  # zeros where d j + lo - a leaves g
     g_hi = [max(0, d[i] * (n[i] - 1) + lo[i] - (m[i] - 1)) for i in range(2)]
 
-    def grad(x, g):
+    def grad(g, x):  # g first: scan's transpose wants the linear inputs before the others
         gp = jnp.pad(g, ((0, 0), (g_lo[0], g_hi[0]), (g_lo[1], g_hi[1]), (0, 0)))
         shifts = []
         for a in range(k[0]):
@@ -113,54 +123,118 @@ def _shifted_weight_grad(x, g, k, pads, d, precision, chunk_bytes=None):
                 shifts.append(lax.slice(gp, (0, s[0], s[1], 0), (gp.shape[0], s[0] + d[0] * (n[0] - 1) + 1,
                                                                  s[1] + d[1] * (n[1] - 1) + 1, gp.shape[3]),
                                         (1, d[0], d[1], 1)))
-        return jnp.einsum("nhwi,nhwto->tio", x, jnp.stack(shifts, 3), precision=precision)
+        # along the channel axis (no new axis): XLA:CPU then fuses the slices into the concatenation
+        dw = jnp.einsum("nhwi,nhwc->ic", x, jnp.concatenate(shifts, 3), precision=precision)
+        return dw.reshape(x.shape[3], len(shifts), g.shape[3]).transpose(1, 0, 2)
 
     batch = x.shape[0]
     per_sample = k[0] * k[1] * n[0] * n[1] * g.shape[3] * g.dtype.itemsize
-    size = batch if chunk_bytes is None else max(1, min(batch, chunk_bytes // per_sample))
+    size = batch if budget is None else max(1, min(batch, budget // per_sample))
     while batch % size:  # equal chunks
         size -= 1
     if size == batch:
-        dw = grad(x, g)
+        dw = grad(g, x)
     else:
-        dw = lax.map(lambda xg: grad(*xg), (x.reshape(batch // size, size, *x.shape[1:]),
-                                            g.reshape(batch // size, size, *g.shape[1:]))).sum(0)
+        # summed in the carry: lax.map's stack of per-chunk results would hold batch / size kernels
+        dw = lax.scan(lambda acc, gx: (acc + grad(*gx), None),
+                      jnp.zeros((k[0] * k[1], x.shape[3], g.shape[3]), jnp.result_type(x, g)),
+                      (g.reshape(batch // size, size, *g.shape[1:]), x.reshape(batch // size, size, *x.shape[1:])))[0]
     return dw.reshape(k[0], k[1], x.shape[3], g.shape[3])
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _canonical(x, w, strides, pads, lhs_dil, precision):
-    return _forward(x, w, strides, pads, lhs_dil, precision)
+def _phase_weight_grad(x, g, k, pads, d, precision):
+    """The same dW as :func:`_shifted_weight_grad` without a stack: per output phase ``p`` (see
+    :func:`_dilated_conv`; ``g`` zero-padded to a multiple of ``d``), the taps ``a0 + d r`` meet
+    ``g[p::d]`` through an undilated stride-1 convolution of ``x``, whose weight gradient is one
+    canonical convolution (batch and channel axes of ``x`` swapped). For shapes whose stacked shifts
+    of one sample exceed the budget; with ``d = 1``, the plain convolution's weight gradient."""
+    n, m = x.shape[1:3], g.shape[1:3]
+    mp = [-(-m[i] // d[i]) for i in range(2)]  # rows per output phase
+    g = jnp.pad(g, ((0, 0), (0, d[0] * mp[0] - m[0]), (0, d[1] * mp[1] - m[1]), (0, 0)))
+    x_t = x.transpose(3, 1, 2, 0)
+    dw = jnp.zeros((*k, x.shape[3], g.shape[3]), jnp.result_type(x, g))
+    for p0 in range(d[0]):
+        for p1 in range(d[1]):
+            taps, phase_pads = [], []
+            for i, p in enumerate((p0, p1)):
+                a0 = (pads[i][0] - p) % d[i]
+                n_taps = len(range(a0, k[i], d[i]))
+                e0 = (p + a0 - pads[i][0]) // d[i]  # input row of output q = 0, tap r = 0
+                taps.append((slice(a0, k[i], d[i]), n_taps))
+                phase_pads.append((-e0, mp[i] + n_taps - 1 - n[i] + e0))
+            if taps[0][1] == 0 or taps[1][1] == 0:  # no taps reach this phase
+                continue
+            _, pad_w = _vjp_pads(n, (taps[0][1], taps[1][1]), mp, (1, 1), phase_pads, (1, 1))
+            # negative paddings as an explicit crop: XLA:CPU got this convolution wrong with a negative one
+            x_p = lax.pad(x_t, jnp.zeros((), x.dtype), [(0, 0, 0)] + [(min(lo, 0), min(hi, 0), 0) for lo, hi in pad_w]
+                          + [(0, 0, 0)])
+            dwp = lax.conv_general_dilated(x_p, g[:, p0::d[0], p1::d[1]].transpose(1, 2, 0, 3), (1, 1),
+                                           [(max(lo, 0), max(hi, 0)) for lo, hi in pad_w], dimension_numbers=_NHWC,
+                                           precision=precision)
+            dw = dw.at[taps[0][0], taps[1][0]].set(dwp.transpose(1, 2, 0, 3))
+    return dw
 
 
-def _canonical_fwd(x, w, strides, pads, lhs_dil, precision):
-    return _forward(x, w, strides, pads, lhs_dil, precision), (x, w)
-
-
-def _canonical_bwd(strides, pads, lhs_dil, precision, res, g):
-    x, w = res
-    n, k, m = x.shape[1:3], w.shape[0:2], g.shape[1:3]
+def _vjp_pads(n, k, m, strides, pads, lhs_dil):
+    """Paddings of the input-gradient and weight-gradient convolutions (see :func:`_grad_x`, :func:`_grad_w`)."""
     dilated = [(a - 1) * d + 1 for a, d in zip(n, lhs_dil)]  # extent of the dilated input
     reach = [(a - 1) * s + 1 for a, s in zip(m, strides)]  # extent of the stride-dilated output gradient
     pad_x = [(k[i] - 1 - pads[i][0], dilated[i] - reach[i] + pads[i][0]) for i in range(2)]
     pad_w = [(pads[i][0], k[i] - 1 + reach[i] - dilated[i] - pads[i][0]) for i in range(2)]
+    return pad_x, pad_w
+
+
+def _grad_x(w, g, n, strides, pads, lhs_dil, precision):
+    """dx (N, n0, n1, I), linear in the output gradient ``g``: the convolution of ``g`` with the flipped
+    kernel (I and O swapped), strided by the input dilation, over ``g`` dilated by the strides."""
+    pad_x, _ = _vjp_pads(n, w.shape[0:2], g.shape[1:3], strides, pads, lhs_dil)
     w_flip = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
     if strides != (1, 1):  # over g dilated by the strides: by phases
-        dx = _dilated_conv(g, w_flip, pad_x, strides, precision)
-    else:
-        dx = lax.conv_general_dilated(g, w_flip, lhs_dil, pad_x, dimension_numbers=_NHWC, precision=precision)
-    if lhs_dil != (1, 1):  # a transposed convolution: stride 1 (checked by conv_general_dilated)
-        dw = _shifted_weight_grad(x, g, k, pads, lhs_dil, precision, _CHUNK_BYTES)
-    elif strides == (1, 1) and g.shape[3] < x.shape[3]:  # e.g. a 3x3 output layer: 2.4x faster than the conv
-        dw = _shifted_weight_grad(x, g, k, pads, (1, 1), precision)
-    else:
-        dw = lax.conv_general_dilated(x.transpose(3, 1, 2, 0), g.transpose(1, 2, 0, 3), (1, 1), pad_w,
-                                      rhs_dilation=strides, dimension_numbers=_NHWC,
-                                      precision=precision).transpose(1, 2, 0, 3)
-    return dx.astype(x.dtype), dw.astype(w.dtype)
+        return _dilated_conv(g, w_flip, pad_x, strides, precision)
+    return lax.conv_general_dilated(g, w_flip, lhs_dil, pad_x, dimension_numbers=_NHWC, precision=precision)
 
 
-_canonical.defvjp(_canonical_fwd, _canonical_bwd)
+def _grad_w(x, g, k, strides, pads, lhs_dil, precision):
+    """dW (kh, kw, I, O), linear in the output gradient ``g``."""
+    if lhs_dil != (1, 1) or g.shape[3] < x.shape[3] and strides == (1, 1):
+        # a transposed convolution (stride 1, checked by conv_general_dilated), or a stride-1 one to fewer
+        # channels (e.g. a 3x3 output layer: 2.4x faster than the conv): from the stacked shifts of g
+        budget = _stack_budget(x, g)
+        if k[0] * k[1] * x.shape[1] * x.shape[2] * g.shape[3] * g.dtype.itemsize <= budget:  # one sample's stack
+            return _shifted_weight_grad(x, g, k, pads, lhs_dil, precision, budget)
+        return _phase_weight_grad(x, g, k, pads, lhs_dil, precision)
+    _, pad_w = _vjp_pads(x.shape[1:3], k, g.shape[1:3], strides, pads, lhs_dil)
+    return lax.conv_general_dilated(x.transpose(3, 1, 2, 0), g.transpose(1, 2, 0, 3), (1, 1), pad_w,
+                                    rhs_dilation=strides, dimension_numbers=_NHWC,
+                                    precision=precision).transpose(1, 2, 0, 3)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5))
+def _canonical(x, w, strides, pads, lhs_dil, precision):
+    return _forward(x, w, strides, pads, lhs_dil, precision)
+
+
+def _canonical_jvp(strides, pads, lhs_dil, precision, primals, tangents):
+    """The tangent is the transpose of the hand-written VJP (``jax.linear_transpose`` of :func:`_grad_x`
+    and :func:`_grad_w`, linear in the output gradient): forward mode runs it, and reverse mode
+    transposes it back into the hand-written VJP's convolutions and GEMMs (the transpose of a
+    transpose). Zero tangents (e.g. of the data) are skipped."""
+    x, w = primals
+    y = _forward(x, w, strides, pads, lhs_dil, precision)
+    out = jax.ShapeDtypeStruct(y.shape, y.dtype)
+    terms = []
+    if not isinstance(tangents[0], SymbolicZero):
+        terms.append(jax.linear_transpose(
+            lambda g: _grad_x(w, g, x.shape[1:3], strides, pads, lhs_dil, precision).astype(x.dtype), out)(
+            tangents[0])[0])
+    if not isinstance(tangents[1], SymbolicZero):
+        terms.append(jax.linear_transpose(
+            lambda g: _grad_w(x, g, w.shape[0:2], strides, pads, lhs_dil, precision).astype(w.dtype), out)(
+            tangents[1])[0])
+    return y, functools.reduce(jnp.add, terms) if terms else jnp.zeros_like(y)
+
+
+_canonical.defjvp(_canonical_jvp, symbolic_zeros=True)
 
 
 def _ones(v, n: int = 2) -> tuple:
