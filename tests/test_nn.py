@@ -128,8 +128,8 @@ def test_canonical_conv_equals_lax_values_gradients_second_order_and_in_scan(x_s
         ((2, 7, 7, 4), (4, 4, 4, 3), ((2, 2), (2, 2)), (2, 2), 15 * 7 * 7 * 3 * 4, False),  # 1 sample > chunk
         ((2, 4, 4, 3), (5, 5, 3, 2), ((4, 2), (1, 5)), (3, 3), 1000, False),  # phases, negative crops
         ((2, 5, 6, 3), (3, 3, 3, 2), ((1, 1), (2, 1)), (2, 2), 1000, False),  # 9x12: g padded to 10x12
-        ((6, 8, 8, 6), (3, 3, 6, 1), ((1, 1), (1, 1)), (1, 1), 2 * 9 * 8 * 8 * 4, True),  # output layer
-        ((2, 8, 8, 6), (3, 3, 6, 1), ((1, 1), (1, 1)), (1, 1), 9 * 8 * 8 * 4 - 1, False),
+        ((6, 8, 8, 6), (3, 3, 6, 1), ((1, 1), (1, 1)), (1, 1), 1000, True),  # output layer: x holds 4 stacks
+        ((1, 8, 8, 6), (3, 3, 6, 1), ((1, 1), (1, 1)), (1, 1), 1000, False),  # one stack > x: the plain dW conv
     ],
 )
 def test_weight_gradient_in_batch_chunks_or_by_phases(monkeypatch, x_shape, w_shape, pads, lhs_dil, chunk, chunked):
