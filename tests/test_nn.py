@@ -87,7 +87,7 @@ def test_canonical_conv_equals_lax_values_gradients_second_order_and_in_scan(x_s
     ref = lambda x, w: lax.conv_general_dilated(x, w, strides, padding, lhs_dilation=lhs_dil, dimension_numbers=dn)  # noqa: E731
     new = lambda x, w: conv_general_dilated(x, w, strides, padding, lhs_dilation=lhs_dil, dimension_numbers=dn)  # noqa: E731
     jaxpr = str(jax.make_jaxpr(new)(x, w))
-    assert "custom_jvp" in jaxpr  # the canonical path is taken on CPU
+    assert "custom_vjp" in jaxpr  # the canonical path is taken on CPU
     y = ref(x, w)
     if lhs_dil != (1, 1):  # by phases (no input-dilated conv left) exactly when the dilation divides the output
         dilated = any(not t.startswith("(1, 1)") for t in jaxpr.split("lhs_dilation=")[1:])
@@ -112,10 +112,9 @@ def test_canonical_conv_equals_lax_values_gradients_second_order_and_in_scan(x_s
     np.testing.assert_allclose(np.asarray(penalty(new)), np.asarray(p_ref), rtol=1e-5,
                                atol=1e-5 * float(jnp.max(jnp.abs(p_ref))))
 
-    # forward mode (a custom_vjp would refuse it): jvp in both arguments, linearize, jacfwd in w alone
+    # forward mode (the custom_jvp form, as a custom_vjp refuses it): jvp in both arguments, jacfwd in w alone
     tx, tw = jax.random.normal(jax.random.key(3), x_shape), jax.random.normal(jax.random.key(4), w_shape)
-    forward = jax.jit(lambda f: (jax.jvp(f, (x, w), (tx, tw))[1], jax.linearize(f, x, w)[1](tx, tw),
-                                 jax.jacfwd(f, 1)(x, w)), static_argnums=0)
+    forward = jax.jit(lambda f: (jax.jvp(f, (x, w), (tx, tw))[1], jax.jacfwd(f, 1)(x, w)), static_argnums=0)
     for a, b in zip(forward(ref), forward(new)):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(a))))
 
@@ -206,15 +205,16 @@ def test_other_convolutions_fall_back_to_lax():
     x, w = jnp.ones((1, 6, 6, 4)), jnp.ones((3, 3, 2, 4))  # grouped: 2 groups of 2 input channels
     dn = lax.conv_dimension_numbers(x.shape, w.shape, _NHWC)
     f = lambda x, w: conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn, feature_group_count=2)  # noqa: E731
-    assert "custom_jvp" not in str(jax.make_jaxpr(f)(x, w))
+    assert "custom_vjp" not in str(jax.make_jaxpr(f)(x, w))
     np.testing.assert_array_equal(np.asarray(f(x, w)), np.asarray(
         lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn, feature_group_count=2)))
 
 
 def test_forward_mode_through_conv_layers_and_a_conv_model_equals_lax(monkeypatch):
-    """jvp, linearize, jacfwd and hessian through ConvEncoder (strided Conv) and ConvDecoder
-    (ConvTranspose, a 3x3 output Conv to fewer channels) equal the same model on lax's convolutions
-    (JAX's own derivatives), to round-off."""
+    """jvp, jacfwd, hessian and the jvp of a gradient (Hessian-vector product) through ConvEncoder
+    (strided Conv) and ConvDecoder (ConvTranspose, a 3x3 output Conv to fewer channels) equal the same
+    model on lax's convolutions (JAX's own derivatives), to round-off. jax.linearize is refused on CPU
+    (reverse mode keeps the custom_vjp)."""
     import jaxgen.nn.convolution as convolution
 
     enc, dec = ConvEncoder((4, 6), dense=0), ConvDecoder((8, 8, 2), (6, 4), dense=0)
@@ -225,7 +225,8 @@ def test_forward_mode_through_conv_layers_and_a_conv_model_equals_lax(monkeypatc
 
     def derivatives():  # jitted: one compile instead of one per op
         out = jax.jit(lambda: {"jvp": jax.jvp(lambda p: dec.apply(p, z), (pd,), (tpd,))[1],
-               "linearize": jax.linearize(lambda x: enc.apply(pe, x), x)[1](tx),
+               "jvp_x": jax.jvp(lambda x: enc.apply(pe, x), (x,), (tx,))[1],
+               "hvp": jax.jvp(jax.grad(lambda x: jnp.sum(jnp.tanh(enc.apply(pe, x)))), (x,), (tx,))[1],
                "jacfwd": jax.jacfwd(lambda z: dec.apply(pd, z))(z),
                "hessian_z": jax.hessian(lambda z: jnp.sum(jax.nn.sigmoid(dec.apply(pd, z))))(z),
                "hessian_x": jax.hessian(lambda x: jnp.sum(jnp.tanh(enc.apply(pe, x))))(x[:1])})()
@@ -233,8 +234,15 @@ def test_forward_mode_through_conv_layers_and_a_conv_model_equals_lax(monkeypatc
 
     new, jaxpr = derivatives()
     assert "name=_canonical" in jaxpr  # the canonical path
-    monkeypatch.setattr(convolution, "_canonical", lambda x, w, strides, pads, lhs_dil, precision: lax.conv_general_dilated(
-        x, w, strides, pads, lhs_dilation=lhs_dil, dimension_numbers=_NHWC, precision=precision))
+    with pytest.raises(TypeError, match="forward-mode"):
+        jax.linearize(lambda x: enc.apply(pe, x), x)[1](tx)
+
+    def lax_conv(x, w, strides, pads, lhs_dil, precision):
+        return lax.conv_general_dilated(x, w, strides, pads, lhs_dilation=lhs_dil, dimension_numbers=_NHWC,
+                                        precision=precision)
+
+    monkeypatch.setattr(convolution, "_canonical", lax_conv)
+    monkeypatch.setattr(convolution, "_canonical_jvp_conv", lax_conv)
     ref, jaxpr = derivatives()
     assert "name=_canonical" not in jaxpr
     for k in ref:
