@@ -37,9 +37,13 @@ is traced for forward mode (its inputs are ``jax.jvp`` tracers: ``jax.jvp``, ``j
 tangent is ``jax.linear_transpose`` of the same hand-written VJP (linear in the output gradient).
 Reverse mode could use that form too (JAX transposes the tangent back into the same convolutions
 and GEMMs, tested equal), but in a whole training step it ran the 64 x 64 conv VAE a third slower
-on XLA:CPU, so reverse mode keeps the ``custom_vjp``. ``jax.linearize`` traces like ``jax.grad``
-and then evaluates the tangent, which the ``custom_vjp`` refuses: on CPU use ``jax.jvp`` (or
-``jax.jacfwd``) instead.
+on XLA:CPU, so reverse mode keeps the ``custom_vjp``. The switch sees only the tracer at the
+convolution: forward mode applied from outside a ``jax.jit``, ``jax.vmap`` or ``lax.scan`` that
+contains the convolution (``jax.jvp(jax.jit(f))``), and ``jax.linearize`` (traced like ``jax.grad``,
+then the tangent evaluated), meet the ``custom_vjp`` and fail on CPU; put ``jax.jvp`` inside the
+``jit`` / ``vmap`` / ``scan`` instead (``jax.jit(lambda z: jax.jvp(f, ...))`` works), or use
+``jax.jvp`` for ``jax.linearize``. Making :func:`conv_general_dilated` always call
+``_canonical_jvp_conv`` gives forward mode everywhere at that cost in speed.
 
 Values and derivatives equal JAX's own to float round-off, not bit for bit, as the summation order
 differs (tested: first and second order, under ``lax.scan``, gradients of gradients as WGAN-GP and
