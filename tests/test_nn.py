@@ -1,4 +1,6 @@
 """Shared Flax building blocks: shapes, parameter counts, activations, odd image sizes."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -93,7 +95,8 @@ def test_canonical_conv_equals_lax_values_gradients_second_order_and_in_scan(x_s
     # phases sum the taps in another order: round-off of the largest output
     np.testing.assert_allclose(np.asarray(new(x, w)), np.asarray(y), rtol=1e-5, atol=1e-6 * float(jnp.max(jnp.abs(y))))
     g = jax.random.normal(jax.random.key(2), ref(x, w).shape)
-    for a, b in zip(jax.vjp(ref, x, w)[1](g), jax.vjp(new, x, w)[1](g)):
+    vjp = jax.jit(lambda f: jax.vjp(f, x, w)[1](g), static_argnums=0)  # jitted: one compile, not one per op
+    for a, b in zip(vjp(ref), vjp(new)):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(a))))
 
     def in_scan(f):
@@ -101,31 +104,83 @@ def test_canonical_conv_equals_lax_values_gradients_second_order_and_in_scan(x_s
 
     np.testing.assert_allclose(np.asarray(in_scan(new)), np.asarray(in_scan(ref)), rtol=1e-5, atol=1e-4)
 
+    @functools.partial(jax.jit, static_argnums=0)
     def penalty(f):  # d/dw |d/dx sum(sin(f))|^2
         return jax.grad(lambda w: jnp.sum(jax.grad(lambda x: jnp.sum(jnp.sin(f(x, w))))(x) ** 2))(w)
 
-    np.testing.assert_allclose(np.asarray(penalty(new)), np.asarray(penalty(ref)), rtol=1e-5,
-                               atol=1e-5 * float(jnp.max(jnp.abs(penalty(ref)))))
+    p_ref = penalty(ref)
+    np.testing.assert_allclose(np.asarray(penalty(new)), np.asarray(p_ref), rtol=1e-5,
+                               atol=1e-5 * float(jnp.max(jnp.abs(p_ref))))
+
+    # forward mode (the custom_jvp form, as a custom_vjp refuses it): jvp in both arguments, jacfwd in w alone
+    tx, tw = jax.random.normal(jax.random.key(3), x_shape), jax.random.normal(jax.random.key(4), w_shape)
+    forward = jax.jit(lambda f: (jax.jvp(f, (x, w), (tx, tw))[1], jax.jacfwd(f, 1)(x, w)), static_argnums=0)
+    for a, b in zip(forward(ref), forward(new)):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(a))))
 
 
-def test_transposed_conv_weight_gradient_in_batch_chunks(monkeypatch):
-    """The transposed conv's dW summed over batch chunks (lax.map) equals lax's, also in a scan."""
+@pytest.mark.parametrize(
+    "x_shape, w_shape, pads, lhs_dil, chunk, chunked",
+    [
+        ((6, 7, 7, 4), (4, 4, 4, 3), ((2, 2), (2, 2)), (2, 2), 3 * 16 * 7 * 7 * 3 * 4, True),  # 2 chunks of 3
+        ((7, 7, 7, 4), (4, 4, 4, 3), ((2, 2), (2, 2)), (2, 2), 3 * 16 * 7 * 7 * 3 * 4, True),  # 7 chunks of 1
+        ((2, 7, 7, 4), (4, 4, 4, 3), ((2, 2), (2, 2)), (2, 2), 15 * 7 * 7 * 3 * 4, False),  # 1 sample > chunk
+        ((2, 4, 4, 3), (5, 5, 3, 2), ((4, 2), (1, 5)), (3, 3), 1000, False),  # phases, negative crops
+        ((2, 5, 6, 3), (3, 3, 3, 2), ((1, 1), (2, 1)), (2, 2), 1000, False),  # 9x12: g padded to 10x12
+        ((6, 8, 8, 6), (3, 3, 6, 1), ((1, 1), (1, 1)), (1, 1), 1000, True),  # output layer: x holds 4 stacks
+        ((1, 8, 8, 6), (3, 3, 6, 1), ((1, 1), (1, 1)), (1, 1), 1000, False),  # one stack > x: the plain dW conv
+    ],
+)
+def test_weight_gradient_in_batch_chunks_or_by_phases(monkeypatch, x_shape, w_shape, pads, lhs_dil, chunk, chunked):
+    """dW of transposed convs and output layers with a bounded stack: in batch chunks (lax.map) while
+    one sample's stacked shifts fit the budget, else one weight-gradient conv per output phase (no
+    stack, no GEMM); equal to lax's, also in a scan."""
     import jaxgen.nn.convolution as convolution
 
-    monkeypatch.setattr(convolution, "_CHUNK_BYTES", 3 * 16 * 14 * 14 * 4)  # 3 samples a chunk of 6
-    x = jax.random.normal(jax.random.key(0), (6, 7, 7, 4))
-    w = jax.random.normal(jax.random.key(1), (4, 4, 4, 3))
+    monkeypatch.setattr(convolution, "_CHUNK_BYTES", chunk)
+    x = jax.random.normal(jax.random.key(0), x_shape)
+    w = jax.random.normal(jax.random.key(1), w_shape)
     dn = lax.conv_dimension_numbers(x.shape, w.shape, _NHWC)
-    pads = ((2, 2), (2, 2))
-    ref = lambda w: lax.conv_general_dilated(x, w, (1, 1), pads, lhs_dilation=(2, 2), dimension_numbers=dn)  # noqa: E731
-    new = lambda w: conv_general_dilated(x, w, (1, 1), pads, lhs_dilation=(2, 2), dimension_numbers=dn)  # noqa: E731
+    ref = lambda w: lax.conv_general_dilated(x, w, (1, 1), pads, lhs_dilation=lhs_dil, dimension_numbers=dn)  # noqa: E731
+    new = lambda w: conv_general_dilated(x, w, (1, 1), pads, lhs_dilation=lhs_dil, dimension_numbers=dn)  # noqa: E731
     g = jax.random.normal(jax.random.key(2), ref(w).shape)
-    assert "scan" in str(jax.make_jaxpr(jax.vjp(new, w)[1])(g))  # the chunked path (lax.map) is taken
+    jaxpr = str(jax.make_jaxpr(jax.vjp(new, w)[1])(g))
+    assert ("scan" in jaxpr) == chunked and ("dot_general" in jaxpr) == chunked  # the path taken
     a = jax.vjp(ref, w)[1](g)[0]
     np.testing.assert_allclose(np.asarray(jax.vjp(new, w)[1](g)[0]), np.asarray(a), rtol=1e-5,
                                atol=1e-5 * float(jnp.max(jnp.abs(a))))
     in_scan = jax.lax.scan(lambda c, _: (c, jax.grad(lambda w: jnp.sum(new(w) * g))(w)), 0, None, length=2)[1]
     np.testing.assert_allclose(np.asarray(in_scan[1]), np.asarray(a), rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(a))))
+    t = jax.random.normal(jax.random.key(3), w.shape)  # forward mode through the transposed chunks / phases
+    t_ref = jax.jvp(ref, (w,), (t,))[1]
+    np.testing.assert_allclose(np.asarray(jax.jvp(new, (w,), (t,))[1]), np.asarray(t_ref), rtol=1e-5,
+                               atol=1e-5 * float(jnp.max(jnp.abs(t_ref))))
+
+
+# (x, w, strides, pads, lhs_dilation): every path of the VJP, channels up and down, batches 1, 7 (prime), 64
+_MEMORY_GRID = [
+    ((64, 64, 64, 128), (7, 7, 128, 64), (1, 1), ((3, 3), (3, 3)), (1, 1)),  # issue 16: 25x lax's before
+    ((64, 32, 32, 64), (7, 7, 64, 8), (1, 1), ((3, 3), (3, 3)), (1, 1)),  # output layer, a sample's stack > 4 MB
+    ((64, 32, 32, 32), (3, 3, 32, 1), (1, 1), ((1, 1), (1, 1)), (1, 1)),  # output layer in batch chunks
+    ((7, 16, 16, 64), (4, 4, 64, 8), (1, 1), ((1, 2), (1, 2)), (1, 1)),
+    ((64, 32, 32, 32), (4, 4, 32, 32), (1, 1), ((2, 2), (2, 2)), (2, 2)),  # the 64x64 VAE's last deconv
+    ((1, 16, 16, 8), (7, 7, 8, 64), (1, 1), ((4, 4), (4, 4)), (2, 2)),  # transposed, 8 -> 64, one sample
+    ((7, 8, 8, 64), (7, 7, 64, 8), (1, 1), ((4, 4), (4, 4)), (2, 2)),
+    ((64, 32, 32, 32), (4, 4, 32, 64), (2, 2), ((1, 2), (1, 2)), (1, 1)),  # strided: dx by phases
+    ((7, 16, 16, 8), (3, 3, 8, 64), (1, 1), ((1, 1), (1, 1)), (1, 1)),  # stride 1 to more channels
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, strides, pads, lhs_dil", _MEMORY_GRID)
+def test_gradient_temporaries_within_a_small_factor_of_lax(x_shape, w_shape, strides, pads, lhs_dil):
+    """Compiled temporaries of the jitted gradient (x and w) at most 2x JAX's own (abstract shapes:
+    compiled, never run)."""
+    def temp_bytes(conv):
+        loss = lambda x, w: jnp.sum(conv(x, w, strides, pads, lhs_dilation=lhs_dil, dimension_numbers=_NHWC) ** 2)  # noqa: E731
+        args = (jax.ShapeDtypeStruct(x_shape, jnp.float32), jax.ShapeDtypeStruct(w_shape, jnp.float32))
+        return jax.jit(jax.grad(loss, (0, 1))).lower(*args).compile().memory_analysis().temp_size_in_bytes
+
+    assert temp_bytes(conv_general_dilated) <= 2 * temp_bytes(lax.conv_general_dilated)
 
 
 @pytest.mark.parametrize("kernel, strides, padding", [((4, 4), (2, 2), "SAME"), ((3, 3), (2, 2), "SAME"),
@@ -153,3 +208,43 @@ def test_other_convolutions_fall_back_to_lax():
     assert "custom_vjp" not in str(jax.make_jaxpr(f)(x, w))
     np.testing.assert_array_equal(np.asarray(f(x, w)), np.asarray(
         lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn, feature_group_count=2)))
+
+
+def test_forward_mode_through_conv_layers_and_a_conv_model_equals_lax(monkeypatch):
+    """jvp, jacfwd, hessian and the jvp of a gradient (Hessian-vector product) through ConvEncoder
+    (strided Conv) and ConvDecoder (ConvTranspose, a 3x3 output Conv to fewer channels) equal the same
+    model on lax's convolutions (JAX's own derivatives), to round-off. jax.linearize is refused on CPU
+    (reverse mode keeps the custom_vjp)."""
+    import jaxgen.nn.convolution as convolution
+
+    enc, dec = ConvEncoder((4, 6), dense=0), ConvDecoder((8, 8, 2), (6, 4), dense=0)
+    x, z = jax.random.normal(jax.random.key(0), (2, 4, 4, 2)), jax.random.normal(jax.random.key(1), (2, 3))
+    pe, pd = enc.init(jax.random.key(2), x), dec.init(jax.random.key(3), z)
+    tx = jax.random.normal(jax.random.key(4), x.shape)
+    tpd = jax.tree.map(lambda a: jax.random.normal(jax.random.key(5), a.shape), pd)
+
+    def derivatives():  # jitted: one compile instead of one per op
+        out = jax.jit(lambda: {"jvp": jax.jvp(lambda p: dec.apply(p, z), (pd,), (tpd,))[1],
+               "jvp_x": jax.jvp(lambda x: enc.apply(pe, x), (x,), (tx,))[1],
+               "hvp": jax.jvp(jax.grad(lambda x: jnp.sum(jnp.tanh(enc.apply(pe, x)))), (x,), (tx,))[1],
+               "jacfwd": jax.jacfwd(lambda z: dec.apply(pd, z))(z),
+               "hessian_z": jax.hessian(lambda z: jnp.sum(jax.nn.sigmoid(dec.apply(pd, z))))(z),
+               "hessian_x": jax.hessian(lambda x: jnp.sum(jnp.tanh(enc.apply(pe, x))))(x[:1])})()
+        return out, str(jax.make_jaxpr(lambda p: dec.apply(p, z))(pd))
+
+    new, jaxpr = derivatives()
+    assert "name=_canonical" in jaxpr  # the canonical path
+    with pytest.raises(TypeError, match="forward-mode"):
+        jax.linearize(lambda x: enc.apply(pe, x), x)[1](tx)
+
+    def lax_conv(x, w, strides, pads, lhs_dil, precision):
+        return lax.conv_general_dilated(x, w, strides, pads, lhs_dilation=lhs_dil, dimension_numbers=_NHWC,
+                                        precision=precision)
+
+    monkeypatch.setattr(convolution, "_canonical", lax_conv)
+    monkeypatch.setattr(convolution, "_canonical_jvp_conv", lax_conv)
+    ref, jaxpr = derivatives()
+    assert "name=_canonical" not in jaxpr
+    for k in ref:
+        np.testing.assert_allclose(np.asarray(new[k]), np.asarray(ref[k]), rtol=1e-5,
+                                   atol=1e-5 * float(jnp.max(jnp.abs(ref[k]))), err_msg=k)
