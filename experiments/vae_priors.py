@@ -117,15 +117,18 @@ PRIORS = ("normal", "mog", "vamp")
 
 QUICK = {"n_train": 400, "n_seeds": 2, "n_components": 5, "model.latent_dim": 6, "model.hidden": (32,),
          "train.epochs": 2, "train.batch_size": 40, "train.lr": 3e-3, "train.warmup_epochs": 1, "eval.k": 20,
-         "eval.n_test_nll": 40, "eval.n_active": 100, "eval.n_samples": 16}
+         "eval.n_test_nll": 40, "eval.n_active": 100, "eval.n_samples": 16,
+         "select.epochs": (1, 2), "select.warmup_epochs": (0, 1), "select.k": 20, "select.n_valid": 40}
 
 # Tomczak & Welling's settings (ICLR/AISTATS 2018, Sec. 4 and their code): K = 500 components or
 # pseudo-inputs, Adam 5e-4, minibatch 100, KL warm-up over 100 epochs, the whole test set; they trained
 # up to 2000 epochs with early stopping (50 epochs look-ahead on a validation set), here a fixed count.
 ACCELERATOR = {"n_components": 500, "train.epochs": 2000, "train.warmup_epochs": 100, "train.lr": 5e-4,
-               "train.batch_size": 100, "eval.n_test_nll": 10_000, "eval.n_active": 10_000}
+               "train.batch_size": 100, "eval.n_test_nll": 10_000, "eval.n_active": 10_000, "select.enabled": False}
 
-STREAMS = ("train", "binarize_test", "nll", "elbo", "sample")
+# "select" and "binarize_valid" serve the selection stage only: the reported replicates' keys (fold_in(train, s),
+# fold_in(nll, s), ...) do not depend on whether it runs
+STREAMS = ("train", "binarize_test", "nll", "elbo", "sample", "select", "binarize_valid")
 
 CHECKS = {
     "priors": runner.one_of(*PRIORS), "n_seeds": runner.positive(), "n_train": runner.interval(1, 50_000),
@@ -137,6 +140,9 @@ CHECKS = {
     "eval.k": runner.positive(), "eval.n_test_nll": runner.interval(1, 10_000),
     "eval.n_active": runner.interval(2, 10_000), "eval.active_threshold": runner.non_negative(),
     "eval.batch_size": runner.positive(), "eval.n_samples": runner.interval(1, 400),
+    "select.epochs": runner.positive(), "select.warmup_epochs": runner.non_negative(),
+    "select.vamp_inits": runner.one_of("grey", "data"), "select.k": runner.positive(),
+    "select.n_valid": runner.interval(1, 10_000),
 }
 
 
@@ -154,6 +160,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict(dict(epochs=40, batch_size=100, lr=1e-3, adam_eps=1e-4, warmup_epochs=10))
     c.eval = ml_collections.ConfigDict(dict(k=5000, n_test_nll=500, n_active=10_000, active_threshold=0.01,
                                             batch_size=100, n_samples=64))
+    # Selection on validation data (see the module docstring): with ``enabled`` the budget (epochs, warm-up) and
+    # vamp_init of the reported run are chosen among these candidates, and train.epochs, train.warmup_epochs and
+    # vamp_init above are not used; without it they are the reported run's settings as given.
+    c.select = ml_collections.ConfigDict(dict(enabled=True, epochs=(12, 40), warmup_epochs=(4, 10),
+                                              vamp_inits=("data", "grey"), k=1000, n_valid=500))
     return c
 
 
@@ -167,9 +178,20 @@ def check_config(config) -> None:
     if config.train.warmup_epochs > config.train.epochs:
         raise ValueError(f"train.warmup_epochs ({config.train.warmup_epochs}) must be <= train.epochs "
                          f"({config.train.epochs}): the KL weight would never reach 1.")
-    if config.vamp_init == "data" and "vamp" in priors and config.n_components > config.n_train:
+    inits = tuple(config.select.vamp_inits) if config.select.enabled else (config.vamp_init,)
+    if "data" in inits and "vamp" in priors and config.n_components > config.n_train:
         raise ValueError(f"vamp_init='data' needs n_components ({config.n_components}) <= n_train ({config.n_train}) "
                          "distinct training images.")
+    if config.select.enabled:
+        s = config.select
+        if not s.epochs or len(s.epochs) != len(s.warmup_epochs):
+            raise ValueError(f"select.epochs ({list(s.epochs)}) and select.warmup_epochs ({list(s.warmup_epochs)}) "
+                             "must be non-empty and of one length: they pair into the candidate budgets.")
+        budgets = list(zip(s.epochs, s.warmup_epochs))
+        if len(set(budgets)) != len(budgets) or any(w > e for e, w in budgets):
+            raise ValueError(f"select budgets (epochs, warm-up) must be distinct with warm-up <= epochs, got {budgets}.")
+        if not s.vamp_inits or len(set(s.vamp_inits)) != len(s.vamp_inits):
+            raise ValueError(f"select.vamp_inits must name distinct values of ['grey', 'data'], got {list(s.vamp_inits)}.")
     if config.train.batch_size > config.n_train:
         raise ValueError(f"train.batch_size ({config.train.batch_size}) must be <= n_train ({config.n_train}).")
 
@@ -254,11 +276,87 @@ def _table(summary: dict, config) -> str:
     return "\n".join(lines)
 
 
+def _with_settings(config, epochs: int, warmup_epochs: int, vamp_init: str):
+    """A copy of ``config`` with the budget and the VampPrior start set (the settings a selection chooses)."""
+    c = config.copy_and_resolve_references()
+    c.unlock()
+    c.train.epochs, c.train.warmup_epochs, c.vamp_init = int(epochs), int(warmup_epochs), vamp_init
+    return c
+
+
+def _select(config, run, priors, key, x_train, x_valid) -> dict:
+    """Train every candidate on the selection seed and score it by validation NLL; returns the selection record.
+
+    A candidate is a budget (epochs, warm-up epochs) and, when the VampPrior is compared, its start: each trained
+    on its own schedule (a 12-epoch run warms up over its own 4 epochs, unlike a 40-epoch run at epoch 12). Priors
+    that do not use the start are trained once per budget. Score of a candidate: its validation NLL averaged over
+    the priors compared; the lowest wins.
+    """
+    s = config.select
+    inits = tuple(s.vamp_inits) if "vamp" in priors else (config.vamp_init,)
+    k_train, k_nll, k_elbo = keys.streams(key, "train", "nll", "elbo").values()
+    trained = {}  # (prior, epochs, warm-up, init or None) -> its row
+    candidates = []
+    for epochs, warmup in zip(s.epochs, s.warmup_epochs):
+        for init in inits:
+            c = _with_settings(config, epochs, warmup, init)
+            per_prior = {}
+            for prior in priors:
+                tag = (prior, epochs, warmup, init if prior == "vamp" else None)
+                if tag not in trained:
+                    params, secs, train_elbo = _train(c, prior, k_train, x_train)
+                    nll = -float(jnp.mean(vae.log_prob(params, x_valid, k_nll, k=s.k, batch_size=config.eval.batch_size)))
+                    rec, kl = vae.elbo_terms(params, x_valid, k_elbo)
+                    trained[tag] = {"valid_nll_nats": nll, "valid_elbo_nats": float(jnp.mean(rec - kl)),
+                                    "kl_nats": float(jnp.mean(kl)), "train_elbo": train_elbo, "train_seconds": secs}
+                    run.log(f"select: {prior} {epochs} epochs (warm-up {warmup})"
+                            f"{', init ' + init if prior == 'vamp' else ''}: validation NLL {nll:.2f} nats, "
+                            f"train {secs:.1f} s")
+                per_prior[prior] = trained[tag]
+            score = float(np.mean([r["valid_nll_nats"] for r in per_prior.values()]))
+            candidates.append({"epochs": int(epochs), "warmup_epochs": int(warmup), "vamp_init": init,
+                               "valid_nll_mean_nats": score, "per_prior": per_prior})
+    best = min(candidates, key=lambda r: r["valid_nll_mean_nats"])
+    chosen = {"epochs": best["epochs"], "warmup_epochs": best["warmup_epochs"], "vamp_init": best["vamp_init"]}
+    protocol = (f"candidates: budgets (epochs, KL warm-up epochs) {list(zip(s.epochs, s.warmup_epochs))}"
+                + (f" x VampPrior start {list(inits)}" if "vamp" in priors else "")
+                + "; each trained once on the selection seed (the 'select' stream of the run key, disjoint from the "
+                f"reported replicates), on its own schedule, on the {len(x_train)} training images; scored by the "
+                f"validation NLL (k = {s.k}) on {len(x_valid)} images spread over MNIST's 10 000-image validation "
+                "split, binarised once (the 'binarize_valid' stream), averaged over the priors compared; the lowest "
+                "wins; the reported replicates then train the chosen settings and are evaluated on the test set once")
+    table = _selection_table(candidates, priors, s)
+    run.log(table)
+    (run.dir / "selection.md").write_text(table + "\n")
+    return {"enabled": True, "protocol": protocol, "candidates": candidates, "chosen": chosen,
+            "k": s.k, "n_valid": len(x_valid)}
+
+
+def _selection_table(candidates, priors, s) -> str:
+    lines = [f"| epochs (warm-up) | vamp init | {' | '.join(priors)} | mean |", "|---|---|" + "---|" * (len(priors) + 1)]
+    for r in candidates:
+        cells = [f"{r['per_prior'][p]['valid_nll_nats']:.2f}" for p in priors]
+        lines.append(f"| {r['epochs']} ({r['warmup_epochs']}) | {r['vamp_init'] if 'vamp' in priors else '-'} | "
+                     f"{' | '.join(cells)} | {r['valid_nll_mean_nats']:.2f} |")
+    lines.append(f"\nvalidation NLL (nats, k = {s.k}, {s.n_valid} validation images), one selection seed; the lowest "
+                 "mean is chosen.")
+    return "\n".join(lines)
+
+
 def run(config, run) -> dict:
     priors = tuple(config.priors)
     ks = keys.streams(run.key, *STREAMS)
     x_train = load_mnist("train")[0][: config.n_train].reshape(-1, 784)  # uint8: scaled and binarised in the loss
-    x_test = load_mnist("test")[0].reshape(-1, 784)
+    if config.select.enabled:
+        x_valid = load_mnist("valid")[0].reshape(-1, 784)
+        x_valid = spread(np.asarray(binarize(x_valid, ks["binarize_valid"])), config.select.n_valid)
+        selection = _select(config, run, priors, ks["select"], x_train, x_valid)
+        config = _with_settings(config, **selection["chosen"])
+        run.log(f"selected on validation data: {config.train.epochs} epochs (warm-up {config.train.warmup_epochs})"
+                + (f", VampPrior start {config.vamp_init}" if "vamp" in priors else ""))
+    else:
+        selection = {"enabled": False, "protocol": "none: train.epochs, train.warmup_epochs and vamp_init as given"}
+    x_test = load_mnist("test")[0].reshape(-1, 784)  # read only now: nothing above sees the test set
     x_bin = np.asarray(binarize(x_test, ks["binarize_test"]))  # once, the same images for every model
     x_nll = spread(x_bin, config.eval.n_test_nll)
     x_active = x_bin[: config.eval.n_active]
@@ -293,8 +391,8 @@ def run(config, run) -> dict:
     _figures(run, config, priors, summary, shown, variances)
     return {**summary, "priors": list(priors), "n_seeds": config.n_seeds, "k": config.eval.k,
             "n_test_nll": len(x_nll), "n_active_images": len(x_active), "n_components": config.n_components,
-            "epochs": config.train.epochs, "warmup_epochs": config.train.warmup_epochs,
-            "protocol_differences": diffs, "accelerator": ACCELERATOR,
+            "epochs": config.train.epochs, "warmup_epochs": config.train.warmup_epochs, "vamp_init": config.vamp_init,
+            "selection": selection, "protocol_differences": diffs, "accelerator": ACCELERATOR,
             "kl_estimator": {p: ("analytic" if p == "normal" else "one-sample log q(z|x) - log p(z)") for p in priors}}
 
 
