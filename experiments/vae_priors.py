@@ -130,7 +130,7 @@ PRIORS = ("normal", "mog", "vamp")
 QUICK = {"n_train": 400, "n_seeds": 2, "n_components": 5, "model.latent_dim": 6, "model.hidden": (32,),
          "train.epochs": 2, "train.batch_size": 40, "train.lr": 3e-3, "train.warmup_epochs": 1, "eval.k": 20,
          "eval.n_test_nll": 40, "eval.n_active": 100, "eval.n_samples": 16,
-         "select.epochs": (1, 2), "select.warmup_epochs": (0, 1), "select.k": 20, "select.n_valid": 40}
+         "select.epochs": (2,), "select.warmup_epochs": (1,), "select.k": 20, "select.n_valid": 40}
 
 # Tomczak & Welling's settings (ICLR/AISTATS 2018, Sec. 4 and their code): K = 500 components or
 # pseudo-inputs, Adam 5e-4, minibatch 100, KL warm-up over 100 epochs, the whole test set; they trained
@@ -301,19 +301,22 @@ def _select(config, run, priors, key, x_train, x_valid) -> dict:
 
     A candidate is a budget (epochs, warm-up epochs) and, when the VampPrior is compared, its start: each trained
     on its own schedule (a 12-epoch run warms up over its own 4 epochs, unlike a 40-epoch run at epoch 12). Priors
-    that do not use the start are trained once per budget. Score of a candidate: its validation NLL averaged over
-    the priors compared; the lowest wins.
+    that do not use the start are trained once per budget, and not at all when there is one budget (they would
+    add the same number to every candidate's score). Score of a candidate: its validation NLL averaged over the
+    priors scored; the lowest wins.
     """
     s = config.select
     inits = tuple(s.vamp_inits) if "vamp" in priors else (config.vamp_init,)
+    budgets = list(zip(s.epochs, s.warmup_epochs))
+    scored = tuple(p for p in priors if len(budgets) > 1 or (p == "vamp" and len(inits) > 1))
     k_train, k_nll, k_elbo = keys.streams(key, "train", "nll", "elbo").values()
     trained = {}  # (prior, epochs, warm-up, init or None) -> its row
     candidates = []
-    for epochs, warmup in zip(s.epochs, s.warmup_epochs):
+    for epochs, warmup in budgets:
         for init in inits:
             c = _with_settings(config, epochs, warmup, init)
             per_prior = {}
-            for prior in priors:
+            for prior in scored:
                 tag = (prior, epochs, warmup, init if prior == "vamp" else None)
                 if tag not in trained:
                     params, secs, train_elbo = _train(c, prior, k_train, x_train)
@@ -325,30 +328,33 @@ def _select(config, run, priors, key, x_train, x_valid) -> dict:
                             f"{', init ' + init if prior == 'vamp' else ''}: validation NLL {nll:.2f} nats, "
                             f"train {secs:.1f} s")
                 per_prior[prior] = trained[tag]
-            score = float(np.mean([r["valid_nll_nats"] for r in per_prior.values()]))
+            score = float(np.mean([r["valid_nll_nats"] for r in per_prior.values()])) if scored else None
             candidates.append({"epochs": int(epochs), "warmup_epochs": int(warmup), "vamp_init": init,
                                "valid_nll_mean_nats": score, "per_prior": per_prior})
-    best = min(candidates, key=lambda r: r["valid_nll_mean_nats"])
+    best = candidates[0] if not scored else min(candidates, key=lambda r: r["valid_nll_mean_nats"])
     chosen = {"epochs": best["epochs"], "warmup_epochs": best["warmup_epochs"], "vamp_init": best["vamp_init"]}
-    protocol = (f"candidates: budgets (epochs, KL warm-up epochs) {list(zip(s.epochs, s.warmup_epochs))}"
+    protocol = (f"candidates: budgets (epochs, KL warm-up epochs) {budgets}"
                 + (f" x VampPrior start {list(inits)}" if "vamp" in priors else "")
                 + "; each trained once on the selection seed (the 'select' stream of the run key, disjoint from the "
                 f"reported replicates), on its own schedule, on the {len(x_train)} training images; scored by the "
                 f"validation NLL (k = {s.k}) on {len(x_valid)} images spread over MNIST's 10 000-image validation "
-                "split, binarised once (the 'binarize_valid' stream), averaged over the priors compared; the lowest "
-                "wins; the reported replicates then train the chosen settings and are evaluated on the test set once")
-    table = _selection_table(candidates, priors, s)
+                f"split, binarised once (the 'binarize_valid' stream), averaged over the priors {list(scored)} (a prior "
+                "that is the same in every candidate is not trained); the lowest wins; the reported replicates then "
+                "train the chosen settings and are evaluated on the test set once")
+    table = _selection_table(candidates, scored, s)
     run.log(table)
     (run.dir / "selection.md").write_text(table + "\n")
     return {"enabled": True, "protocol": protocol, "candidates": candidates, "chosen": chosen,
-            "k": s.k, "n_valid": len(x_valid)}
+            "scored_priors": list(scored), "k": s.k, "n_valid": len(x_valid)}
 
 
-def _selection_table(candidates, priors, s) -> str:
-    lines = [f"| epochs (warm-up) | vamp init | {' | '.join(priors)} | mean |", "|---|---|" + "---|" * (len(priors) + 1)]
+def _selection_table(candidates, scored, s) -> str:
+    if not scored:
+        return "one candidate: nothing to select, nothing trained."
+    lines = [f"| epochs (warm-up) | vamp init | {' | '.join(scored)} | mean |", "|---|---|" + "---|" * (len(scored) + 1)]
     for r in candidates:
-        cells = [f"{r['per_prior'][p]['valid_nll_nats']:.2f}" for p in priors]
-        lines.append(f"| {r['epochs']} ({r['warmup_epochs']}) | {r['vamp_init'] if 'vamp' in priors else '-'} | "
+        cells = [f"{r['per_prior'][p]['valid_nll_nats']:.2f}" for p in scored]
+        lines.append(f"| {r['epochs']} ({r['warmup_epochs']}) | {r['vamp_init'] if 'vamp' in r['per_prior'] else '-'} | "
                      f"{' | '.join(cells)} | {r['valid_nll_mean_nats']:.2f} |")
     lines.append(f"\nvalidation NLL (nats, k = {s.k}, {s.n_valid} validation images), one selection seed; the lowest "
                  "mean is chosen.")
