@@ -450,7 +450,7 @@ def _doc(config) -> str:
                 f"{' or '.join(c.select.vamp_inits)}, chosen on validation data (below), minibatch "
                 f"{c.train.batch_size}, Adam {c.train.lr:g}, {c.n_seeds} seeds, NLL with k = {c.eval.k} on "
                 f"{c.eval.n_test_nll} test images")
-    return (__doc__.replace("{cpu_budget}", "about 35 min on one free CPU core").replace("{cpu_settings}", settings)
+    return (__doc__.replace("{cpu_budget}", "about 30 min on one free CPU core").replace("{cpu_settings}", settings)
             .replace("{selection_results}", SELECTION_RESULTS)
             .replace("{accelerator}", acc).replace("{differences}", "\n".join(f"  - {d}" for d in differences(config))))
 
