@@ -99,6 +99,7 @@ def test_traced_check_catches_a_key_reused_inside_jit_and_scan():
     (lambda k: jax.lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] + jax.random.normal(k)), (0, 0.0))[1],
      "drawn from 2 times"),
     (lambda k: jax.random.normal(jax.random.split(k)[0]) + jax.random.normal(jax.random.split(k)[0]), "split 2 times"),
+    (lambda k: jax.random.normal(jax.random.key(3)) + jax.random.normal(jax.random.key(3)), "random_seed(3)"),
 ])
 def test_traced_check_catches_each_role_clash(fn, found):
     for key in (jax.random.key(0), jax.random.PRNGKey(0)):  # typed and raw keys

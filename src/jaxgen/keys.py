@@ -175,7 +175,8 @@ _ALIASES = {"random_wrap", "random_unwrap", "copy", "copy_p", "device_put", "sha
 # ops that move, select or reshape elements: the output is identified by the op, its inputs and its parameters,
 # so that taking ``keys[1]`` twice names one key
 _STRUCTURAL = {"slice", "squeeze", "reshape", "expand_dims", "broadcast_in_dim", "dynamic_slice", "gather",
-               "concatenate", "transpose", "rev", "select_n", "convert_element_type"}
+               "concatenate", "transpose", "rev", "select_n", "convert_element_type",
+               "random_seed"}  # key(0) made twice in the program is one key
 
 
 class _Sym:
@@ -348,6 +349,8 @@ def _label(desc, names: dict, depth: int = 0) -> str:
         return f"{kind}({', '.join(_label(d, names, depth + 1) for d in desc[1])})"
     if kind == "key data":
         return "a captured concrete key"
+    if kind == "literal":
+        return _data_label(desc)
     return "a value computed in the program"
 
 
