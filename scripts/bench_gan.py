@@ -219,7 +219,8 @@ def fit_trainer_rate(trainer, x: np.ndarray, setup: dict, steps: int) -> tuple[f
 
     from jaxgen.train import fit_trainer
 
-    _, history = fit_trainer(trainer, x, key=jax.random.key(1), steps=steps, batch_size=trainer.data_rows(setup["batch"]),
+    _, history = fit_trainer(trainer, x, key=jax.random.key(1), steps=steps,
+                             batch_size=trainer.data_rows(setup["batch"]),
                              log_every=steps, progress=False, tensorboard=False)
     return history[0]["examples_per_s"], history[0]["compile_time_s"]
 
