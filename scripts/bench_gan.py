@@ -53,7 +53,14 @@ and the EMA update. Three loops run it:
                         it and prints the number of graphs and graph breaks and their reasons (the
                         backward calls, ``autograd.grad`` and ``Optimizer.zero_grad`` break the step
                         into several graphs run from Python). Compiling the two modules instead
-                        (``Module.compile()``) measured no faster.
+                        (``Module.compile()``) measured no faster. Why the compiled DCGAN step is
+                        slower than eager on one CPU thread (torch 2.14, ``torch.profiler`` over 5
+                        steps, 2026-12-08): the convolutions are the same oneDNN calls in both (1.07 s
+                        vs 0.98 s of ``convolution_backward``), but Inductor's generated kernels for
+                        the rest (batch norm, leaky ReLU, the fused Adam and EMA) took 0.78 s of self
+                        time against about 0.25 s for ATen's kernels in eager, plus 0.06 s of copies;
+                        turning Inductor's ``layout_optimization`` off recovered a little (78 vs 71
+                        images/s; eager 93, on a loaded machine). Graph breaks are not the cause.
   (a') jaxgen scan, lax VJPs (``--lax-vjp``, DCGAN only): loop (a) with the same networks on Flax's
                         ``nn.Conv`` / ``nn.ConvTranspose`` (same parameters, initial weights and
                         gradients; the relative difference is printed), i.e. JAX's own convolution
