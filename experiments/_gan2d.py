@@ -46,8 +46,8 @@ The full sweep of 2026-11-27 (``sweep=true``, seeds 0-4, packing with the pre-is
 ``pack_batch="samples"``, each data set pinned to one CPU core): the default reaches every mode
 with at least 90 % HQ on every seed (ring 8 / 8, HQ 96.2-97.6 %; grid 25 / 25, HQ 91.2-94.5 %;
 68-79 s of training per seed), as does minimax without packing; on the ring every objective, packed
-or not, takes 8 / 8 (HQ 91.2-97.8 %); on the grid every objective with m = 4 fails at this budget (15-23 / 25, HQ under 14 %), WGAN-GP
-(here with R1 too, Adam betas (0.5, 0.999), n_critic 1: not its published setting) is unstable
+or not, takes 8 / 8 (HQ 91.2-97.8 %); on the grid every objective with m = 4 fails at this budget
+(15-23 / 25, HQ under 14 %), WGAN-GP (here with R1 too, Adam betas (0.5, 0.999), n_critic 1: not its published setting) is unstable
 (3-21 / 25) and hinge misses the goal on 2 seeds of 5. An earlier single-seed sweep without R1
 (``model.r1_gamma=0``): the non-saturating GAN collapses to 16 / 25 on the grid (PacGAN's GAN:
 17.3), minimax to 7 / 25, and minimax with packing to 0 / 8 on the ring (its discriminator wins
