@@ -43,16 +43,16 @@ and the late decay lets both settle (ring seed 0: 90.2 % -> 96.6 % HQ, the curre
 71.8 % -> 96.4 %).
 
 The full sweep of 2026-11-27 (``sweep=true``, seeds 0-4, packing with the pre-issue-16 split
-``pack_batch="samples"``, each data set pinned to one CPU core): the default reaches every mode
-with at least 90 % HQ on every seed (ring 8 / 8, HQ 96.2-97.6 %; grid 25 / 25, HQ 91.2-94.5 %;
-68-79 s of training per seed), as does minimax without packing; on the ring every objective, packed
-or not, takes 8 / 8 (HQ 91.2-97.8 %); on the grid every objective with m = 4 fails at this budget
-(15-23 / 25, HQ under 14 %), WGAN-GP (here with R1 too, Adam betas (0.5, 0.999), n_critic 1: not its published setting) is unstable
-(3-21 / 25) and hinge misses the goal on 2 seeds of 5. An earlier single-seed sweep without R1
-(``model.r1_gamma=0``): the non-saturating GAN collapses to 16 / 25 on the grid (PacGAN's GAN:
-17.3), minimax to 7 / 25, and minimax with packing to 0 / 8 on the ring (its discriminator wins
-outright and the generator gets no gradient). With these networks and this budget, packing did not
-help; R1 with the EMA generator and the late decay did.
+``pack_batch="samples"``, each data set pinned to one CPU core): the default reaches every mode with
+at least 90 % HQ on every seed (ring 8 / 8, HQ 96.2-97.6 %; grid 25 / 25, HQ 91.2-94.5 %; 68-79 s of
+training per seed), as does minimax without packing; on the ring every objective, packed or not,
+takes 8 / 8 (HQ 91.2-97.8 %); on the grid every objective with m = 4 fails at this budget (15-23 /
+25, HQ under 14 %), WGAN-GP (here with R1 too, Adam betas (0.5, 0.999), n_critic 1: not its
+published setting) is unstable (3-21 / 25) and hinge misses the goal on 2 seeds of 5. An earlier
+single-seed sweep without R1 (``model.r1_gamma=0``): the non-saturating GAN collapses to 16 / 25 on
+the grid (PacGAN's GAN: 17.3), minimax to 7 / 25, and minimax with packing to 0 / 8 on the ring (its
+discriminator wins outright and the generator gets no gradient). With these networks and this
+budget, packing did not help; R1 with the EMA generator and the late decay did.
 
 Partial rerun of 2026-12-08 (issue 16: seeds 5-9, the released packing; on a shared machine at load
 5-14, nice 10, so only some rows and seeds; the full commands are in the issue-16 notes): grid default
