@@ -7,8 +7,8 @@ from jaxgen import runner
 
 _g = runner.sibling_module(__file__, "_gan2d")
 DESCRIPTION = ("GAN mode collapse on the ring of 8 Gaussians (std 0.01): non-saturating GAN + R1 + EMA generator over "
-               "5 seeds (sweep=true: every objective with and without packing): modes captured, high-quality %, "
-               "reverse KL, beside PacGAN Table 1.")
+               "5 seeds disjoint from the selection seed (sweep=true: every objective with and without PacGAN "
+               "packing, WGAN-GP as published): modes captured, high-quality %, reverse KL, beside PacGAN Table 1.")
 QUICK = _g.QUICK
 CHECKS = _g.CHECKS
 check_config = _g.check_config

@@ -5,7 +5,10 @@ three MNIST training digits, the digit triple uniform over the 1000 modes (``bal
 in [0, 1]. Model: the DCGAN of ``gan_mnist`` on 3 channels (``model.conv_base`` channels in the
 first layer), non-saturating objective, Adam 2e-4 / (0.5, 0.999), EMA of the generator. Each
 packing degree of ``packs`` (1: DCGAN; 2: PacDCGAN2) is trained over ``n_seeds`` seeds with the
-same budget.
+same budget. Packing as PacGAN's released code does it: the discriminator sees ``train.batch_size``
+inputs per step, each the channels of m images, so PacDCGAN2 draws 2 x ``batch_size`` real images
+(and fakes) per step (until issue 16, ``batch_size`` images made ``batch_size / m`` inputs; the
+PacDCGAN2 figures of 2026-11-27 were measured that way).
 
 Evaluation (the protocol of VEEGAN Table 2 and PacGAN Table 3, :mod:`jaxgen.metrics.stacked`):
 ``eval.n_samples`` (26 000) samples from the EMA generator, each channel classified by the
@@ -61,9 +64,9 @@ CHECKS = {
 
 def check_config(config) -> None:
     for m in config.packs:
-        if config.train.batch_size % m:
-            raise ValueError(f"train.batch_size={config.train.batch_size} must be divisible by every packing degree "
-                             f"in packs={tuple(config.packs)}.")
+        if m * config.train.batch_size > config.n_train:
+            raise ValueError(f"packs={tuple(config.packs)}: a step of packing {m} draws {m} x train.batch_size = "
+                             f"{m * config.train.batch_size} images, more than n_train={config.n_train}.")
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -103,7 +106,7 @@ def run(config, run) -> dict:
             trainer = _trainer(config, pack)
             t0 = time.perf_counter()
             key = jax.random.fold_in(jax.random.fold_in(ks["fit"], pack), s)  # pack, then seed: an indexed family
-            state, history = fit_trainer(trainer, x, key=key, steps=t.steps, batch_size=t.batch_size,
+            state, history = fit_trainer(trainer, x, key=key, steps=t.steps, batch_size=trainer.data_rows(t.batch_size),
                                          log_every=t.log_every, progress=False, tensorboard=False)
             seconds = time.perf_counter() - t0
             samples = draw(functools.partial(gan.ema_samples, trainer, state.model),
@@ -142,6 +145,7 @@ def run(config, run) -> dict:
             "uniform_expected_modes": expected, "uniform_expected_modes_std": expected_sd,
             "protocol_differences": [
                 "discriminator of gan_mnist (not a quarter-size D as in Metz et al. / PacGAN)",
-                f"{t.steps} generator steps of batch {t.batch_size} on {config.n_train} stacked images",
+                f"{t.steps} generator steps of {t.batch_size} discriminator inputs (pack x {t.batch_size} images) on "
+                f"{config.n_train} stacked images",
                 f"conv_base={config.model.conv_base}",
                 "balanced stacking: digit triples uniform over the 1000 modes"]}

@@ -1,23 +1,33 @@
 """Benchmark: GAN training throughput of jaxgen's GANTrainer (as fit_trainer runs it) vs plain PyTorch.
 
-    python scripts/bench_gan.py                 # DCGAN on MNIST and the ring's 2-D MLPs, 5 rounds each
+    python scripts/bench_gan.py                 # DCGAN on MNIST and gan_ring's default (with, without R1)
     python scripts/bench_gan.py --quick         # 3 / 20 steps per round, 2 rounds, no torch.compile (its compile
                                                 # takes ~40 s per setup), no fit_trainer re-run
     python scripts/bench_gan.py --diagnose      # only the XLA:CPU convolution-gradient measurements
     python scripts/bench_gan.py --lax-vjp       # also the DCGAN on Flax's own convs (JAX's VJPs; slow on CPU)
     python scripts/bench_gan.py --threads 2 --json out.json
     python scripts/bench_gan.py --setups dcgan --no-compile
+    python scripts/bench_gan.py --setups dcgan --old-conv 5018d9d~1   # also the convolutions before the phases
 
-Two setups, both with the non-saturating objective, n_critic = 1 and Adam (lr 1e-4, betas 0.5 / 0.999,
-eps 1e-8) for both players, and the generator's EMA (decay 0.999, over its parameters and batch-norm
-running averages) updated after every step, as :class:`jaxgen.models.gan.GANTrainer` does:
+Three setups, all with the non-saturating objective, n_critic = 1, Adam (eps 1e-8) for both players
+and the generator's EMA (over its parameters and batch-norm running averages) updated after every
+step, as :class:`jaxgen.models.gan.GANTrainer` does:
 
-  dcgan: the DCGAN of ``jaxgen.models.gan`` on 28 x 28 x 1 MNIST images in [0, 1], batch 64, latent
-         64: G = dense -> 7x7x128, batch norm, ReLU -> 4x4 stride-2 transposed conv to 64 channels,
-         batch norm, ReLU -> 4x4 stride-2 transposed conv to 1 channel, sigmoid; D = two 4x4 stride-2
-         convs (64, 128 channels, leaky ReLU 0.2) -> dense logit.
-  mlp:   the 2-D setup of ``experiments/gan_ring.py`` (its default config): ring of 8 Gaussians,
-         4 x 400 ReLU MLPs for G and D, latent 2, batch 100, packing 2 (D sees 50 pairs).
+  dcgan:     the DCGAN of ``jaxgen.models.gan`` on 28 x 28 x 1 MNIST images in [0, 1], batch 64, latent
+             64, Adam lr 1e-4 betas (0.5, 0.999), EMA 0.999: G = dense -> 7x7x128, batch norm, ReLU ->
+             4x4 stride-2 transposed conv to 64 channels, batch norm, ReLU -> 4x4 stride-2 transposed
+             conv to 1 channel, sigmoid; D = two 4x4 stride-2 convs (64, 128 channels, leaky ReLU 0.2)
+             -> dense logit. (Not gan_mnist's config: a fixed reference setup.)
+  mlp:       ``gan_ring``'s default config, read from ``experiments/_gan2d.py`` (so it cannot drift): ring
+             of 8 Gaussians, 3 x 256 ReLU MLPs for G and D, latent 2, 256 discriminator inputs per step,
+             no packing, Adam lr 1e-3 betas (0.5, 0.999) (the default's rate before its late decay),
+             R1 gamma 0.1 on the real inputs, EMA 0.999. PyTorch computes R1 with
+             ``torch.autograd.grad(..., create_graph=True)`` and differentiates it again.
+  mlp_no_r1: the same without R1: ``torch.compile`` cannot compile a double backward (AOTAutograd:
+             "does not currently support double backward"), so the compiled baseline exists only here.
+
+With packing m, each of the ``batch`` discriminator inputs concatenates m samples (PacGAN's released
+code): a step consumes m x batch real samples.
 
 Each training step is one discriminator update (fresh fakes from the current G, real and fake logits,
 its loss, backward, Adam) then one generator update on fresh latents (only G's gradients are formed)
@@ -38,14 +48,28 @@ and the EMA update. Three loops run it:
                         respect to G's parameters only (D's weight gradients are not formed, as in JAX),
                         ``Adam.step()``; the EMA as one ``torch._foreach_lerp_``.
   (c) PyTorch compiled: the same step (both updates and the EMA) as one ``torch.compile``-d function
-                        (Inductor; its compile time shows in the untimed warm-up round, like JAX's).
-                        Compiling the two modules instead (``Module.compile()``) measured no faster.
+                        (mode "default", Inductor, not ``fullgraph``; its compile time shows in the
+                        untimed warm-up round, like JAX's). The script runs ``torch._dynamo.explain`` on
+                        it and prints the number of graphs and graph breaks and their reasons (the
+                        backward calls, ``autograd.grad`` and ``Optimizer.zero_grad`` break the step
+                        into several graphs run from Python). Compiling the two modules instead
+                        (``Module.compile()``) measured no faster. Why the compiled DCGAN step is
+                        slower than eager on one CPU thread (torch 2.14, ``torch.profiler`` over 5
+                        steps, 2026-12-08): the convolutions are the same oneDNN calls in both (1.07 s
+                        vs 0.98 s of ``convolution_backward``), but Inductor's generated kernels for
+                        the rest (batch norm, leaky ReLU, the fused Adam and EMA) took 0.78 s of self
+                        time against about 0.25 s for ATen's kernels in eager, plus 0.06 s of copies;
+                        turning Inductor's ``layout_optimization`` off recovered a little (78 vs 71
+                        images/s; eager 93, on a loaded machine). Graph breaks are not the cause.
   (a') jaxgen scan, lax VJPs (``--lax-vjp``, DCGAN only): loop (a) with the same networks on Flax's
                         ``nn.Conv`` / ``nn.ConvTranspose`` (same parameters, initial weights and
                         gradients; the relative difference is printed), i.e. JAX's own convolution
                         VJPs, which XLA:CPU runs 30-60x slower inside ``lax.scan`` than outside. The
                         DCGAN's layers are ``jaxgen.nn.convolution``'s, whose VJPs avoid that;
                         ``--diagnose`` times one convolution gradient both ways, alone and in a scan.
+  (a'') jaxgen scan, conv@REV (``--old-conv REV``, DCGAN only): loop (a) with ``jaxgen/nn/convolution.py``
+                        as of git revision REV (e.g. ``5018d9d~1``, before the phase convolutions), so
+                        that old and new code and PyTorch are measured in the same interleaved rounds.
 
 Equivalence: the PyTorch networks are built layer by layer like the Flax ones and start from the
 Flax initial weights (copied, with the layout changes NHWC -> NCHW, flipped transposed-conv kernels,
@@ -89,14 +113,47 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _machine import core_rounds, median_time, print_machine  # noqa: E402
 
-# The two setups. "mlp" mirrors experiments/_gan2d.py's get_config("ring") defaults.
+# The setups. "batch" counts the discriminator's inputs per step (each of "pack" samples, as PacGAN's
+# released code and experiments/_gan2d.py pack). "mlp" is gan_ring's default config, read from
+# experiments/_gan2d.py (ring_default); "mlp_no_r1" the same without R1 (torch.compile cannot
+# differentiate twice, so only this one has a compiled PyTorch baseline).
+DCGAN_TRAIN = dict(objective="non_saturating", n_critic=1, g_lr=1e-4, d_lr=1e-4, betas=(0.5, 0.999),
+                   ema_decay=0.999, r1_gamma=0.0)
 SETUPS = {
     "dcgan": dict(architecture="dcgan", data_shape=(28, 28, 1), latent_dim=64, conv_base=64, batch=64, pack=1,
-                  steps=10, quick_steps=3),
-    "mlp": dict(architecture="mlp", data_shape=(2,), latent_dim=2, hidden=(400, 400, 400, 400), batch=100, pack=2,
-                steps=200, quick_steps=20),
+                  steps=10, quick_steps=3, train=DCGAN_TRAIN),
+    "mlp": dict(ring_default=True, steps=200, quick_steps=20),
+    "mlp_no_r1": dict(ring_default=True, r1_gamma=0.0, steps=200, quick_steps=20),
 }
-COMMON = dict(objective="non_saturating", n_critic=1, g_lr=1e-4, d_lr=1e-4, betas=(0.5, 0.999), ema_decay=0.999)
+
+
+def ring_default(r1_gamma=None) -> dict:
+    """The setup of gan_ring's default config (``experiments/_gan2d.py``): its trainer's networks,
+    batch, packing, objective, Adam settings, R1 and EMA (``r1_gamma`` overrides R1). Its learning rates
+    stay constant for the first ``decay_start`` (8 000) steps, longer than any round here."""
+    from pathlib import Path
+
+    from jaxgen import runner
+
+    g = runner.sibling_module(Path(__file__).resolve().parents[1] / "experiments" / "gan_ring.py", "_gan2d")
+    config = g.get_config("ring")
+    trainer = g.make_trainer(config, **({} if r1_gamma is None else {"r1_gamma": r1_gamma}))
+    assert trainer.g_hidden == trainer.d_hidden and trainer.d_maxout == 1 and trainer.activation == "relu"
+    assert config.train.pack_batch == "inputs" and trainer.decay_start > 1000
+    train = {k: getattr(trainer, k) for k in ("objective", "n_critic", "g_lr", "d_lr", "betas", "ema_decay",
+                                               "r1_gamma")}
+    return dict(architecture="mlp", data_shape=trainer.data_shape, latent_dim=trainer.latent_dim,
+                hidden=trainer.g_hidden, batch=config.train.batch_size, pack=trainer.pack, train=train,
+                decay=(trainer.decay_start, trainer.decay_steps))
+
+
+def resolve(name: str) -> dict:
+    setup = dict(SETUPS[name])
+    if setup.pop("ring_default", False):
+        setup = {**ring_default(setup.pop("r1_gamma", None)), **setup}
+    t = setup["train"]
+    assert t["objective"] == "non_saturating" and t["n_critic"] == 1, "the PyTorch loop implements only this"
+    return setup
 
 
 def make_trainer(setup: dict):
@@ -104,8 +161,15 @@ def make_trainer(setup: dict):
 
     extra = (dict(g_hidden=setup["hidden"], d_hidden=setup["hidden"]) if setup["architecture"] == "mlp"
              else dict(conv_base=setup["conv_base"]))
+    if "decay" in setup:
+        extra.update(decay_start=setup["decay"][0], decay_steps=setup["decay"][1])
     return gan.GANTrainer(architecture=setup["architecture"], data_shape=setup["data_shape"],
-                          latent_dim=setup["latent_dim"], pack=setup["pack"], **COMMON, **extra)
+                          latent_dim=setup["latent_dim"], pack=setup["pack"], **setup["train"], **extra)
+
+
+def rows(setup: dict) -> int:
+    """Real samples per step: ``pack`` per discriminator input."""
+    return setup["batch"] * setup["pack"]
 
 
 def load_data(name: str, setup: dict, n: int) -> np.ndarray:
@@ -139,9 +203,9 @@ def forward_macs(setup: dict) -> tuple[int, int]:
 
 
 def step_flop(setup: dict) -> float:
+    """FLOP of one step as counted in the module docstring (R1's extra passes not counted)."""
     g, d = forward_macs(setup)
-    B, m = setup["batch"], setup["pack"]
-    return 2.0 * (4 * B * g + 8 * (B // m) * d)
+    return 2.0 * (4 * rows(setup) * g + 8 * setup["batch"] * d)
 
 
 # ----------------------------------------------------------------------------------------- jaxgen
@@ -149,7 +213,8 @@ def jax_setup(trainer, x: np.ndarray, setup: dict, steps: int, seed: int = 0):
     """The loop of fit_trainer's log period; returns (fresh_state, run_round, n_params, init_state)."""
     import jax
 
-    fresh, run_round, model0 = core_rounds(trainer, x, setup["batch"], steps, seed, metrics=("d_loss", "g_loss"))
+    fresh, run_round, model0 = core_rounds(trainer, x, trainer.data_rows(setup["batch"]), steps, seed,
+                                           metrics=("d_loss", "g_loss"))
     n_params = {"G": sum(int(np.size(a)) for a in jax.tree.leaves(model0.g_vars["params"])),
                 "D": sum(int(np.size(a)) for a in jax.tree.leaves(model0.d_params))}
     return fresh, run_round, n_params, model0
@@ -161,7 +226,8 @@ def fit_trainer_rate(trainer, x: np.ndarray, setup: dict, steps: int) -> tuple[f
 
     from jaxgen.train import fit_trainer
 
-    _, history = fit_trainer(trainer, x, key=jax.random.key(1), steps=steps, batch_size=setup["batch"],
+    _, history = fit_trainer(trainer, x, key=jax.random.key(1), steps=steps,
+                             batch_size=trainer.data_rows(setup["batch"]),
                              log_every=steps, progress=False, tensorboard=False)
     return history[0]["examples_per_s"], history[0]["compile_time_s"]
 
@@ -176,7 +242,8 @@ LAX = "jaxgen scan, lax VJPs"
 
 
 def gradient_difference(trainer, other, model0, x) -> float:
-    """Largest relative difference between the G and D gradients of the two trainers' networks."""
+    """Largest difference between the G and D gradients of the two trainers' networks, relative to
+    each network's largest gradient entry."""
     import jax
     import jax.numpy as jnp
 
@@ -188,19 +255,41 @@ def gradient_difference(trainer, other, model0, x) -> float:
         d = jax.grad(lambda p: jnp.sum(jnp.sin(t.discriminator.apply({"params": p}, x))))(model0.d_params)
         return g, d
 
-    a, b = grads(trainer), grads(other)
-    return max(float(jnp.max(jnp.abs(u - v)) / (jnp.max(jnp.abs(u)) + 1e-30))
-               for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    # relative to the network's largest gradient entry, not each array's: the biases before batch norm
+    # have gradient 0 up to round-off, whose relative differences are O(1)
+    diffs = []
+    for u_net, v_net in zip(grads(trainer), grads(other)):
+        scale = max(float(jnp.max(jnp.abs(u))) for u in jax.tree.leaves(u_net))
+        diffs += [float(jnp.max(jnp.abs(u - v))) / scale
+                  for u, v in zip(jax.tree.leaves(u_net), jax.tree.leaves(v_net))]
+    return max(diffs)
 
 
-def flax_conv_dcgan_trainer(trainer):
-    """``trainer`` (a DCGAN GANTrainer) with the same networks on Flax's ``nn.Conv`` / ``nn.ConvTranspose``:
-    same parameter names and shapes (same initial weights), same functions, JAX's own VJPs."""
+def conv_module_at(rev: str):
+    """``jaxgen/nn/convolution.py`` as it was at git revision ``rev`` of this repository, as a module
+    (it imports only flax and jax), for timing older convolution code beside the current one."""
+    import subprocess
+    import types
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    src = subprocess.run(["git", "-C", repo, "show", f"{rev}:src/jaxgen/nn/convolution.py"], capture_output=True,
+                         text=True, check=True).stdout
+    module = types.ModuleType(f"convolution_at_{rev}")
+    exec(compile(src, f"{rev}:src/jaxgen/nn/convolution.py", "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def flax_conv_dcgan_trainer(trainer, conv=None, conv_transpose=None):
+    """``trainer`` (a DCGAN GANTrainer) with the same networks on other convolution layers: by default
+    Flax's ``nn.Conv`` / ``nn.ConvTranspose`` (JAX's own VJPs); same parameter names and shapes (same
+    initial weights), same functions."""
     import dataclasses
 
     import flax.linen as nn
 
     from jaxgen.models import gan
+
+    conv, conv_transpose = conv or nn.Conv, conv_transpose or nn.ConvTranspose
 
     class Generator(gan.DCGANGenerator):
         @nn.compact
@@ -209,15 +298,15 @@ def flax_conv_dcgan_trainer(trainer):
             bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)  # noqa: E731
             x = nn.Dense((H // 4) * (W // 4) * 2 * self.base, name="project")(z)
             x = nn.relu(bn("bn_0")(x)).reshape(z.shape[0], H // 4, W // 4, 2 * self.base)
-            x = nn.relu(bn("bn_1")(nn.ConvTranspose(self.base, (4, 4), strides=(2, 2), padding="SAME",
-                                                    name="deconv_0")(x)))
-            return nn.sigmoid(nn.ConvTranspose(C, (4, 4), strides=(2, 2), padding="SAME", name="deconv_1")(x))
+            x = nn.relu(bn("bn_1")(conv_transpose(self.base, (4, 4), strides=(2, 2), padding="SAME",
+                                                  name="deconv_0")(x)))
+            return nn.sigmoid(conv_transpose(C, (4, 4), strides=(2, 2), padding="SAME", name="deconv_1")(x))
 
     class Discriminator(gan.DCGANDiscriminator):
         @nn.compact
         def __call__(self, x):
-            x = nn.leaky_relu(nn.Conv(self.base, (4, 4), strides=(2, 2), padding="SAME", name="conv_0")(x), 0.2)
-            x = nn.leaky_relu(nn.Conv(2 * self.base, (4, 4), strides=(2, 2), padding="SAME", name="conv_1")(x), 0.2)
+            x = nn.leaky_relu(conv(self.base, (4, 4), strides=(2, 2), padding="SAME", name="conv_0")(x), 0.2)
+            x = nn.leaky_relu(conv(2 * self.base, (4, 4), strides=(2, 2), padding="SAME", name="conv_1")(x), 0.2)
             return nn.Dense(1, name="logit")(x.reshape(x.shape[0], -1))[..., 0]
 
     @dataclasses.dataclass(frozen=True)
@@ -327,7 +416,7 @@ def max_output_differences(trainer, setup: dict, model0, G, D, x: np.ndarray) ->
 
     from jaxgen.models import gan
 
-    B, m = setup["batch"], setup["pack"]
+    B, m = rows(setup), setup["pack"]
     z = np.array(jax.random.normal(jax.random.key(5), (B, setup["latent_dim"])), dtype=np.float32)  # writable
     xj = trainer.generator.apply(model0.g_vars, z, train=True, mutable=["batch_stats"])[0]
     dj = trainer.discriminator.apply({"params": model0.d_params}, gan.pack(x[:B], m))
@@ -339,6 +428,15 @@ def max_output_differences(trainer, setup: dict, model0, G, D, x: np.ndarray) ->
         dt = D(torch_pack(to_torch_layout(torch.from_numpy(x[:B])), m)).squeeze(-1)
     if xt.ndim == 4:
         xt = xt.permute(0, 2, 3, 1)
+    gamma = setup["train"]["r1_gamma"]
+    if gamma > 0:  # the R1 penalty of both on the same real inputs
+        d_fn = lambda v: trainer.discriminator.apply({"params": model0.d_params}, v)  # noqa: E731
+        r1_j = float(gan.r1_penalty(d_fn, gan.pack(x[:B], m), gamma))
+        real_in = torch_pack(to_torch_layout(torch.from_numpy(x[:B])), m).requires_grad_(True)
+        (gx,) = torch.autograd.grad(D(real_in).sum(), real_in)
+        r1_t = float(0.5 * gamma * gx.pow(2).flatten(1).sum(1).mean())
+        assert abs(r1_j - r1_t) <= 1e-4 * abs(r1_j) + 1e-9, f"R1 differs: jaxgen {r1_j}, PyTorch {r1_t}"
+        print(f"  same R1 penalty on the same real inputs: jaxgen {r1_j:.6g}, PyTorch {r1_t:.6g}")
     return float(np.max(np.abs(np.asarray(xj) - xt.numpy()))), float(np.max(np.abs(np.asarray(dj) - dt.numpy())))
 
 
@@ -356,16 +454,19 @@ def torch_pack(x, m: int):
 
 def torch_setup(setup: dict, model0, x: np.ndarray, steps: int, threads: int, device: str, seed: int = 0,
                 variant: str = "step"):
-    """{name: (fresh, run_round)} for PyTorch eager and compiled, plus (G, D) for the checks."""
+    """``({name: (fresh, run_round)}, explain)`` for PyTorch eager and compiled; ``explain()`` runs
+    ``torch._dynamo.explain`` on the compiled step (one step on a fresh state) and returns its graph and
+    graph-break counts and the break reasons."""
     import torch
     from torch.nn import functional as F
 
     torch.manual_seed(seed)
     if threads > 0:
         torch.set_num_threads(threads)
-    B, m, q = setup["batch"], setup["pack"], setup["latent_dim"]
-    b1, b2 = COMMON["betas"]
-    decay = COMMON["ema_decay"]
+    B, m, q = rows(setup), setup["pack"], setup["latent_dim"]  # B samples = B / m packed inputs
+    tr = setup["train"]
+    b1, b2 = tr["betas"]
+    decay, gamma = tr["ema_decay"], tr["r1_gamma"]
     data = to_torch_layout(torch.from_numpy(x)).to(device)
 
     def fresh(compiled_modules=False):
@@ -377,16 +478,22 @@ def torch_setup(setup: dict, model0, x: np.ndarray, steps: int, threads: int, de
             D.compile()
         ema = [p.detach().clone() for p in G.parameters()] + [
             b.detach().clone() for b in G.buffers() if b.is_floating_point()]
-        g_opt = torch.optim.Adam(G.parameters(), lr=COMMON["g_lr"], betas=(b1, b2), eps=1e-8)
-        d_opt = torch.optim.Adam(D.parameters(), lr=COMMON["d_lr"], betas=(b1, b2), eps=1e-8)
+        g_opt = torch.optim.Adam(G.parameters(), lr=tr["g_lr"], betas=(b1, b2), eps=1e-8)
+        d_opt = torch.optim.Adam(D.parameters(), lr=tr["d_lr"], betas=(b1, b2), eps=1e-8)
         return G, D, g_opt, d_opt, ema
 
     def step(G, D, g_opt, d_opt, ema, real):
         # discriminator: fresh fakes from the current G, real and fake logits
         with torch.no_grad():
             fake = G(torch.randn(B, q, device=device))
-        r, f = D(torch_pack(real, m)), D(torch_pack(fake, m))
+        real_in = torch_pack(real, m)
+        if gamma > 0:  # R1 on the real inputs: gamma / 2 * mean |grad_x D(x)|^2, differentiated again
+            real_in = real_in.detach().requires_grad_(True)
+        r, f = D(real_in), D(torch_pack(fake, m))
         d_loss = F.softplus(-r).mean() + F.softplus(f).mean()
+        if gamma > 0:
+            (gx,) = torch.autograd.grad(r.sum(), real_in, create_graph=True)
+            d_loss = d_loss + 0.5 * gamma * gx.pow(2).flatten(1).sum(1).mean()
         d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         d_opt.step()
@@ -402,7 +509,7 @@ def torch_setup(setup: dict, model0, x: np.ndarray, steps: int, threads: int, de
 
     def make_round(step_fn):
         def run_round(state, r):
-            perm = torch.randperm(len(data), device=device)[: steps * B]
+            perm = torch.randperm(len(data), device=device)[: steps * B]  # B = pack x batch samples per step
             d_tot = g_tot = 0.0
             for i in range(steps):
                 d, g = step_fn(*state, data[perm[i * B:(i + 1) * B]])
@@ -411,12 +518,24 @@ def torch_setup(setup: dict, model0, x: np.ndarray, steps: int, threads: int, de
 
         return run_round
 
+    def explain():
+        import torch._dynamo
+
+        out = torch._dynamo.explain(step)(*fresh(), data[:B])
+        torch._dynamo.reset()  # the timed loop compiles from scratch
+        reasons = []
+        for b in out.break_reasons:
+            line = str(b.reason).splitlines()[0][:160]
+            if line not in reasons:
+                reasons.append(line)
+        return {"graphs": out.graph_count, "graph_breaks": out.graph_break_count, "reasons": reasons}
+
     loops = {"PyTorch eager": (fresh, make_round(step))}
     if variant == "step":
-        loops["PyTorch compiled"] = (fresh, make_round(torch.compile(step)))
+        loops["PyTorch compiled"] = (fresh, make_round(torch.compile(step)))  # mode "default"
     else:
         loops["PyTorch compiled"] = (lambda: fresh(True), make_round(step))
-    return loops
+    return loops, explain
 
 
 def setup_threads(threads: int, no_torch: bool):
@@ -481,25 +600,33 @@ def matmul_rates(torch_ok: bool, device: str, repeats: int = 7) -> dict:
 def bench_setup(name: str, args, torch_ok: bool, device: str) -> dict:
     import jax
 
-    setup = dict(SETUPS[name])
+    setup = resolve(name)
     steps = args.steps or (setup["quick_steps"] if args.quick else setup["steps"])
-    if name == "mlp" and args.steps:
+    if setup["architecture"] == "mlp" and args.steps:
         steps = args.steps * 10  # the MLP step is about 10x cheaper: keep the rounds of similar length
-    B = setup["batch"]
+    B = rows(setup)  # real samples per step
     trainer = make_trainer(setup)
     n = max(steps * B, B)
     x = load_data(name, setup, n)
     fresh, run_round, n_params, model0 = jax_setup(trainer, x, setup, steps)
     loops = {"jaxgen scan": [run_round, fresh()]}
-    other = None
+    others = {}  # loop name: the same networks on other convolution code
     if setup["architecture"] == "dcgan" and args.lax_vjp:
-        other = flax_conv_dcgan_trainer(trainer)
-        o_fresh, o_round, _, _ = jax_setup(other, x, setup, steps)
-        loops[LAX] = [o_round, o_fresh()]
+        others[LAX] = flax_conv_dcgan_trainer(trainer)
+    if setup["architecture"] == "dcgan" and args.old_conv:
+        old = conv_module_at(args.old_conv)
+        others[f"jaxgen scan, conv@{args.old_conv}"] = flax_conv_dcgan_trainer(trainer, old.Conv, old.ConvTranspose)
+    for lname, t in others.items():
+        o_fresh, o_round, _, _ = jax_setup(t, x, setup, steps)
+        loops[lname] = [o_round, o_fresh()]
     g_macs, d_macs = forward_macs(setup)
     flop = step_flop(setup)
-    print(f"\n[{name}] {'DCGAN, 28 x 28 x 1 MNIST' if name == 'dcgan' else 'ring MLPs 4 x 400'}, batch {B}, pack "
-          f"{setup['pack']}, latent {setup['latent_dim']}; {steps} steps per round, {args.rounds} timed rounds per loop "
+    t = setup["train"]
+    what = ("DCGAN, 28 x 28 x 1 MNIST" if setup["architecture"] == "dcgan" else
+            f"gan_ring's default config: {len(setup['hidden'])} x {setup['hidden'][0]} ReLU MLPs, R1 {t['r1_gamma']:g}")
+    print(f"\n[{name}] {what}, {setup['batch']} discriminator inputs of pack {setup['pack']} ({B} samples) per step, "
+          f"latent {setup['latent_dim']}, {t['objective']}, Adam lr {t['g_lr']:g} / {t['d_lr']:g} betas {t['betas']}, "
+          f"EMA {t['ema_decay']}; {steps} steps per round, {args.rounds} timed rounds per loop "
           f"(interleaved); about {flop / B / 1e6:.1f} MFLOP per real image per step (G {g_macs / 1e6:.3f} M, D "
           f"{d_macs / 1e6:.3f} M multiply-adds forward)")
     result = {"setup": {k: v for k, v in setup.items() if k not in ("steps", "quick_steps")}, "steps_per_round": steps,
@@ -516,18 +643,29 @@ def bench_setup(name: str, args, torch_ok: bool, device: str) -> dict:
         print(f"  same functions: max |jaxgen - PyTorch| from the same weights: G(z) {dg:.2e}, D logits {dd:.2e}")
         assert dg < 1e-4 and dd < 1e-4, "the PyTorch networks do not compute the Flax ones"
         result["max_output_difference"] = {"G": dg, "D": dd}
-        for lname, (t_fresh, t_round) in torch_setup(setup, model0, x, steps, args.threads, device).items():
+        torch_loops, explain = torch_setup(setup, model0, x, steps, args.threads, device)
+        for lname, (t_fresh, t_round) in torch_loops.items():
             if lname == "PyTorch compiled" and args.no_compile:
                 continue
             loops[lname] = [t_round, t_fresh()]
+        if not args.no_compile:
+            try:
+                ex = explain()
+            except Exception as e:  # explain runs one step; report, go on
+                ex = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+            result["torch_compile"] = {"mode": "default", "fullgraph": False, **ex}
+            print(f"  torch.compile (mode 'default', whole step): torch._dynamo.explain: " + (
+                ex["error"] if "error" in ex else f"{ex['graphs']} graphs, {ex['graph_breaks']} graph breaks"))
+            for reason in ex.get("reasons", []):
+                print(f"    break: {reason}")
     else:
         print()
 
-    if other is not None:
-        diff = gradient_difference(trainer, other, model0, x[:B])
-        print(f"  {LAX} (the same networks on Flax's nn.Conv / nn.ConvTranspose): same initial weights; gradients "
-              f"differ from GANTrainer's by at most {diff:.1e} (relative to each array's largest entry)")
-        result["lax_vjp_gradient_rel_difference"] = diff
+    for lname, t in others.items():
+        diff = gradient_difference(trainer, t, model0, x[:B])
+        print(f"  {lname} (the same networks on other convolution layers): same initial weights; gradients "
+              f"differ from GANTrainer's by at most {diff:.1e} (relative to the network's largest entry)")
+        result.setdefault("gradient_rel_difference", {})[lname] = diff
     times = {k: [] for k in loops}
     losses = {k: None for k in loops}
     first = {}
@@ -565,15 +703,14 @@ def bench_setup(name: str, args, torch_ok: bool, device: str) -> dict:
               f"g_loss {rec['g_loss_last_round']:.3f})")
     base = result["train"]
     for ref in ("PyTorch eager", "PyTorch compiled"):
-        for lname, label in (("jaxgen scan", "jaxgen"), (LAX, "jaxgen with lax VJPs")):
+        for lname, label in (("jaxgen scan", "jaxgen"), *((o, o.replace("jaxgen scan, ", "jaxgen with "))
+                                                          for o in others)):
             if ref in base and lname in base:
                 ratio = base[lname]["images_per_s_median"] / base[ref]["images_per_s_median"]
                 result["ratios"][f"{label} / {ref}"] = ratio
                 print(f"  ratio {label} / {ref}: {ratio:.2f}x (images/s, ratio of medians)")
     if not args.no_fit_check:
-        for label, t in (("jaxgen", trainer), (LAX, other)):
-            if t is None:
-                continue
+        for label, t in (("jaxgen", trainer), *others.items()):
             rate, compile_s = fit_trainer_rate(t, x, setup, steps)
             result.setdefault("fit_trainer", {})[label] = {"examples_per_s": rate, "compile_time_s": compile_s}
             print(f"  fit_trainer itself ({label}), one period of {steps} steps: {rate:.0f} images/s (compile "
@@ -633,7 +770,7 @@ def diagnose(batch: int = 64, repeats: int = 3) -> dict:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="few steps per round and 2 rounds")
-    ap.add_argument("--setups", default="dcgan,mlp", help="comma-separated subset of: " + ", ".join(SETUPS))
+    ap.add_argument("--setups", default="dcgan,mlp,mlp_no_r1", help="comma-separated subset of: " + ", ".join(SETUPS))
     ap.add_argument("--steps", type=int, default=None,
                     help="DCGAN steps per round (the MLP runs 10x as many); default 10 (quick 3)")
     ap.add_argument("--rounds", type=int, default=None, help="timed rounds per loop (default 5, quick 2)")
@@ -642,6 +779,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile loop")
     ap.add_argument("--lax-vjp", action="store_true",
                     help="add a DCGAN loop on Flax's own conv modules (JAX's VJPs: slow on CPU inside lax.scan)")
+    ap.add_argument("--old-conv", default=None, metavar="REV",
+                    help="add a DCGAN loop on jaxgen/nn/convolution.py as of git revision REV (e.g. 5018d9d~1, "
+                         "before the phase convolutions), timed in the same interleaved rounds")
     ap.add_argument("--no-fit-check", action="store_true", help="skip the one fit_trainer period after the rounds")
     ap.add_argument("--diagnose", action="store_true", help="only the convolution-gradient measurements")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -663,7 +803,7 @@ def main(argv=None) -> dict:
     print(f"JAX {jax.__version__} on {jax.devices()[0].platform}"
           + (f"; PyTorch {torch.__version__} on {device} with {torch.get_num_threads()} threads" if torch_ok else "")
           + "; " + (f"threads={args.threads}" if args.threads else "default threads")
-          + "; objective non_saturating, n_critic 1, Adam lr 1e-4 betas (0.5, 0.999), EMA 0.999")
+          + "; objective non_saturating, n_critic 1 (each setup's Adam, R1 and EMA settings below)")
     out = {"threads": args.threads, "quick": args.quick, "torch_device": device, "setups": {}}
     if args.diagnose:
         out["diagnose"] = diagnose()

@@ -215,6 +215,83 @@ def test_n_critic_updates_d_k_times_and_g_once(objective):
         assert float(m1["d_loss"]) == pytest.approx(float(m1["d_objective"] + m1["r1"]), rel=1e-6)
 
 
+def _moved(a, b) -> bool:
+    return not all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_discriminator_schedule_counts_its_own_updates():
+    """n_critic=2, decay_start=1, decay_steps=1, final 0: D's schedule runs over its own updates, constant
+    for 2, cosine over 2 (rates 1 and 1/2), then 0; G's is constant for 1, cosine over 1, then 0. So both
+    move in generator steps 1 and 2 and neither in step 3. A D schedule counted in generator steps
+    would end after D's 2nd update: D would not move in step 2."""
+    tr = _tiny(n_critic=2, decay_start=1, decay_steps=1)
+    x = _ring(16)
+    step = jax.jit(tr.update)
+    states = [tr.init(jax.random.key(0), x)]
+    for t in range(3):
+        states.append(step(states[-1], x, jax.random.key(t + 1))[0])
+    assert [_moved(states[t].d_params, states[t + 1].d_params) for t in range(3)] == [True, True, False]
+    assert [_moved(states[t].g_vars, states[t + 1].g_vars) for t in range(3)] == [True, True, False]
+
+
+def test_r1_penalises_the_real_inputs():
+    """The r1 metric (one critic update) is gamma / 2 * mean |grad_x D(x)|^2 over the packed real batch at
+    the discriminator before the update, each input's gradient taken on its own (vmap)."""
+    gamma = 0.7
+    tr = _tiny(pack=2, r1_gamma=gamma)
+    x = _ring(16)
+    s0 = tr.init(jax.random.key(0), x)
+    _, metrics = jax.jit(tr.update)(s0, x, jax.random.key(1))
+    D = tr.discriminator
+    grads = jax.vmap(jax.grad(lambda v: D.apply({"params": s0.d_params}, v[None])[0]))(gan.pack(x, 2))
+    expected = 0.5 * gamma * np.mean(np.sum(np.square(grads), axis=1))
+    assert float(metrics["r1"]) == pytest.approx(float(expected), rel=1e-5)
+    assert float(metrics["d_loss"]) == pytest.approx(float(metrics["d_objective"] + metrics["r1"]), rel=1e-6)
+
+
+def test_generator_steps_against_the_updated_discriminator(objective="non_saturating"):
+    """g_loss is the generator loss of G(z) (before its update) under D after the critic update, z the
+    generator's latents of the documented stream ``"g"`` of the step key; not under D before it."""
+    from jaxgen import keys
+
+    tr = _tiny(objective=objective, pack=2)
+    x = _ring(16)
+    key = jax.random.key(1)
+    s0 = tr.init(jax.random.key(0), x)
+    s1, metrics = jax.jit(tr.update)(s0, x, key)
+    z = gan.latent_sample(keys.streams(key, "d", "g")["g"], 16, tr.latent_dim)
+    fake = gan.pack(tr.generator.apply(s0.g_vars, z), 2)
+
+    def g_loss(d_params):
+        return float(gan.generator_loss(objective, tr.discriminator.apply({"params": d_params}, fake)))
+
+    after, before = g_loss(s1.d_params), g_loss(s0.d_params)
+    assert abs(after - before) > 1e-4 * max(1.0, abs(before))  # the critic update changed the loss
+    assert float(metrics["g_loss"]) == pytest.approx(after, rel=1e-5, abs=1e-7)
+
+
+def test_each_critic_update_draws_its_own_latents():
+    """n_critic=3 with a negligible D rate (D stays put): d_fake is the mean over the three critic updates
+    of mean D(G(z_i)), z_i from the documented stream ``"z"`` of ``fold_in(d, i)``; the three differ, so
+    one set of latents shared by all updates would give another number."""
+    from jaxgen import keys
+
+    tr = _tiny(n_critic=3, d_lr=1e-30)
+    x = _ring(3 * 8)
+    key = jax.random.key(1)
+    s0 = tr.init(jax.random.key(0), x)
+    _, metrics = jax.jit(tr.update)(s0, x, key)
+    k_d = keys.streams(key, "d", "g")["d"]
+    per_update = []
+    for i in range(3):
+        z = gan.latent_sample(keys.streams(jax.random.fold_in(k_d, i), "z", "gp")["z"], 8, tr.latent_dim)
+        per_update.append(float(jnp.mean(tr.discriminator.apply({"params": s0.d_params},
+                                                                tr.generator.apply(s0.g_vars, z)))))
+    spread = max(per_update) - min(per_update)
+    assert spread > 1e-3 * max(abs(v) for v in per_update), per_update
+    assert float(metrics["d_fake"]) == pytest.approx(np.mean(per_update), abs=spread / 100)
+
+
 def test_same_key_same_numbers_other_key_other_numbers():
     tr = _tiny(pack=2, r1_gamma=0.5)
     x = _ring()

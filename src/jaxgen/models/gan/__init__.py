@@ -5,8 +5,9 @@ Networks, packing, sampling and latent paths: :mod:`.networks`; objectives and g
 
     from jaxgen.models import gan
     trainer = gan.GANTrainer(objective="non_saturating", pack=2, r1_gamma=0.1)   # 2-D MLPs
-    state = trainer.init(jax.random.key(0), x[:100])
-    state, metrics = jax.jit(trainer.update)(state, x[:100], jax.random.key(1))
+    batch = x[:trainer.data_rows(64)]              # 64 discriminator inputs of 2 samples each: 128 rows
+    state = trainer.init(jax.random.key(0), batch)
+    state, metrics = jax.jit(trainer.update)(state, batch, jax.random.key(1))
     samples, z = trainer.sample(state, jax.random.key(2), 2500)                 # EMA generator
 """
 from jaxgen.models.gan.networks import (

@@ -5,9 +5,12 @@
 * ``init(key, batch) -> GANState``: parameters of both networks, both Adam states, the EMA copy
   of the generator's variables.
 * ``update(state, batch, key, step=None) -> (state, metrics)``: ``n_critic`` discriminator updates,
-  each on its own real sub-batch of ``B = len(batch) / n_critic`` rows (:func:`jaxgen.train.split_batch`:
-  sub-batch i holds rows i, i + k, ..., so no row leaves its device) and ``B`` fresh fakes, then
-  one generator update on ``B`` fresh latents, then the EMA update. Pure and jit-able.
+  each on its own real sub-batch of ``S = len(batch) / n_critic`` samples (:func:`jaxgen.train.split_batch`:
+  sub-batch i holds rows i, i + k, ..., so no row leaves its device) and ``S`` fresh fakes, both
+  packed into ``S / pack`` discriminator inputs, then one generator update on ``S`` fresh latents
+  (``S / pack`` packed inputs), then the EMA update. Pure and jit-able.
+* ``data_rows(d_batch)``: the rows of data one update takes when every discriminator update sees
+  ``d_batch`` packed inputs: ``n_critic * pack * d_batch``.
 * ``fingerprint()``: every setting (JSON-able). ``check_train_data(train_data)``: shape, dtype and
   range checks with a clear ``ValueError``.
 
@@ -16,6 +19,13 @@
 default ``(28, 28, 1)``; H and W divisible by 4). Integer images (e.g. MNIST's uint8 bytes) are
 rejected with the hint to scale them by 1/255; ``(N, H, W)`` without a channel axis is rejected
 with the hint to add one.
+
+**Packing** (PacGAN, Lin et al. 2018, as their released code does it): each discriminator input
+concatenates ``pack`` independent samples, and the discriminator keeps its batch of inputs, so a
+step with ``d_batch`` inputs per critic update draws ``pack * d_batch`` real and as many fake
+samples (and the generator step ``pack * d_batch`` latents). Feed batches of ``data_rows(d_batch)``
+rows to get this; a batch of ``n_critic * d_batch`` rows instead gives the discriminator only
+``d_batch / pack`` inputs (jaxgen's convention before issue 16).
 
 **Keys.** The step key is the parent of the streams ``"d"`` (an indexed family: critic update i uses
 ``fold_in(d, i)``, itself the parent of ``"z"`` and ``"gp"``) and ``"g"`` (the generator's latents).
@@ -92,7 +102,7 @@ class GANTrainer:
         ``final_lr_fraction`` of their value over ``decay_steps`` more, then stay there (the
         discriminator's schedule counts its own updates: ``n_critic`` times as many).
       n_critic: discriminator updates per generator update (each on its own real sub-batch).
-      pack: PacGAN's packing degree m (1 = no packing).
+      pack: PacGAN's packing degree m (1 = no packing); see **Packing** in the module docstring.
       gp_weight: lambda of the WGAN-GP gradient penalty (``wgan_gp`` only).
       r1_gamma: weight gamma of the R1 penalty on real data (0 = off; any objective).
       ema_decay: decay of the generator's EMA, in [0, 1).
@@ -216,6 +226,11 @@ class GANTrainer:
             raise ValueError(f"train_data has {train_data.shape[0]} rows; one update needs at least "
                              f"pack * n_critic = {self.pack * self.n_critic}.")
 
+    def data_rows(self, d_batch: int) -> int:
+        """Rows of data one :meth:`update` takes when each of its ``n_critic`` discriminator updates
+        sees ``d_batch`` packed inputs (``pack`` samples each): ``n_critic * pack * d_batch``."""
+        return self.n_critic * self.pack * check_positive_int(d_batch, "d_batch")
+
     def _check_array(self, x, name: str, *, values: bool) -> None:
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             raise ValueError(f"{name} must be one array of shape (N, {', '.join(map(str, self.data_shape))}), "
@@ -294,8 +309,9 @@ class GANTrainer:
         """One training step: ``n_critic`` discriminator updates, one generator update, the EMA.
 
         Args:
-          state: a :class:`GANState`. batch: ``(n_critic * B, *data_shape)`` real data, B divisible
-            by ``pack``. key: this step's key. step: unused (accepted for the loop's contract).
+          state: a :class:`GANState`. batch: ``(n_critic * S, *data_shape)`` real data, S divisible
+            by ``pack`` (``S = pack * d_batch`` for ``d_batch`` discriminator inputs per critic update,
+            see :meth:`data_rows`). key: this step's key. step: unused (accepted for the loop's contract).
 
         Returns:
           ``(state, metrics)``: metrics ``d_loss`` (with penalties), ``d_objective``, ``d_real`` and
