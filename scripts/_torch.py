@@ -22,7 +22,7 @@ def explain(step: Callable, args: tuple) -> dict:
     e = torch._dynamo.explain(step)(*args)
     reasons = []
     for b in e.break_reasons:
-        reason = str(getattr(b, "reason", b)).strip().splitlines()[0]
+        reason = str(getattr(b, "reason", b)).strip().splitlines()[0][:160]
         if reason not in reasons:
             reasons.append(reason)
     return {"mode": MODE, "graphs": int(e.graph_count), "graph_breaks": int(e.graph_break_count),

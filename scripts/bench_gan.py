@@ -112,6 +112,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _machine import core_rounds, median_time, print_machine  # noqa: E402
+from _torch import explain as explain_step  # noqa: E402
 
 # The setups. "batch" counts the discriminator's inputs per step (each of "pack" samples, as PacGAN's
 # released code and experiments/_gan2d.py pack). "mlp" is gan_ring's default config, read from
@@ -519,16 +520,9 @@ def torch_setup(setup: dict, model0, x: np.ndarray, steps: int, threads: int, de
         return run_round
 
     def explain():
-        import torch._dynamo
-
-        out = torch._dynamo.explain(step)(*fresh(), data[:B])
+        out = explain_step(step, (*fresh(), data[:B]))
         torch._dynamo.reset()  # the timed loop compiles from scratch
-        reasons = []
-        for b in out.break_reasons:
-            line = str(b.reason).splitlines()[0][:160]
-            if line not in reasons:
-                reasons.append(line)
-        return {"graphs": out.graph_count, "graph_breaks": out.graph_break_count, "reasons": reasons}
+        return out
 
     loops = {"PyTorch eager": (fresh, make_round(step))}
     if variant == "step":
@@ -653,10 +647,10 @@ def bench_setup(name: str, args, torch_ok: bool, device: str) -> dict:
                 ex = explain()
             except Exception as e:  # explain runs one step; report, go on
                 ex = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
-            result["torch_compile"] = {"mode": "default", "fullgraph": False, **ex}
+            result["torch_compile"] = {"fullgraph": False, **ex}
             print(f"  torch.compile (mode 'default', whole step): torch._dynamo.explain: " + (
                 ex["error"] if "error" in ex else f"{ex['graphs']} graphs, {ex['graph_breaks']} graph breaks"))
-            for reason in ex.get("reasons", []):
+            for reason in ex.get("break_reasons", []):
                 print(f"    break: {reason}")
     else:
         print()
