@@ -54,13 +54,13 @@ the grid (PacGAN's GAN: 17.3), minimax to 7 / 25, and minimax with packing to 0 
 discriminator wins outright and the generator gets no gradient). With these networks and this
 budget, packing did not help; R1 with the EMA generator and the late decay did.
 
-Partial rerun of 2026-12-08 (issue 16: seeds 5-9, the released packing; on a shared machine at load
-5-14, nice 10, so only some rows and seeds; the full commands are in the issue-16 notes): grid default
-25 / 25 on seeds 5, 6, 7 (HQ 93.6, 92.6, 90.1 %); grid non-saturating with pack 4, seed 5: 24 / 25, HQ
-20.2 % (its discriminator loss stays at 2 log 2 through the constant-rate phase and the samples sharpen
-only during the decay; with the old split, seeds 0-4: 15-22 / 25 and HQ under 7 %); ring
-non-saturating with pack 2, seed 5: 8 / 8, HQ 97.6 %. So the released packing does not change the
-conclusion for the grid at this budget: packing 4 still fails the goal on the seed measured.
+Rerun of 2026-12-08 (issue 16: reported seeds 5-9, the released packing; a shared machine, so only
+these rows): grid default 25 / 25 on all 5 seeds (HQ 93.6, 92.6, 90.1, 93.9, 90.6 %; reverse KL
+0.007); grid non-saturating with pack 4: 24, 25, 25, 25, 25 modes, HQ 20.2, 38.1, 71.6, 59.3, 58.6 %
+(KL 0.278; with the old split, seeds 0-4: 15-22 modes, HQ under 7 %): the released packing recovers
+the modes but not the sample quality at this budget, so the goal is still missed; ring
+non-saturating with pack 2: 8 / 8 on all 5 seeds, HQ 97.0-97.6 %; grid WGAN-GP as published, seed 5
+only: 24 / 25, HQ 22.6 %, climbing steadily (stable but slow at lr 1e-4 and 12 000 generator steps).
 
 ``metrics.json`` also holds, per row, the metrics of each seed's zero-step generator
 (``untrained_modes``, ``untrained_high_quality_pct``: the state ``fit_trainer`` starts from, sampled
