@@ -35,14 +35,14 @@ def compiled_step(step: Callable, fresh: Callable, name: str) -> Callable:
     under ``REPORTS[name]``."""
     import torch
 
-    compiled = torch.compile(step, mode=None if MODE == "default" else MODE)
+    compiled = None
 
     def call(*args):
-        if name not in REPORTS:
+        nonlocal compiled
+        if compiled is None:  # first call: explain on a throwaway state, then compile from scratch
             state = fresh()
             REPORTS[name] = explain(step, (*state, *args[len(state):]))
             torch._dynamo.reset()  # explain's graphs must not stand in for the compiled ones
-            nonlocal compiled
             compiled = torch.compile(step, mode=None if MODE == "default" else MODE)
         return compiled(*args)
 

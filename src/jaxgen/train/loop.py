@@ -122,7 +122,8 @@ def _differences(saved, now, name: str) -> list[str]:
     dotted names; the values went through JSON, so equality is exact)."""
     if isinstance(saved, Mapping) and isinstance(now, Mapping):
         keys_ = list(saved) + [k for k in now if k not in saved]
-        return [d for k in keys_ for d in _differences(saved.get(k, _ABSENT), now.get(k, _ABSENT), f"{name}.{k}")]
+        return [d for k in keys_
+                for d in _differences(saved.get(k, _ABSENT), now.get(k, _ABSENT), f"{name}.{k}" if name else str(k))]
     if saved == now:
         return []
     show = lambda v: "not recorded" if v is _ABSENT else repr(v)  # noqa: E731
@@ -152,8 +153,7 @@ def _resume(ckpt: Checkpointer, state: LoopState, sharding, fingerprint: dict, s
             "(its settings were not recorded), so nothing can tell whether this run is the same one; resuming it is "
             "refused. Use a new run folder, or delete the old one to start over."
         )
-    problems = [d for k in list(saved) + [k for k in fingerprint if k not in saved]
-                for d in _differences(saved.get(k, _ABSENT), fingerprint.get(k, _ABSENT), k)]
+    problems = _differences(saved, fingerprint, "")
     if problems:
         raise ValueError(
             f"The run folder {run_dir} holds a run with other settings ({'; '.join(problems)}); resuming it "
