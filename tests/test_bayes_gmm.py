@@ -226,7 +226,7 @@ def test_draw_summaries_loop_over_draws():
 def nuts_fit(faithful_std):
     """One small NUTS fit (2 chains from over-dispersed points), every PRNG stream recorded."""
     with keys.recording(all_derivations=True) as rec:
-        est = BayesianGaussianMixture(3, weight_concentration_prior=0.05, inference="nuts", num_warmup=150,
+        est = BayesianGaussianMixture(3, weight_concentration_prior=0.05, inference="nuts", num_warmup=300,
                                       num_samples=150, num_chains=2, nuts_init="dispersed", random_state=0,
                                       **DD).fit(faithful_std[::2].astype(np.float32))  # float32: the fast path
         est.sample(10)
@@ -267,7 +267,14 @@ def test_nuts_small(nuts_fit, faithful_std):
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-5)
     assert est.sample(10)[0].shape == (10, 2)
     diag = bg.label_invariant_diagnostics(est.mcmc_, jnp.asarray(faithful_std[::2], jnp.float32))
-    assert diag["r_hat"].max() < 1.2  # over-dispersed starts agree (measured 1.10 with 150 draws per chain)
+    # Over-dispersed starts agree on the identified quantities: the data log-likelihood and the two
+    # occupied weights (measured R-hat 1.00, 1.00, 1.00 with 300 warm-up steps and 150 draws per chain;
+    # 150 warm-up steps left one chain unconverged, R-hat 1.48). The empty third
+    # weight, at the scale exp(-1 / alpha0) under alpha0 = 0.05, mixes far more slowly (R-hat 2.2, ESS 3
+    # here; the known limit of NUTS under a sparse Dirichlet, README): it is reported, not asserted.
+    identified = ["data_loglik", "sorted_weights[0]", "sorted_weights[1]"]
+    assert diag.loc[identified, "r_hat"].max() < 1.05, diag
+    assert diag.loc["sorted_weights[2]", "ess_bulk"] < diag.loc["sorted_weights[0]", "ess_bulk"]
 
 
 def test_numpyro_log_likelihood_and_loo(nuts_fit, faithful_std):

@@ -219,7 +219,8 @@ BAYES_FAITHFUL_PINS = [
     ("1", -451.1145, 2, [0.63134, 0.35279]),
     ("10", -480.7906, 6, [0.31089, 0.22804, 0.14743, 0.11760, 0.11750, 0.07854]),
 ]
-BAYES_FAITHFUL_P_OCCUPIED_ALPHA1 = [0.646, 0.296, 0.056]  # P(2, 3, 4 occupied clusters | alpha0 = 1)
+BAYES_FAITHFUL_P_OCCUPIED_ALPHA1 = [0.657, 0.293, 0.048]  # P(2, 3, 4 occupied clusters | alpha0 = 1);
+# re-measured after the k-means++ draws moved to the inverse CDF (was 0.646, 0.296, 0.056: Monte Carlo noise)
 
 
 def test_bayes_gmm_blobs(quick_runs):

@@ -259,6 +259,20 @@ def test_init_methods():
     np.testing.assert_allclose(np.asarray(p.weights)[order], [0.3, 0.4, 0.3], atol=1e-6)
 
 
+def test_kmeanspp_draws_rows_in_proportion_to_their_weight():
+    """The seeding's inverse-CDF draw: frequencies match the weights (chi-square), zero weights
+    (padding rows, points already chosen) are never drawn."""
+    from scipy.stats import chisquare
+
+    w = jnp.asarray([0.0, 1.0, 3.0, 0.0, 6.0, 0.0], jnp.float32)
+    rows = np.asarray(jax.jit(G._draw_rows, static_argnums=2)(jax.random.key(0), w, 20_000))
+    counts = np.bincount(rows, minlength=6)
+    assert counts[[0, 3, 5]].sum() == 0
+    assert chisquare(counts[[1, 2, 4]], 20_000 * np.array([0.1, 0.3, 0.6])).pvalue > 1e-3
+    # a wrong draw (uniform over the non-zero rows) is rejected by the same test
+    assert chisquare(np.array([6667, 6667, 6666]), 20_000 * np.array([0.1, 0.3, 0.6])).pvalue < 1e-3
+
+
 def test_fit_n_init_keeps_best_and_is_deterministic():
     X = _blobs(seed=5)
     key = jax.random.key(3)

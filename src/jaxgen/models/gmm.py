@@ -699,12 +699,22 @@ def _sq_dists(Xs, xx, C):
     return jnp.maximum(xx[:, None] - 2.0 * Xs @ C.T + jnp.sum(C * C, axis=1)[None, :], 0.0)
 
 
+def _draw_rows(key, weights, n: int):
+    """``n`` row indices drawn with probability proportional to ``weights`` (N,) >= 0, not all 0.
+
+    By the inverse CDF (a cumulative sum and ``n`` binary searches): O(N) work, where
+    ``jax.random.categorical`` draws N Gumbel numbers per sample (50x slower at N = 200 000)."""
+    cum = jnp.cumsum(weights)
+    u = jax.random.uniform(key, (n,), dtype=cum.dtype) * cum[-1]
+    return jnp.minimum(jnp.searchsorted(cum, u, side="right"), weights.shape[0] - 1)
+
+
 def _kmeanspp(key, Xs, xx, w, k):
     """Greedy k-means++ seeding (2 + log k candidates per step, as scikit-learn): (k,) row indices."""
     n_trials = 2 + int(np.log(k))
     dt = Xs.dtype
     key0, key = jax.random.split(key)
-    first = jax.random.categorical(key0, jnp.log(w))
+    first = _draw_rows(key0, w, 1)[0]
     d2 = _sq_dists(Xs, xx, Xs[first][None])[:, 0]
     idx = jnp.zeros((k,), jnp.int32).at[0].set(first.astype(jnp.int32))
 
@@ -712,8 +722,7 @@ def _kmeanspp(key, Xs, xx, w, k):
         idx, d2, key = carry
         key, sub = jax.random.split(key)
         pot = w * d2
-        logits = jnp.where(jnp.sum(pot) > 0, jnp.log(pot), jnp.log(w))
-        cand = jax.random.categorical(sub, logits, shape=(n_trials,))
+        cand = _draw_rows(sub, jnp.where(jnp.sum(pot) > 0, pot, w), n_trials)
         new_d2 = jnp.minimum(d2[:, None], _sq_dists(Xs, xx, Xs[cand]))
         best = jnp.argmin(jnp.sum(w[:, None] * new_d2, axis=0))
         return idx.at[j].set(cand[best].astype(jnp.int32)), new_d2[:, best], key
@@ -722,21 +731,29 @@ def _kmeanspp(key, Xs, xx, w, k):
     return idx
 
 
-def _lloyd(Xs, xx, w, centres, max_iter=100):
+def _lloyd(Xs, w, centres, max_iter=100):
     """Weighted Lloyd iterations until the centre shift is below scikit-learn's default tol."""
     k = centres.shape[0]
     total = jnp.sum(w)
     var = jnp.sum(w[:, None] * Xs * Xs, axis=0) / total - (jnp.sum(w[:, None] * Xs, axis=0) / total) ** 2
     tol = 1e-4 * jnp.mean(var)
+    # Sums per cluster: a scatter-add on CPU (2.3x faster than the one-hot matmul at N = 200 000,
+    # K = 16); elsewhere the one-hot matmul, whose sums do not depend on the order of atomic adds.
+    scatter = jax.default_backend() == "cpu"
 
-    def assign(c):
-        return jnp.argmin(_sq_dists(Xs, xx, c), axis=1)
+    def assign(c):  # argmin of |x - c|^2 over c: |x|^2 is the same for every c
+        return jnp.argmin(jnp.sum(c * c, axis=1)[None, :] - 2.0 * Xs @ c.T, axis=1)
 
     def body(state):
         i, c, _ = state
-        r = jax.nn.one_hot(assign(c), k, dtype=Xs.dtype) * w[:, None]
-        cnt = jnp.sum(r, axis=0)
-        new = jnp.where(cnt[:, None] > 0, (r.T @ Xs) / jnp.maximum(cnt, 1e-30)[:, None], c)
+        labels = assign(c)
+        if scatter:
+            sums = jax.ops.segment_sum(w[:, None] * Xs, labels, k)
+            cnt = jax.ops.segment_sum(w, labels, k)
+        else:
+            r = jax.nn.one_hot(labels, k, dtype=Xs.dtype) * w[:, None]
+            sums, cnt = r.T @ Xs, jnp.sum(r, axis=0)
+        new = jnp.where(cnt[:, None] > 0, sums / jnp.maximum(cnt, 1e-30)[:, None], c)
         return i + 1, new, jnp.sum((new - c) ** 2)
 
     def cond(state):
@@ -758,7 +775,7 @@ def _init_resp(key, X, w, k, init):
         idx = _kmeanspp(key, Xs, xx, w, k)
         if init == "k-means++":  # scikit-learn: only the seeds carry responsibility
             return jnp.full((n,), -1, jnp.int32).at[idx].set(jnp.arange(k, dtype=jnp.int32)), X[idx]
-        centres, labels = _lloyd(Xs, xx, w, Xs[idx])
+        centres, labels = _lloyd(Xs, w, Xs[idx])
         return labels.astype(jnp.int32), centres + mean
     if init == "random_from_data":
         idx = jax.random.choice(key, n, (k,), replace=False, p=w / total)
