@@ -198,6 +198,7 @@ def tiny(tmp_path_factory):
     return clf, folder
 
 
+@pytest.mark.needs_data("mnist")
 def test_tiny_classifier_trains_and_reports(tiny, mnist_test):
     clf, _ = tiny
     x, y = mnist_test
@@ -211,6 +212,7 @@ def test_tiny_classifier_trains_and_reports(tiny, mnist_test):
     assert set(clf.info["floors"]) == {"fid_test_halves", "fid_test_random_halves", "fid_halves_n", "mnist_score_test"}
 
 
+@pytest.mark.needs_data("mnist")
 def test_domain_fid_properties(tiny, mnist_test):
     clf, _ = tiny
     x, _ = mnist_test
@@ -230,6 +232,7 @@ def test_domain_fid_properties(tiny, mnist_test):
     assert fids[0] > 3 * fid_ab
 
 
+@pytest.mark.needs_data("mnist")
 def test_mnist_score_and_class_histogram(tiny, mnist_test):
     from scipy.special import rel_entr
 
@@ -253,6 +256,7 @@ def test_mnist_score_and_class_histogram(tiny, mnist_test):
     assert M.class_histogram(one, classifier=clf).argmax() == 3
 
 
+@pytest.mark.needs_data("mnist")
 def test_classifier_artefact_round_trip_and_checksum(tiny, mnist_test, tmp_path, monkeypatch):
     import json
     import shutil
@@ -305,6 +309,7 @@ def test_classifier_artefact_round_trip_and_checksum(tiny, mnist_test, tmp_path,
         ro.chmod(0o755)
 
 
+@pytest.mark.needs_data("mnist")
 @pytest.mark.parametrize(
     "images, match",
     [
@@ -366,6 +371,7 @@ def test_expected_coverage_is_exact():
     assert 1000 - mean < 1e-8  # the literature's sample size covers everything for a perfect generator
 
 
+@pytest.mark.needs_data("mnist")
 def test_real_stacked_samples_cover_modes_like_a_uniform_multinomial():
     n = 3000
     _, digits = D.make_stacked_mnist(KEY, n, "test")
@@ -376,6 +382,7 @@ def test_real_stacked_samples_cover_modes_like_a_uniform_multinomial():
     assert out["histogram"].sum() == n
 
 
+@pytest.mark.needs_data("mnist")
 def test_stacked_mode_metrics_with_classifier(tiny):
     clf, _ = tiny
     n = 3000
