@@ -15,7 +15,7 @@ import scipy.io
 from jaxgen import data as D
 from jaxgen.data import files
 
-from conftest import require_data, shared_data_dir
+from conftest import shared_data_dir
 
 FAITHFUL_SHA256 = "d40b983752ab7ec0b15b740089c3ca7b7b59d0c7433a029a1714d134de1e8d14"  # /work/shared/data/README.md
 
@@ -206,7 +206,6 @@ def test_read_idx_rejects_bad_files(tmp_path):
 # ---------------------------------------------------------------------------------- MNIST
 def _mnist_reference() -> dict:
     """The data folder's MNIST (mnist.npz or the IDX files): ``{"x_train": ..., "y_train": ..., ...}``."""
-    require_data("mnist")
     return {f"{k}_{split}": a for split in D.MNIST_SPLITS for k, a in zip("xy", D.load_mnist(split))}
 
 
@@ -222,6 +221,7 @@ def test_mnist_splits():
     np.testing.assert_array_equal(np.bincount(y), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
 
 
+@pytest.mark.needs_data("mnist")
 def test_mnist_from_idx_files_downloaded(tmp_path, monkeypatch):
     """The IDX route (download + parse + 50k/10k split) reproduces the data folder's MNIST exactly."""
     ref = _mnist_reference()
@@ -367,6 +367,7 @@ def mnist_server(tmp_path, monkeypatch):
     server.server_close()
 
 
+@pytest.mark.needs_data("mnist")
 def test_cli_data_fetch_mnist_over_http(mnist_server, tmp_path, capsys):
     from jaxgen import cli
 
@@ -396,6 +397,7 @@ def test_cli_data_fetch_mnist_over_http(mnist_server, tmp_path, capsys):
     assert "already present and verified" in capsys.readouterr().out
 
 
+@pytest.mark.needs_data("mnist")
 def test_cli_data_fetch_rejects_a_corrupted_download(mnist_server, tmp_path, capsys):
     from jaxgen import cli
 

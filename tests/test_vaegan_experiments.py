@@ -42,7 +42,8 @@ def test_quick_run_metrics(quick):
     cfg = json.loads((r.dir / "config.json").read_text())
     assert m["budget_images"] == cfg["budget_epochs"] * (cfg["n_train"] // cfg["batch_size"]) * cfg["batch_size"]
     assert m["fid_test_vs_test"] < min(m[k]["fid"] for k in ("vaegan", "vae", "gan"))
-    assert (r.dir / "table.md").read_text().startswith("| model | domain FID")
+    table = (r.dir / "table.md").read_text()
+    assert table.startswith("| model | domain FID") and "±" not in table  # one seed: values, no "± 0.000"
     keys.assert_distinct(rec)
 
 
