@@ -79,14 +79,17 @@ def shared_data_dir() -> Path | None:
 
 
 # ------------------------------------------------------------------------------ data sets
-def _ready(name: str) -> bool:
-    """Data set ``name`` is usable in the data folder (checked once per process and folder)."""
-    return _ready_in(name, _files.data_dir().resolve())
+def _missing(name: str) -> bool:
+    """Data set ``name`` is absent from the data folder: not usable, and none of its files is there
+    but corrupted (a corrupted file is an error the test shows, never a skip). Checked once per
+    process and folder."""
+    return _missing_in(name, _files.data_dir().resolve())
 
 
 @functools.cache
-def _ready_in(name: str, folder: Path) -> bool:
-    return _files.dataset_status(name, folder)["ready"]
+def _missing_in(name: str, folder: Path) -> bool:
+    st = _files.dataset_status(name, folder)
+    return not st["ready"] and all(status != "corrupted" for _, status, _, _ in st["files"])
 
 
 def _missing_data_reason(name: str) -> str:
@@ -110,7 +113,7 @@ def _skip_if_missing_data(err: BaseException) -> None:
     if err.path.parent.resolve() != _files.data_dir().resolve() or err.path.exists():
         return
     ds = _files._dataset_of(err.name)
-    if ds is not None and not ds.bundled and not _ready(ds.name):
+    if ds is not None and not ds.bundled and _missing(ds.name):
         _skip_missing(ds.name)
 
 
@@ -118,7 +121,7 @@ def _skip_if_missing_data(err: BaseException) -> None:
 def pytest_runtest_setup(item):
     for mark in item.iter_markers("needs_data"):
         for name in mark.args:
-            if not _ready(name):
+            if _missing(name):
                 _skip_missing(name)
     try:
         return (yield)  # fixtures: a module fixture that loads MNIST errors here for each of its tests
@@ -137,6 +140,6 @@ def pytest_runtest_call(item):
 
 
 def require_data(name: str) -> None:
-    """Inside a test: skip it (the same reason as ``needs_data``) unless data set ``name`` is in the data folder."""
-    if not _ready(name):
+    """Inside a test: skip it (the same reason as ``needs_data``) if data set ``name`` is not in the data folder."""
+    if _missing(name):
         _skip_missing(name)

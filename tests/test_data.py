@@ -495,7 +495,8 @@ def test_loads_from_another_folder(tmp_path):
 def test_a_test_that_needs_a_missing_data_set_skips_with_one_reason(pytester, tmp_path, monkeypatch):
     """With MNIST absent from the data folder (a fresh clone without network), a test that needs it,
     marked or not, in its body or through a fixture, is skipped (not an error) with one reason that
-    names `make data`; a missing file elsewhere stays an error; with MNIST present the test runs."""
+    names `make data`; a missing file elsewhere, or a corrupted one, stays an error; with MNIST
+    present the test runs."""
     shared = shared_data_dir()
     pytester.makeconftest((Path(__file__).parent / "conftest.py").read_text())
     pytester.makeini("[pytest]\nmarkers =\n    needs_data: needs these data sets\n")
@@ -512,6 +513,8 @@ def test_a_test_that_needs_a_missing_data_set_skips_with_one_reason(pytester, tm
         r"that has it",
         r"FAILED test_inner.py::test_loads_from_another_folder - jaxgen.data.files.Data.*",
     ])
+    (empty / "mnist.npz").write_bytes(b"not the archive")  # a corrupted file is an error to see, never a skip
+    pytester.runpytest("-p", "no:cacheprovider", "-k", "marked or body").assert_outcomes(failed=2)
     if shared is not None and files.dataset_status("mnist", shared)["ready"]:
         monkeypatch.setenv("JAXGEN_DATA_DIR", str(shared))
         pytester.runpytest("-p", "no:cacheprovider", "-k", "marked").assert_outcomes(failed=1)  # it ran
