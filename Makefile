@@ -3,8 +3,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
-# The data sets the tests need (`make data DATA="mnist frey"` fetches Frey Face too).
+# The data sets the tests need (`make data DATA="mnist frey"` fetches Frey Face too), and the command that fetches
+# each one missing from the data folder, sha256-verified (where all are present it checks them, no network).
 DATA ?= mnist
+FETCH_DATA = for d in $(DATA); do $(BIN)/jaxgen data fetch $$d || exit 1; done
 
 .PHONY: install tour data test bench clean
 
@@ -23,10 +25,8 @@ tour: $(VENV)/.installed
 # exists (the same rule as tests/conftest.py), else jaxgen's default, ~/.cache/jaxgen (an empty value means that).
 data test: export JAXGEN_DATA_DIR ?= $(abspath $(wildcard ../shared/data))
 
-# Downloads each data set of $(DATA) that is not in the data folder yet, sha256-verified; where they are all
-# present it checks them and touches no network.
 data: $(VENV)/.installed
-	@for d in $(DATA); do $(BIN)/jaxgen data fetch $$d || exit 1; done
+	@$(FETCH_DATA)
 
 # `make data` first; where that fails (no network), the tests that need a missing data set skip, each with the
 # one reason "data set 'mnist' is not in the data folder ...: run `make data`", and the run stays green.
@@ -34,7 +34,7 @@ data: $(VENV)/.installed
 # single-threaded, so two workers use both cores of a CI machine (times in README, Development).
 # TESTS: optional test files or pytest arguments (default: the whole suite).
 test: $(VENV)/.installed
-	@$(MAKE) --no-print-directory data || echo "make test: the data sets above could not be fetched; the tests that need them will skip"
+	@($(FETCH_DATA)) || echo "make test: the data sets above could not be fetched; the tests that need them will skip"
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(TESTS)
 
 # Each benchmark prints the machine and library versions beside its ratios. On a shared or loaded
