@@ -3,8 +3,12 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+# The data sets the tests need (`make data DATA="mnist frey"` fetches Frey Face too), and the command that fetches
+# each one missing from the data folder, sha256-verified (where all are present it checks them, no network).
+DATA ?= mnist
+FETCH_DATA = for d in $(DATA); do $(BIN)/jaxgen data fetch $$d || exit 1; done
 
-.PHONY: install tour test bench clean
+.PHONY: install tour data test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +21,21 @@ install: $(VENV)/.installed
 tour: $(VENV)/.installed
 	$(BIN)/jaxgen tour --out runs/tour
 
+# The data folder of `make data` and the tests: $JAXGEN_DATA_DIR, else ../shared/data beside the checkout where it
+# exists (the same rule as tests/conftest.py), else jaxgen's default, ~/.cache/jaxgen (an empty value means that).
+data test: export JAXGEN_DATA_DIR ?= $(abspath $(wildcard ../shared/data))
+
+data: $(VENV)/.installed
+	@$(FETCH_DATA)
+
+# `make data` first; where that fails (no network), the tests that need a missing data set skip, each with the
+# one reason "data set 'mnist' is not in the data folder ...: run `make data`", and the run stays green.
 # Two workers (pytest-xdist), one test file each at a time: the suite is compile-bound and mostly
 # single-threaded, so two workers use both cores of a CI machine (times in README, Development).
+# TESTS: optional test files or pytest arguments (default: the whole suite).
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	@($(FETCH_DATA)) || echo "make test: the data sets above could not be fetched; the tests that need them will skip"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(TESTS)
 
 # Each benchmark prints the machine and library versions beside its ratios. On a shared or loaded
 # machine add --threads 1 (one thread each, pinned): default thread pools collapse under contention.

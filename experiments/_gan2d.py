@@ -230,10 +230,13 @@ def _train_one(run, config, trainer, seed_key, ds, run_dir):
 def _summary(per_seed: list[dict], untrained: list[dict], seconds: list[float], n_modes: int) -> dict:
     modes = [m["modes"] for m in per_seed]
     hq = [m["high_quality_pct"] for m in per_seed]
-    kl = [m["reverse_kl"] for m in per_seed]
+    kl = [m["reverse_kl"] for m in per_seed]  # None (undefined) for a seed with no HQ sample
+    defined = [v for v in kl if v is not None]
     return {"modes": modes, "high_quality_pct": hq, "reverse_kl": kl,
             "modes_mean": float(np.mean(modes)), "high_quality_pct_mean": float(np.mean(hq)),
-            "reverse_kl_mean": float(np.mean(kl)), "modes_min": int(np.min(modes)),
+            # over the seeds where it is defined (None if none); the table says how many were left out
+            "reverse_kl_mean": float(np.mean(defined)) if defined else None,
+            "reverse_kl_undefined_seeds": len(kl) - len(defined), "modes_min": int(np.min(modes)),
             "high_quality_pct_min": float(np.min(hq)),
             "goal_met": bool(min(modes) == n_modes and min(hq) >= 90.0),
             "untrained_modes": [m["modes"] for m in untrained],
@@ -262,7 +265,7 @@ def run(config, run, dataset: str) -> dict:
                                                                                    "modes_raw")})
             curves[-1]["step"] = [h["step"] for h in history]
             run.log(f"  {tag} seed {i}: {mm['modes']}/{ds['n_modes']} modes, HQ {mm['high_quality_pct']:.1f} %, "
-                    f"reverse KL {mm['reverse_kl']:.3f}, {sec:.1f} s (d_loss {last['d_loss']:.3f}, g_loss "
+                    f"reverse KL {_kl_text(mm['reverse_kl'])}, {sec:.1f} s (d_loss {last['d_loss']:.3f}, g_loss "
                     f"{last['g_loss']:.3f})")
         return np.stack(samples), {**_summary(per_seed, untrained, secs, ds["n_modes"]), "curves": curves}
 
@@ -319,11 +322,25 @@ def results_table(metrics: dict, dataset: str) -> str:
     for name, r in rows:
         lines.append(f"| {name} | {r['modes_mean']:.1f}; {', '.join(map(str, r['modes']))} | "
                      f"{r['high_quality_pct_mean']:.1f}; {r['high_quality_pct_min']:.1f} | "
-                     f"{r['reverse_kl_mean']:.3f} | "
+                     f"{_kl_mean_text(r)} | "
                      f"{np.mean(r['train_seconds']):.0f} |")
     for name, modes in PUBLISHED[dataset].items():
         lines.append(f"| PacGAN Table 1: {name} | {modes} | | | |")
     return "\n".join(lines)
+
+
+def _kl_text(kl: float | None) -> str:
+    return "undefined (no HQ sample)" if kl is None else f"{kl:.3f}"
+
+
+def _kl_mean_text(summary: dict) -> str:
+    """The reverse KL cell: the mean over the seeds where it is defined, and how many seeds had no HQ sample."""
+    n, bad = len(summary["reverse_kl"]), summary["reverse_kl_undefined_seeds"]
+    if bad == 0:
+        return f"{summary['reverse_kl_mean']:.3f}"
+    if bad == n:
+        return "undefined (no HQ sample" + (" in any seed)" if n > 1 else ")")
+    return f"{summary['reverse_kl_mean']:.3f} over {n - bad} of {n} seeds ({bad} undefined: no HQ sample)"
 
 
 def _scatter(run, panels: dict, ds: dict, dataset: str) -> None:

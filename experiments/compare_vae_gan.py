@@ -112,9 +112,12 @@ def run(config, run) -> dict:
     lines = ["| model | domain FID | MNIST score | classes covered | class KL | test NLL (nats) | train s | params |",
              "|---|---|---|---|---|---|---|---|"]
     for name, srow in summary.items():
-        nll = "n/a" if srow["test_nll_nats"] is None else f"{srow['test_nll_nats']:.2f} ± {srow['test_nll_nats_std']:.2f}"
-        lines.append(f"| {name.upper()} | {srow['fid']:.3f} ± {srow['fid_std']:.3f} | {srow['mnist_score']:.3f} ± "
-                     f"{srow['mnist_score_std']:.3f} | {srow['classes_covered']:.1f} | {srow['class_kl_to_uniform']:.4f} "
+        n = config.n_seeds
+        nll = ("n/a" if srow["test_nll_nats"] is None
+               else plotting.mean_std(srow["test_nll_nats"], srow["test_nll_nats_std"], n, 2))
+        lines.append(f"| {name.upper()} | {plotting.mean_std(srow['fid'], srow['fid_std'], n)} | "
+                     f"{plotting.mean_std(srow['mnist_score'], srow['mnist_score_std'], n)} | "
+                     f"{srow['classes_covered']:.1f} | {srow['class_kl_to_uniform']:.4f} "
                      f"| {nll} | {srow['train_seconds']:.1f} | {int(srow['n_params'])} |")
     table = "\n".join(lines)
     run.log(table)

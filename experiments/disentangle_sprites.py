@@ -50,12 +50,13 @@ for that objective (``best_weight``; the same weight for every metric), with ``*
 std and per-seed values of every metric (``mig_histogram_per_factor`` and ``mig_chen_per_factor``
 for all five factors); ``mig_estimators``: what each MIG is and how it differs from the published
 ones; ``protocol_differences``: how the CPU run differs from the papers. ``table.md``: one row per
-objective and weight, mean ± std over seeds.
+objective and weight, mean ± std over seeds (one seed: the value alone).
 
 Figures: ``traversals`` -- the best model (highest histogram MIG of every run): one row per
 latent, sorted by its mean KL to the prior (in the row label), the latent alone set to values from
 -2 to 2 while the others keep the posterior mean of one held-out image (decoder means); ``mig_per_factor`` -- both
-MIGs of each factor for each objective's best weight (mean ± std over seeds).
+MIGs of each factor for each objective's best weight (mean, and std over seeds as error bars; one
+seed: no bars, and the axis says "one seed").
 
 Protocols:
   * default (CPU, about 20 minutes on one core at moderate load; measured {cpu_time}): {cpu_settings}.
@@ -376,19 +377,19 @@ def run(config, run) -> dict:
         for w, r in runs[n].items():
             label = "VAE (baseline)" if n == "beta_vae" and w == "1" else n
             lines.append(f"| {label} | {WEIGHT_NAME[n]} = {w} | "
-                         + " | ".join(f"{r[m]:.3f} ± {r[m + '_std']:.3f}" for m in scores)
+                         + " | ".join(plotting.mean_std(r[m], r[m + "_std"], config.n_seeds) for m in scores)
                          + f" | {r['elbo']:.1f} | {r['active_latents']:.1f} | {r['train_seconds']:.0f} |")
     table = "\n".join(lines)
     run.log(table)
     (run.dir / "table.md").write_text(
-        f"{config.n_seeds} seeds, mean ± std; evaluation sprites: {eval_sprites}; MIG (histogram): "
+        f"{plotting.over_seeds(config.n_seeds)}; evaluation sprites: {eval_sprites}; MIG (histogram): "
         f"disentanglement_lib's estimator over {list(config.eval.factors)}; MIG (Chen): Chen et al.'s estimator over "
         f"{list(config.eval.chen_factors)}\n\n" + table + "\n")
 
     _, b_name, b_weight, b_seed, b_params, b_kl = best
     _traversal_figure(config, run, b_params, np.asarray(b_kl), eval_images[config.eval.traverse_image],
                       f"{b_name}, {WEIGHT_NAME[b_name]} = {b_weight:g}, seed {config.seed + b_seed}")
-    _mig_figure(run, {n: runs[n][best_weight[n]] for n in objectives}, best_weight)
+    _mig_figure(run, {n: runs[n][best_weight[n]] for n in objectives}, best_weight, config.n_seeds)
 
     b_row = runs[b_name][_weight_key(b_weight)]["per_seed"][b_seed]
     metrics["best_model"] = {"objective": b_name, "weight": b_weight, "seed": config.seed + b_seed,
@@ -436,7 +437,9 @@ def _traversal_figure(config, run, params, kl, image, title):
         ax.set_title(f"Latent traversals of the best model by MIG: {title}", fontsize=9)
 
 
-def _mig_figure(run, best_rows: dict, best_weight: dict):
+def _mig_figure(run, best_rows: dict, best_weight: dict, n_seeds: int):
+    """MIG per factor of each objective's best weight: bars of the mean, error bars of the std over
+    seeds (none for one seed, which has no spread)."""
     names = list(best_rows)
     factors = list(next(iter(best_rows.values()))["mig_histogram_per_factor"])
     width = 0.8 / len(names)
@@ -448,10 +451,10 @@ def _mig_figure(run, best_rows: dict, best_weight: dict):
                 r = best_rows[n]
                 ax.bar(np.arange(len(factors)) + (i - (len(names) - 1) / 2) * width,
                        [r[f"{metric}_per_factor"][f] for f in factors], width,
-                       yerr=[r[f"{metric}_per_factor_std"][f] for f in factors], capsize=3,
+                       yerr=[r[f"{metric}_per_factor_std"][f] for f in factors] if n_seeds > 1 else None, capsize=3,
                        label=f"{n} ({WEIGHT_NAME[n]} = {best_weight[n]})")
             ax.set_xticks(np.arange(len(factors)), factors)
             ax.set_xlabel("ground-truth factor")
             ax.set_title(f"MIG per factor, {what}", fontsize=9)
-        axes[0].set_ylabel("MIG (normalised gap; mean and std over seeds)")
+        axes[0].set_ylabel(f"MIG (normalised gap; {plotting.over_seeds(n_seeds)})")
         plotting.legend_outside(axes[1])

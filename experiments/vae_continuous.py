@@ -245,8 +245,8 @@ def run(config, run) -> dict:
         zz = np.stack(np.meshgrid(q, q[::-1]), -1).reshape(-1, 2).astype(np.float32)
         imgs = vae.decode_mean(params, zz)
         with run.figure("manifold", 1, 1, figsize=(7, 7 * H / W)) as (fig, ax):
-            plotting.show_images(ax, plotting.image_grid(imgs, n, n, shape),
-                                 f"decoder means E[x|z] on a {n} x {n} grid of z (prior quantiles 3%..97%)")
+            plotting.show_latent_grid(ax, imgs, q, q[::-1], shape,
+                                      f"decoder means E[x|z] on a {n} x {n} grid of z (prior quantiles 3%..97%)")
     samples, _ = vae.sample(k_sample, params, 48)
     with run.figure("samples", 1, 1, figsize=(8, 8 * 6 * H / (8 * W))) as (fig, ax):
         plotting.show_images(ax, plotting.image_grid(samples, 6, 8, shape), "samples: E[x | z], z ~ p(z)")

@@ -372,7 +372,8 @@ def _latent2d(config, run, x_train, x_test, y_test, key) -> dict:
         axes[0].set_ylabel("E[z_2 | x]")
         axes[0].set_title(f"2-D latent VAE ({config.latent2d.epochs} epochs): posterior means of {len(mu)} test digits",
                           fontsize=9)
-        _show(axes[1], grid, n, n, f"its decoder means on a {n} x {n} grid of z (prior quantiles 3%..97%)")
+        plotting.show_latent_grid(axes[1], grid, q, q[::-1], (28, 28),
+                                  f"its decoder means on a {n} x {n} grid of z (prior quantiles 3%..97%)", cmap="gray_r")
     el = float(np.mean(np.asarray(vae.elbo(p, x_test, k_elbo))))
     run.log(f"2-D latent VAE: test ELBO {el:.2f} nats after {config.latent2d.epochs} epochs ({seconds:.1f} s)")
     return {"latent2d_test_elbo_nats": el, "latent2d_train_seconds": seconds}

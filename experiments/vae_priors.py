@@ -33,14 +33,14 @@ Metrics, per prior and replicate, on the test set binarised once (a fixed draw o
   images (:func:`jaxgen.metrics.latents.active_units`).
 * ``train_seconds``, ``n_params`` (encoder + decoder + prior).
 
-Outputs: ``table.md`` (mean ± std over replicates per prior, also in the log), ``selection.md``
+Outputs: ``table.md`` (mean ± std over replicates per prior, the value alone for one; also in the log), ``selection.md``
 (the selection's validation NLL per candidate and prior), ``metrics.json``
 (each prior's numbers under its name, ``normal`` / ``mog`` / ``vamp``: mean, ``*_std`` and
 ``per_seed``, and ``unit_variances_seed0``: the first replicate's Var_x E[z_u | x] per unit; the
 settings used, ``epochs``, ``warmup_epochs``, ``vamp_init``; ``selection``; the protocol and its
 differences), figures ``samples`` (decoder means E[x | z],
 z ~ p(z), of each prior's first-replicate model, side by side), ``nll`` (test NLL per prior, mean
-and std over replicates), ``active_units`` (the variances of the posterior means per latent,
+and std over replicates; no error bars for one), ``active_units`` (the variances of the posterior means per latent,
 sorted, for each prior, with the threshold).
 
 Configs:
@@ -280,9 +280,9 @@ def _table(summary: dict, config) -> str:
             ("KL (nats)", "kl_nats", 2), ("active units", "active_units", 1), ("train s", "train_seconds", 0)]
     lines = [f"| prior | {' | '.join(c[0] for c in cols)} | params |", "|---|" + "---|" * (len(cols) + 1)]
     for name, s in summary.items():
-        cells = [f"{s[key]:.{d}f} ± {s[key + '_std']:.{d}f}" for _, key, d in cols]
+        cells = [plotting.mean_std(s[key], s[key + "_std"], config.n_seeds, d) for _, key, d in cols]
         lines.append(f"| {name} | {' | '.join(cells)} | {s['per_seed'][0]['n_params']} |")
-    lines.append(f"\nmean ± std over {config.n_seeds} seed(s); NLL with k = {config.eval.k} on {config.eval.n_test_nll} "
+    lines.append(f"\n{plotting.over_seeds(config.n_seeds)}; NLL with k = {config.eval.k} on {config.eval.n_test_nll} "
                  f"test images; active units of {config.model.latent_dim} (variance of E[z|x] > "
                  f"{config.eval.active_threshold:g} over {config.eval.n_active} test images); K = {config.n_components}.")
     return "\n".join(lines)
@@ -425,12 +425,12 @@ def _figures(run, config, priors, summary, shown, variances) -> None:
                                            f"{summary[p]['per_seed'][0]['test_nll_nats']:.1f} nats", cmap="gray_r")
     with run.figure("nll", 1, 1, figsize=(5, 4)) as (fig, ax):
         xs = np.arange(len(priors))
-        ax.errorbar(xs, [summary[p]["test_nll_nats"] for p in priors], yerr=[summary[p]["test_nll_nats_std"] for p in priors],
-                    fmt="o", capsize=5)
+        ax.errorbar(xs, [summary[p]["test_nll_nats"] for p in priors], fmt="o", capsize=5,
+                    yerr=[summary[p]["test_nll_nats_std"] for p in priors] if config.n_seeds > 1 else None)
         ax.set_xticks(xs, priors)
         ax.set_xlabel("prior")
         ax.set_ylabel(f"test NLL (nats, k = {config.eval.k})")
-        ax.set_title(f"mean ± std over {config.n_seeds} seed(s)", fontsize=9)
+        ax.set_title(plotting.over_seeds(config.n_seeds), fontsize=9)
     with run.figure("active_units", 1, 1, figsize=(6, 4)) as (fig, ax):
         for p in priors:
             v = np.sort(variances[p])[::-1]

@@ -202,9 +202,11 @@ def run(config, run) -> dict:
     lines = ["| model | domain FID | MNIST score | classes covered | class KL | recon MSE | train s | params |",
              "|---|---|---|---|---|---|---|---|"]
     for name, r in summary.items():
-        mse = "n/a" if r["recon_mse"] is None else f"{r['recon_mse']:.4f} ± {r['recon_mse_std']:.4f}"
-        lines.append(f"| {names[name]} | {r['fid']:.3f} ± {r['fid_std']:.3f} | {r['mnist_score']:.3f} ± "
-                     f"{r['mnist_score_std']:.3f} | {r['classes_covered']:.1f} | {r['class_kl_to_uniform']:.4f} | "
+        n = config.n_seeds
+        mse = "n/a" if r["recon_mse"] is None else plotting.mean_std(r["recon_mse"], r["recon_mse_std"], n, 4)
+        lines.append(f"| {names[name]} | {plotting.mean_std(r['fid'], r['fid_std'], n)} | "
+                     f"{plotting.mean_std(r['mnist_score'], r['mnist_score_std'], n)} | "
+                     f"{r['classes_covered']:.1f} | {r['class_kl_to_uniform']:.4f} | "
                      f"{mse} | {r['train_seconds']:.1f} | {int(r['n_params'])} |")
     lines.append(f"| test images (floor) | {fid_floor:.3f} (two halves of {half}) | {floors['mnist_score_test']:.3f} "
                  "| | | | | |")

@@ -15,11 +15,11 @@ from scipy import stats
 from jaxgen import keys, runner
 from jaxgen.models import gan, gmm
 
-from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_run_folder, _has_mnist
+from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_run_folder
 
 FAMILIES = ("ppca", "gmm", "vae", "iwae", "pixelcnn", "pixelvae", "gan")
 PIN = {"pixelcnn_nll": 497.956, "ppca_nll": 363.7629}  # the quick run (see the module docstring)
-mnist = pytest.mark.skipif(not _has_mnist(), reason="mnist.npz is not in JAXGEN_DATA_DIR")
+mnist = pytest.mark.needs_data("mnist")
 
 
 def _module():

@@ -204,18 +204,16 @@ def test_read_idx_rejects_bad_files(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- MNIST
-def _shared_mnist() -> Path:
-    d = shared_data_dir()
-    if d is None or not (d / "mnist.npz").is_file():
-        pytest.skip("mnist.npz not in JAXGEN_DATA_DIR")
-    return d
+def _mnist_reference() -> dict:
+    """The data folder's MNIST (mnist.npz or the IDX files): ``{"x_train": ..., "y_train": ..., ...}``."""
+    return {f"{k}_{split}": a for split in D.MNIST_SPLITS for k, a in zip("xy", D.load_mnist(split))}
 
 
-def test_mnist_npz_splits():
-    d = _shared_mnist()
+@pytest.mark.needs_data("mnist")
+def test_mnist_splits():
     sizes = {"train": 50_000, "valid": 10_000, "test": 10_000}
     for split, n in sizes.items():
-        x, y = D.load_mnist(split, data_dir=d)
+        x, y = D.load_mnist(split)
         assert x.shape == (n, 28, 28) and x.dtype == np.uint8
         assert y.shape == (n,) and y.dtype == np.uint8
         assert y.min() == 0 and y.max() == 9 and x.max() == 255
@@ -223,11 +221,10 @@ def test_mnist_npz_splits():
     np.testing.assert_array_equal(np.bincount(y), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
 
 
+@pytest.mark.needs_data("mnist")
 def test_mnist_from_idx_files_downloaded(tmp_path, monkeypatch):
-    """The IDX route (download + parse + 50k/10k split) reproduces mnist.npz exactly."""
-    d = _shared_mnist()
-    with np.load(d / "mnist.npz", allow_pickle=False) as z:
-        ref = {k: z[k] for k in z.files}
+    """The IDX route (download + parse + 50k/10k split) reproduces the data folder's MNIST exactly."""
+    ref = _mnist_reference()
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     originals = {
@@ -334,7 +331,7 @@ def test_binarize_x64(x64):
 # ---------------------------------------------------------------------------------- data sets, `jaxgen data`
 @pytest.fixture
 def mnist_server(tmp_path, monkeypatch):
-    """A local HTTP server holding the four MNIST IDX files, made from the shared mnist.npz.
+    """A local HTTP server holding the four MNIST IDX files, made from the data folder's MNIST.
 
     The registry's URLs point at the server and its sha256 at these files' digests (gzip output
     differs from the published files' bytes, so the published digests cannot be reproduced here);
@@ -345,9 +342,7 @@ def mnist_server(tmp_path, monkeypatch):
     import http.server
     import threading
 
-    d = _shared_mnist()
-    with np.load(d / "mnist.npz", allow_pickle=False) as z:
-        ref = {k: z[k] for k in z.files}
+    ref = _mnist_reference()
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     arrays = {
@@ -372,6 +367,7 @@ def mnist_server(tmp_path, monkeypatch):
     server.server_close()
 
 
+@pytest.mark.needs_data("mnist")
 def test_cli_data_fetch_mnist_over_http(mnist_server, tmp_path, capsys):
     from jaxgen import cli
 
@@ -401,6 +397,7 @@ def test_cli_data_fetch_mnist_over_http(mnist_server, tmp_path, capsys):
     assert "already present and verified" in capsys.readouterr().out
 
 
+@pytest.mark.needs_data("mnist")
 def test_cli_data_fetch_rejects_a_corrupted_download(mnist_server, tmp_path, capsys):
     from jaxgen import cli
 
@@ -464,3 +461,82 @@ def test_dataset_status_and_fetch_api(toy, tmp_path, monkeypatch):
     for f in ("mnist.npz", *files.MNIST_IDX_FILES):
         assert str(tmp_path / f) in msg
     assert "jaxgen data fetch mnist" in msg
+
+
+# ---------------------------------------------------------------------------------- tests that need a data set
+NEEDS_MNIST = '''
+import pytest
+from jaxgen.data import load_mnist
+
+
+@pytest.fixture(scope="module")
+def mnist_test():
+    return load_mnist("test")
+
+
+@pytest.mark.needs_data("mnist")
+def test_marked():
+    raise AssertionError("ran")
+
+
+def test_loads_in_its_body():
+    load_mnist("train")
+
+
+def test_loads_in_a_fixture(mnist_test):
+    pass
+
+
+def test_loads_from_another_folder(tmp_path):
+    load_mnist("train", data_dir=tmp_path)  # not the data folder: a real error, not a skip
+'''
+
+
+def test_a_test_that_needs_a_missing_data_set_skips_with_one_reason(pytester, tmp_path, monkeypatch):
+    """With MNIST absent from the data folder (a fresh clone without network), a test that needs it,
+    marked or not, in its body or through a fixture, is skipped (not an error) with one reason that
+    names `make data`; a missing file elsewhere, or a corrupted one, stays an error; with MNIST
+    present the test runs."""
+    shared = shared_data_dir()
+    pytester.makeconftest((Path(__file__).parent / "conftest.py").read_text())
+    pytester.makeini("[pytest]\nmarkers =\n    needs_data: needs these data sets\n")
+    pytester.makepyfile(test_inner=NEEDS_MNIST)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("JAXGEN_DATA_DIR", str(empty))
+    result = pytester.runpytest("-ra", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=3, failed=1)
+    # one summary line for the three: the same reason, raised from one place
+    result.stdout.re_match_lines([
+        rf"SKIPPED \[3\] conftest.py:\d+: data set 'mnist' is not in the data folder {empty}: run `make data` "
+        r"to download it \(sha256-verified; or `jaxgen data fetch mnist`\), or point JAXGEN_DATA_DIR at a folder "
+        r"that has it",
+        r"FAILED test_inner.py::test_loads_from_another_folder - jaxgen.data.files.Data.*",
+    ])
+    (empty / "mnist.npz").write_bytes(b"not the archive")  # a corrupted file is an error to see, never a skip
+    pytester.runpytest("-p", "no:cacheprovider", "-k", "marked or body").assert_outcomes(failed=2)
+    if shared is not None and files.dataset_status("mnist", shared)["ready"]:
+        monkeypatch.setenv("JAXGEN_DATA_DIR", str(shared))
+        pytester.runpytest("-p", "no:cacheprovider", "-k", "marked").assert_outcomes(failed=1)  # it ran
+
+
+def test_a_failed_download_suggests_what_helps_not_the_same_download(tmp_path, monkeypatch, capsys):
+    """No network (here: URLs that do not exist): the message names the file's URL, where to save it,
+    the other files of the data set and JAXGEN_DATA_DIR; never the command or call that just failed."""
+    from jaxgen import cli
+
+    for name in files.MNIST_IDX_FILES:
+        monkeypatch.setitem(files.REGISTRY, name, dataclasses.replace(
+            D.REGISTRY[name], urls=((tmp_path / "offline" / name).as_uri(),)))
+    monkeypatch.setenv("JAXGEN_DATA_DIR", str(tmp_path / "data"))
+    assert cli.main(["data", "fetch", "mnist"]) == 2
+    err = capsys.readouterr().err
+    first, rest = files.MNIST_IDX_FILES[0], files.MNIST_IDX_FILES[1:]
+    assert f"Data file '{first}' could not be downloaded" in err and "Traceback" not in err
+    assert "jaxgen data fetch" not in err and "download=True" not in err and "jaxgen.data.download" not in err
+    for needle in (f"https://ossci-datasets.s3.amazonaws.com/mnist/{first}", f"save it as {tmp_path / 'data' / first}",
+                   ", ".join(rest), f"copy mnist.npz (which replaces them) into {tmp_path / 'data'}", "JAXGEN_DATA_DIR"):
+        assert needle in err, needle
+    with pytest.raises(D.DataFileError) as info:  # the same from the loader
+        D.load_mnist("test", download=True)
+    assert "download=True" not in str(info.value) and "save it as" in str(info.value)

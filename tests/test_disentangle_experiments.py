@@ -40,6 +40,7 @@ def test_quick_run(tmp_path):
     assert "held out" in m["eval_sprites"] and "not held out" not in m["eval_sprites"]
     assert set(m["mig_estimators"]) >= {"mig_histogram", "mig_chen", "beside published numbers"}
     assert "MIG (histogram)" in table and "MIG (Chen)" in table
+    assert table.startswith("one seed;") and "±" not in table  # the quick run's one seed: no "± 0.000"
     for name in OBJECTIVES:
         assert 0.0 <= m["mig_histogram"][name] <= 1.0 and 0.0 <= m["factor_vae_score"][name] <= 1.0
         assert -0.1 <= m["mig_chen"][name] <= 1.0  # Monte Carlo: an uninformed gap can dip below 0
@@ -108,3 +109,30 @@ def test_evaluation_sprites_exclude_the_training_sprites():
     images, factors = m._render(data, index)
     assert images.shape == (4, 16, 16, 1) and images.dtype == np.uint8
     np.testing.assert_array_equal(np.asarray(data.index(factors)), index)
+
+
+@pytest.mark.parametrize("n_seeds", [1, 3])
+def test_mig_figure_draws_error_bars_only_over_several_seeds(tmp_path, monkeypatch, n_seeds):
+    """One seed has no spread: no error bars, and the axis says "one seed" (not "std over seeds")."""
+    from jaxgen import plotting
+
+    mod = runner.load_experiment(NAME, EXPERIMENTS).module
+    drawn = []
+    monkeypatch.setattr(plotting, "save", lambda fig, path: drawn.append(fig))
+    per_factor = {f: 0.1 for f in SPRITE_FACTORS}
+    std = {f: 0.0 if n_seeds == 1 else 0.02 for f in SPRITE_FACTORS}
+    rows = {n: {"mig_histogram_per_factor": per_factor, "mig_histogram_per_factor_std": std,
+                "mig_chen_per_factor": per_factor, "mig_chen_per_factor_std": std} for n in OBJECTIVES}
+    run = runner.Run("demo", tmp_path, mod.get_config(), quick=True, echo=False)
+    mod._mig_figure(run, rows, {n: 1.0 for n in OBJECTIVES}, n_seeds)
+    run.close()
+    (fig,) = drawn
+    from matplotlib.container import BarContainer, ErrorbarContainer
+
+    containers = [c for ax in fig.axes for c in ax.containers]
+    bars = [c for c in containers if isinstance(c, BarContainer)]
+    assert len(bars) == 2 * len(OBJECTIVES)
+    assert all((c.errorbar is None) == (n_seeds == 1) for c in bars)
+    assert sum(isinstance(c, ErrorbarContainer) for c in containers) == (0 if n_seeds == 1 else len(bars))
+    assert fig.axes[0].get_ylabel().endswith("one seed)" if n_seeds == 1 else "mean ± std over 3 seeds)")
+    plotting.plt.close(fig)

@@ -20,6 +20,8 @@ from jaxgen import keys, runner
 from jaxgen.data import load_faithful
 from jaxgen.train import settings_of
 
+from conftest import require_data
+
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
@@ -42,12 +44,6 @@ class QuickRuns:
 def quick_runs(tmp_path_factory):
     """Run each experiment once (quick) and keep the results for the tests of this module."""
     return QuickRuns(tmp_path_factory.mktemp("quick"))
-
-
-def _has_mnist() -> bool:
-    from jaxgen.data.files import data_dir
-
-    return (data_dir() / "mnist.npz").is_file()
 
 
 def assert_refused_before_folder(name, overrides, message, tmp_path):
@@ -257,7 +253,7 @@ def test_vae_continuous(quick_runs):
     assert m["test_loglik_ppca_nats"] == pytest.approx(0.453029, abs=1e-3)
 
 
-@pytest.mark.skipif(not _has_mnist(), reason="mnist.npz is not in JAXGEN_DATA_DIR")
+@pytest.mark.needs_data("mnist")
 def test_vae_mnist(quick_runs):
     r = quick_runs("vae_mnist")
     _check_run_folder(r)
@@ -277,7 +273,7 @@ def test_vae_mnist(quick_runs):
     assert m["protocol"] == "cpu" and m["protocol_differences"][0].startswith("shortened")
 
 
-@pytest.mark.skipif(not _has_mnist(), reason="mnist.npz is not in JAXGEN_DATA_DIR")
+@pytest.mark.needs_data("mnist")
 def test_vae_mnist_burda_protocol_is_the_released_codes():
     """protocol=burda resolves to the settings of Burda et al.'s released code (github.com/yburda/iwae),
     checked without training: data, minibatch, learning-rate stages, output bias, evaluation, Adam."""
@@ -355,8 +351,8 @@ def test_experiment_keys_are_pairwise_distinct(quick_runs, name):
     The same derivation repeated on purpose (bayes_gmm_faithful gives every alpha0 the same VB start
     and counting draws, so that only alpha0 differs; bayes_gmm_blobs fits twice to time the warm fit)
     is allowed; two different derivations giving one key (split(k)[i] == fold_in(k, i)) fail."""
-    if name == "vae_mnist" and not _has_mnist():
-        pytest.skip("mnist.npz is not in JAXGEN_DATA_DIR")
+    if name == "vae_mnist":
+        require_data("mnist")
     quick_runs(name)
     recorded = quick_runs.streams[name]
     assert recorded, f"{name} derived no named streams"

@@ -213,3 +213,34 @@ def test_a_good_figure_saves_silently(tmp_path):
     run.save_figure(fig, "good")
     run.close()
     assert "warning" not in (tmp_path / "log.txt").read_text()
+
+
+# ------------------------------------------------------------------------------ helpers of tables and figures
+def test_a_latent_grid_has_its_latent_values_on_labelled_axes():
+    """The VAE manifold: decoder outputs on a grid of z, each labelled tick at the centre of the cell
+    of that value (so the axes read as z, not as pixels), and the figure rules hold."""
+    H, W, pad = 4, 3, 1
+    z1, z2 = np.linspace(-2, 2, 5), np.linspace(1.5, -1.5, 4)
+    images = np.random.default_rng(0).uniform(0, 1, (len(z1) * len(z2), H * W))
+    fig, ax = plotting.subplots()
+    plotting.show_latent_grid(ax, images, z1, z2, (H, W), "decoder means on a grid of z")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("z_1", "z_2") and ax.axison
+    np.testing.assert_allclose(ax.get_xticks(), np.arange(5) * (W + pad) + (W - 1) / 2)
+    np.testing.assert_allclose(ax.get_yticks(), np.arange(4) * (H + pad) + (H - 1) / 2)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["-2", "-1", "0", "1", "2"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1.5", "0.5", "-0.5", "-1.5"]
+    assert plotting.check_figure(fig) == []
+    ax.set_xlabel("")  # what the manifold figure was: an image grid without axis labels
+    assert plotting.check_figure(fig) == ["axes 0 ('decoder means on a grid of z'): no xlabel"]
+    _close(fig)
+    fig, ax = plotting.subplots()  # a dense grid: at most max_ticks labelled values, every k-th cell
+    plotting.show_latent_grid(ax, np.zeros((400, H * W)), np.arange(20), np.arange(20), (H, W), "dense")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "3", "6", "9", "12", "15", "18"]
+    _close(fig)
+
+
+def test_a_single_seed_has_no_spread_to_print():
+    assert plotting.mean_std(1.23456, 0.0, 1) == "1.235"
+    assert plotting.mean_std(1.23456, 0.0412, 3) == "1.235 ± 0.041"
+    assert plotting.mean_std(91.834, 0.27, 2, digits=2) == "91.83 ± 0.27"
+    assert (plotting.over_seeds(1), plotting.over_seeds(3)) == ("one seed", "mean ± std over 3 seeds")

@@ -416,3 +416,20 @@ def test_fingerprint_is_json_and_names_every_setting():
     assert fp["objective"] == "hinge" and fp["pack"] == 4 and fp["betas"] == [0.0, 0.9]
     assert fp["data_shape"] == [2] and fp["latent_dim"] == 2 and fp["d_hidden"] == [16, 16]
     assert _tiny().fingerprint() != _tiny(d_lr=2e-4).fingerprint()
+
+
+def test_sampling_takes_the_loop_state_of_fit_trainer():
+    """fit_trainer returns a LoopState whose .model is the GANState: sample and ema_samples take either,
+    with the same numbers; anything else is refused with a message naming both."""
+    from jaxgen import train
+
+    tr = gan.GANTrainer(g_hidden=(8,), d_hidden=(8,), latent_dim=2)
+    # the state fit_trainer returns, built as its loop builds it (training it first would only add compile time)
+    loop = train.LoopState(model=tr.init(jax.random.key(0), _ring(16, seed=0)), step=jnp.zeros((), jnp.int32),
+                           key=jax.random.key_data(jax.random.key(1)))
+    key = jax.random.key(5)
+    from_loop = gan.ema_samples(tr, loop, key, 6)
+    np.testing.assert_array_equal(from_loop, gan.ema_samples(tr, loop.model, key, 6))
+    np.testing.assert_array_equal(tr.sample(loop, key, 6, ema=False)[0], tr.sample(loop.model, key, 6, ema=False)[0])
+    with pytest.raises(ValueError, match="GANState .* or the LoopState of fit_trainer.*got dict"):
+        tr.sample({"g_vars": None}, key, 6)

@@ -53,7 +53,7 @@ def test_quick_run_files_and_metrics(quick, name):
     for i in range(n_seeds):
         mm = mode_metrics(samples[i], modes_fn(), std)
         assert m["modes"][i] == mm["modes"] and m["high_quality_pct"][i] == pytest.approx(mm["high_quality_pct"])
-        assert m["reverse_kl"][i] == pytest.approx(mm["reverse_kl"], nan_ok=True)
+        assert m["reverse_kl"][i] == (None if mm["reverse_kl"] is None else pytest.approx(mm["reverse_kl"]))
     assert m["modes_mean"] == pytest.approx(np.mean(m["modes"])) and m["n_modes"] == k
     assert m["goal_met"] == (min(m["modes"]) == k and min(m["high_quality_pct"]) >= 90)
     assert not np.allclose(samples[0], samples[1])  # seeds differ
@@ -150,3 +150,25 @@ def test_bad_configs_fail_before_the_run(tmp_path, override, match):
         runner.run_experiment("gan_ring", quick=True, overrides=override.split(), echo=False, out=tmp_path / "bad",
                               directory=EXPERIMENTS)
     assert not (tmp_path / "bad").exists()
+
+
+def test_reverse_kl_of_a_seed_without_hq_samples_is_undefined_not_nan():
+    """A seed whose samples are all far from every mode has no HQ histogram: its reverse KL is None
+    (null in metrics.json), the mean is over the other seeds, and log and table say so, never "nan"."""
+    g = runner.sibling_module(EXPERIMENTS / "gan_ring.py", "_gan2d")
+    modes = ring_modes()
+    good = mode_metrics(np.asarray(modes).repeat(10, axis=0), modes, 0.01)  # every mode, balanced: KL 0
+    far = mode_metrics(np.zeros((80, 2)), modes, 0.01)  # the centre, 1 from every mode
+    assert far["reverse_kl"] is None and far["modes"] == 0 and good["reverse_kl"] == 0.0
+    mixed = g._summary([good, far], [far, far], [1.0, 1.0], 8)
+    assert mixed["reverse_kl"] == [0.0, None] and mixed["reverse_kl_mean"] == 0.0
+    assert json.loads(json.dumps(mixed, allow_nan=False))["reverse_kl"] == [0.0, None]  # strict JSON: no NaN
+    none = g._summary([far], [far], [1.0], 8)
+    assert g._kl_text(far["reverse_kl"]) == "undefined (no HQ sample)"  # the per-seed log line
+    cells = {}
+    for tag, summ in (("mixed", mixed), ("none", none)):
+        table = g.results_table({"n_modes": 8, "default_config": tag, **summ}, "ring")
+        assert "nan" not in table.lower()
+        cells[tag] = table.splitlines()[2].split(" | ")[3]
+    assert cells == {"mixed": "0.000 over 1 of 2 seeds (1 undefined: no HQ sample)",
+                     "none": "undefined (no HQ sample)"}

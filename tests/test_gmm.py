@@ -364,3 +364,22 @@ def test_memory_bounded_by_the_data_not_the_components():
                                   max_iter=2, chunk=chunk, mesh=None, axis_name=None)
     temp = lowered.compile().memory_analysis().temp_size_in_bytes
     assert temp < 4 * nd_bytes, temp / nd_bytes  # (N, K, D) would be 64 x
+
+
+def test_em_info_shows_the_iterations_run_without_the_padding():
+    """``history`` is padded with NaN to max_iter (a fixed shape under jit); the repr and
+    ``lower_bounds`` show the n_iter iterations run only."""
+    X = _blobs(seed=1).astype(np.float64)
+    with jax.enable_x64(True):
+        p0 = G.init_params(jax.random.key(0), X, 3, "diag", init="random")
+        _, info = G.fit_em(X, p0, max_iter=100, tol=1e-3)
+    n = int(info.n_iter)
+    assert 1 < n < 100 and bool(info.converged)
+    np.testing.assert_array_equal(info.lower_bounds, np.asarray(info.history)[:n])
+    assert np.isfinite(info.lower_bounds).all() and np.isnan(np.asarray(info.history)[n:]).all()
+    assert info.lower_bounds[-1] == pytest.approx(float(info.lower_bound), rel=1e-12)
+    text = repr(info)
+    assert "nan" not in text.lower() and f"n_iter={n}," in text and "max_iter=100" in text
+    assert text.count(",") == 4 + (n - 1), text  # the 5 fields, and n values in lower_bounds
+    batched = jax.tree.map(lambda a: jnp.stack([a, a]), info)  # vmapped fits: the fields as they are
+    assert "history=" in repr(batched)

@@ -46,7 +46,7 @@ def test_collapsed_and_far_samples():
     assert out["modes"] == 1 and out["histogram"][0] == out["histogram"].sum() > 2400
     assert out["reverse_kl"] == pytest.approx(np.log(8), rel=1e-12)
     far = M.mode_metrics(np.asarray(X) + 0.5, modes, 0.01)  # off the ring, between modes
-    assert far["high_quality_pct"] == 0.0 and far["modes"] == 0 and np.isnan(far["reverse_kl"])
+    assert far["high_quality_pct"] == 0.0 and far["modes"] == 0 and far["reverse_kl"] is None
     assert far["histogram"].sum() == 0
 
 
@@ -65,7 +65,7 @@ def test_mode_rule_threshold_and_kl_convention():
     np.testing.assert_array_equal(idx, [0, 0, 0, 1, 2])
     np.testing.assert_allclose(dist, [0, 0.01, 0.029, 0, 0.031], atol=1e-12)
     assert M.reverse_kl_to_uniform([5, 5, 5]) == 0.0
-    assert np.isnan(M.reverse_kl_to_uniform([0, 0]))
+    assert M.reverse_kl_to_uniform([0, 0]) is None  # undefined: no histogram
 
 
 @pytest.mark.parametrize(
@@ -198,6 +198,7 @@ def tiny(tmp_path_factory):
     return clf, folder
 
 
+@pytest.mark.needs_data("mnist")
 def test_tiny_classifier_trains_and_reports(tiny, mnist_test):
     clf, _ = tiny
     x, y = mnist_test
@@ -211,6 +212,7 @@ def test_tiny_classifier_trains_and_reports(tiny, mnist_test):
     assert set(clf.info["floors"]) == {"fid_test_halves", "fid_test_random_halves", "fid_halves_n", "mnist_score_test"}
 
 
+@pytest.mark.needs_data("mnist")
 def test_domain_fid_properties(tiny, mnist_test):
     clf, _ = tiny
     x, _ = mnist_test
@@ -230,6 +232,7 @@ def test_domain_fid_properties(tiny, mnist_test):
     assert fids[0] > 3 * fid_ab
 
 
+@pytest.mark.needs_data("mnist")
 def test_mnist_score_and_class_histogram(tiny, mnist_test):
     from scipy.special import rel_entr
 
@@ -253,6 +256,7 @@ def test_mnist_score_and_class_histogram(tiny, mnist_test):
     assert M.class_histogram(one, classifier=clf).argmax() == 3
 
 
+@pytest.mark.needs_data("mnist")
 def test_classifier_artefact_round_trip_and_checksum(tiny, mnist_test, tmp_path, monkeypatch):
     import json
     import shutil
@@ -305,6 +309,7 @@ def test_classifier_artefact_round_trip_and_checksum(tiny, mnist_test, tmp_path,
         ro.chmod(0o755)
 
 
+@pytest.mark.needs_data("mnist")
 @pytest.mark.parametrize(
     "images, match",
     [
@@ -366,6 +371,7 @@ def test_expected_coverage_is_exact():
     assert 1000 - mean < 1e-8  # the literature's sample size covers everything for a perfect generator
 
 
+@pytest.mark.needs_data("mnist")
 def test_real_stacked_samples_cover_modes_like_a_uniform_multinomial():
     n = 3000
     _, digits = D.make_stacked_mnist(KEY, n, "test")
@@ -376,6 +382,7 @@ def test_real_stacked_samples_cover_modes_like_a_uniform_multinomial():
     assert out["histogram"].sum() == n
 
 
+@pytest.mark.needs_data("mnist")
 def test_stacked_mode_metrics_with_classifier(tiny):
     clf, _ = tiny
     n = 3000

@@ -18,7 +18,7 @@ from jaxgen import keys, runner, tour
 from jaxgen.data import load_mnist
 from jaxgen.models import pixelcnn
 
-from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_resumable, _check_run_folder, _has_mnist
+from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_resumable, _check_run_folder
 
 NAME = "pixelcnn_mnist"
 
@@ -28,7 +28,7 @@ def exp():
     return runner.load_experiment(NAME, EXPERIMENTS)
 
 
-@pytest.mark.skipif(not _has_mnist(), reason="mnist.npz is not in JAXGEN_DATA_DIR")
+@pytest.mark.needs_data("mnist")
 def test_quick_run(tmp_path):
     with keys.recording(all_derivations=True) as rec:
         r = runner.run_experiment(NAME, quick=True, out=tmp_path / "q", echo=False, directory=EXPERIMENTS)
@@ -58,7 +58,7 @@ def test_quick_run(tmp_path):
     keys.assert_distinct(rec)
 
 
-@pytest.mark.skipif(not _has_mnist(), reason="mnist.npz is not in JAXGEN_DATA_DIR")
+@pytest.mark.needs_data("mnist")
 def test_test_set_is_vae_mnists(exp):
     """The binarised test images are those of vae_mnist for the same key (its draw, written out)."""
     x = load_mnist("test")[0][:50]

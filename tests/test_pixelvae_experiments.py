@@ -15,14 +15,14 @@ from jaxgen.data import load_mnist
 from jaxgen.models import pixelvae
 from jaxgen.train import settings_of
 
-from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_resumable, _check_run_folder, _has_mnist
+from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_resumable, _check_run_folder
 
 NAME = "pixelvae_mnist"
 GROUP_KEYS = {"test_nll_nats", "test_nll_sem", "test_nll_k", "test_elbo_nats", "kl_nats", "active_units", "n_params",
               "train_seconds", "train_images_per_s", "final_train_elbo", "history"}
 
 
-@pytest.mark.skipif(not _has_mnist(), reason="mnist.npz is not in JAXGEN_DATA_DIR")
+@pytest.mark.needs_data("mnist")
 def test_quick_run(tmp_path):
     with keys.recording(all_derivations=True) as rec:
         r = runner.run_experiment(NAME, quick=True, out=tmp_path / "q", echo=False, directory=EXPERIMENTS)
@@ -50,7 +50,7 @@ def test_quick_run(tmp_path):
     keys.assert_distinct(rec)
 
 
-@pytest.mark.skipif(not _has_mnist(), reason="mnist.npz is not in JAXGEN_DATA_DIR")
+@pytest.mark.needs_data("mnist")
 def test_pairs_are_first_test_digits():
     mod = runner.load_experiment(NAME, EXPERIMENTS).module
     y = load_mnist("test")[1]

@@ -9,9 +9,9 @@ import pytest
 
 from jaxgen import keys, runner
 
-from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_run_folder, _has_mnist
+from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_run_folder
 
-pytestmark = pytest.mark.skipif(not _has_mnist(), reason="mnist.npz is not in JAXGEN_DATA_DIR")
+pytestmark = pytest.mark.needs_data("mnist")
 
 PRIORS = ("normal", "mog", "vamp")
 

@@ -149,6 +149,7 @@ def _fit(x, steps, **kw):
                              progress=False, tensorboard=False, **kw)
 
 
+@pytest.mark.needs_data("mnist")
 def test_seeded_quick_run_is_pinned_and_improves():
     x = load_mnist("train")[0][:320][..., None]  # uint8 bytes, scaled inside
     _, hist = _fit(x, 40)

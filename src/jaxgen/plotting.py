@@ -1,8 +1,10 @@
 """Small matplotlib helpers shared by the experiments (headless Agg backend, one look everywhere).
 
 Only what several experiments need: figure creation/saving, density contours on a grid,
-covariance ellipses, histograms with a density curve, and :func:`check_figure`, the figure rules
-every experiment's figures obey (``Run.save_figure`` applies it). Everything takes NumPy arrays.
+covariance ellipses, histograms with a density curve, image grids (:func:`show_latent_grid` with
+its latent axes), :func:`mean_std` / :func:`over_seeds` for the mean-and-spread cells of tables and
+figures, and :func:`check_figure`, the figure rules every experiment's figures obey
+(``Run.save_figure`` applies it). Everything takes NumPy arrays.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from matplotlib.contour import ContourSet  # noqa: E402
 from matplotlib.patches import Ellipse, Rectangle  # noqa: E402
 
 __all__ = ["subplots", "save", "grid_eval", "density_contours", "ellipse", "hist", "image_grid", "show_images",
-           "check_figure", "FigureRuleError", "legend_outside", "COLORS"]
+           "show_latent_grid", "mean_std", "over_seeds", "check_figure", "FigureRuleError", "legend_outside", "COLORS"]
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 plt.rcParams.update({"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.25, "font.size": 9,
@@ -103,6 +105,42 @@ def show_images(ax, grid: np.ndarray, title: str, *, cmap: str = "gray"):
     ax.imshow(grid, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
     ax.set_title(title, fontsize=9)
     ax.axis("off")
+
+
+def show_latent_grid(ax, images, z1, z2, shape, title: str, *, cmap: str = "gray", pad: int = 1,
+                     labels=("z_1", "z_2"), max_ticks: int = 7):
+    """Decoder outputs on a grid of 2-D latent values, drawn with the latent values on the axes.
+
+    Args:
+      images: ``(len(z2) * len(z1), H * W)`` in [0, 1], row-major: row r is ``z_2 = z2[r]`` (top
+        first), column c is ``z_1 = z1[c]``.
+      z1, z2: the grid's latent values along x (left to right) and along y (top to bottom).
+      shape: ``(H, W)`` of one image. labels: the x and y axis labels. max_ticks: at most this many
+        labelled values per axis (every k-th cell on a dense grid).
+    """
+    z1, z2 = np.asarray(z1, float), np.asarray(z2, float)
+    H, W = shape
+    ax.imshow(image_grid(images, len(z2), len(z1), shape, pad=pad), cmap=cmap, vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.grid(False)
+    for values, size, set_ticks in ((z1, W, ax.set_xticks), (z2, H, ax.set_yticks)):
+        every = -(-len(values) // max_ticks)
+        cells = np.arange(0, len(values), every)
+        set_ticks(cells * (size + pad) + (size - 1) / 2, [f"{v:.2g}" for v in values[cells]])
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.set_title(title, fontsize=9)
+
+
+def mean_std(mean: float, std: float, n: int, digits: int = 3) -> str:
+    """A table cell over ``n`` seeds: ``"1.234 ± 0.056"``, or for one seed the value alone (``"1.234"``):
+    one seed has no spread, and ``± 0.000`` would claim one."""
+    return f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def over_seeds(n: int) -> str:
+    """What a table's or figure's numbers are: ``"mean ± std over 3 seeds"``, or ``"one seed"``."""
+    return "one seed" if n == 1 else f"mean ± std over {n} seeds"
 
 
 def legend_outside(ax, where: str = "right", **kw):

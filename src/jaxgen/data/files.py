@@ -212,13 +212,26 @@ def sha256_file(path) -> str:
     return digest
 
 
-def _how_to_fix(entry: DataFile, path: Path) -> str:
+def _how_to_fix(entry: DataFile, path: Path, *, download_failed: bool = False) -> str:
+    """The ways to get a good copy of ``entry`` at ``path``. After a failed download, never the
+    download that just failed: the file by hand (its URL and where to save it) or another folder."""
     env = os.environ.get(DATA_DIR_ENV)
-    lines = [
-        f"  - point {DATA_DIR_ENV} at a folder that holds a good copy (it is "
-        + (f"set to {env!r}" if env else "not set")
-        + "), or pass data_dir=...;"
-    ]
+    folder = (f"  - or point {DATA_DIR_ENV} at a folder that already holds a good copy (it is "
+              + (f"set to {env!r}" if env else "not set") + "), or pass data_dir=...;")
+    by_hand = f"  - by hand: {entry.manual}; save it as {path}"
+    if download_failed:
+        lines = [by_hand + " (jaxgen checks the sha256 above when it loads it);"]
+        dataset = _dataset_of(entry.filename)
+        others = [f for f in dataset.files if f != entry.filename] if dataset is not None else []
+        if others:
+            lines.append(f"    data set {dataset.name!r} needs {', '.join(others)} from the same place too, saved "
+                         "beside it;")
+        if dataset is not None and dataset.alternative and not _entry(dataset.alternative).urls:
+            lines.append(f"  - or copy {dataset.alternative} (which replaces them) into {path.parent} from a machine "
+                         "that has it;")
+        lines.append(folder)
+        return "How to get it (the download above failed: no network, or every mirror refused):\n" + "\n".join(lines)
+    lines = [folder.replace("  - or point", "  - point", 1)]
     if entry.urls:
         dataset = _dataset_of(entry.filename)
         cli = f"run `jaxgen data fetch {dataset.name}`, " if dataset is not None else ""
@@ -226,18 +239,19 @@ def _how_to_fix(entry: DataFile, path: Path) -> str:
             f"  - or let jaxgen fetch it: {cli}pass download=True to the loader, or call "
             f"jaxgen.data.download({entry.filename!r}) (tries {', '.join(entry.urls)});"
         )
-    lines.append(f"  - or by hand: {entry.manual}; save it as {path}.")
+    lines.append(by_hand.replace("  - by hand", "  - or by hand", 1) + ".")
     return "How to get it:\n" + "\n".join(lines)
 
 
-def _error(entry: DataFile, path: Path, problem: str, actual: str | None, details: str = "") -> DataFileError:
+def _error(entry: DataFile, path: Path, problem: str, actual: str | None, details: str = "",
+           download_failed: bool = False) -> DataFileError:
     expected = entry.sha256 or f"none pinned ({entry.note})"
     msg = (
         f"Data file {entry.filename!r} {problem}.\n{details}"
         f"  looked for: {path}\n"
         f"  expected sha256: {expected}" + (f" ({entry.size} bytes)" if entry.size else "") + "\n"
         f"  actual sha256:   {actual if actual is not None else '(no file)'}\n"
-        + _how_to_fix(entry, path)
+        + _how_to_fix(entry, path, download_failed=download_failed)
     )
     return DataFileError(msg, name=entry.filename, path=path, expected=entry.sha256, actual=actual)
 
@@ -334,7 +348,8 @@ def download(name: str, data_dir=None, *, urls: Sequence[str] | None = None, tim
             failures.append(f"    {url}: {type(e).__name__}: {e}")
         finally:
             tmp.unlink(missing_ok=True)
-    raise _error(entry, dest, "could not be downloaded", None, details="".join(f + "\n" for f in failures))
+    raise _error(entry, dest, "could not be downloaded", None, details="".join(f + "\n" for f in failures),
+                 download_failed=True)
 
 
 _download = download  # locate()'s `download` flag shadows the function's name

@@ -12,8 +12,10 @@ isotropic Gaussians, draw 2 500 generated samples and assign each to its **neare
 * **Reverse KL** ``KL(p || u) = sum_k p_k log(K p_k)`` of the histogram ``p`` of the HQ samples
   over the K modes (their nearest-mode counts, normalised) to the uniform ``u_k = 1/K``; empty modes
   contribute ``0 log 0 = 0``. It is 0 for a perfectly balanced histogram and ``log K`` when every
-  HQ sample sits at one mode. With no HQ sample at all the histogram is undefined and the value is
-  ``nan`` (so that a mean over seeds does not hide it).
+  HQ sample sits at one mode. With no HQ sample at all (no mode found) there is no histogram and the
+  reverse KL is **undefined**: ``None`` (``null`` in ``metrics.json``; tables say "undefined (no HQ
+  sample)" and average over the seeds where it is defined, saying how many were left out), never a
+  number that a mean over seeds could absorb.
 
 Calibration: for samples from the true mixture, the squared distance to the generating mode over
 ``std**2`` is chi-square with D degrees of freedom; in 2-D a 3-sigma ball holds
@@ -68,14 +70,14 @@ def nearest_mode(samples, modes, *, chunk_size: int = 65_536):
     return index, dist
 
 
-def reverse_kl_to_uniform(counts) -> float:
+def reverse_kl_to_uniform(counts) -> float | None:
     """``KL(p || uniform) = sum_k p_k log(K p_k)`` of the histogram ``p = counts / counts.sum()``, in nats.
 
     Args:
       counts: (K,) non-negative counts (or weights) per mode; empty modes contribute 0 (``0 log 0 = 0``).
 
     Returns:
-      float in ``[0, log K]``; ``nan`` when every count is 0 (no histogram).
+      float in ``[0, log K]``; ``None`` (undefined) when every count is 0: there is no histogram.
     """
     c = np.asarray(counts, np.float64)
     if c.ndim != 1 or c.size == 0:
@@ -84,7 +86,7 @@ def reverse_kl_to_uniform(counts) -> float:
         raise ValueError("counts must be finite and non-negative.")
     total = c.sum()
     if total == 0:
-        return float("nan")
+        return None
     p = c[c > 0] / total
     return float(max(np.sum(p * np.log(p * c.size)), 0.0))  # clip the -1e-17 rounding of a uniform histogram
 
@@ -103,7 +105,7 @@ def mode_metrics(samples, modes, std, *, n_sigma: float = 3.0, min_count: int = 
       dict with
         ``modes``: int, number of captured modes (0..K);
         ``high_quality_pct``: float, percentage (0..100) of samples that are high quality;
-        ``reverse_kl``: float, ``KL(p_HQ || uniform)`` in nats (``nan`` if no HQ sample);
+        ``reverse_kl``: float, ``KL(p_HQ || uniform)`` in nats; ``None`` (undefined) if no HQ sample;
         ``histogram``: int64 (K,) count of HQ samples per nearest mode;
         ``n_modes``: K; ``n_samples``: N.
 

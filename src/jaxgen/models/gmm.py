@@ -170,13 +170,29 @@ class EMInfo:
         (scikit-learn's ``lower_bound_``); -inf when ``max_iter == 0``.
       n_iter: () number of EM iterations run.
       converged: () bool, |Δ lower_bound| < tol reached.
-      history: (max_iter,) lower bound of every iteration, NaN after ``n_iter``.
+      history: (max_iter,) lower bound of every iteration, NaN after ``n_iter`` (a fixed shape under
+        jit); :attr:`lower_bounds` is the trimmed view, and the repr shows only that.
     """
 
     lower_bound: jax.Array
     n_iter: jax.Array
     converged: jax.Array
     history: jax.Array
+
+    @property
+    def lower_bounds(self) -> np.ndarray:
+        """(n_iter,) NumPy: the lower bound of each iteration run, ``history`` without its NaN padding."""
+        return np.asarray(self.history)[: int(self.n_iter)]
+
+    def __repr__(self) -> str:
+        try:
+            n = int(self.n_iter)
+        except TypeError:  # batched (vmapped fits) or traced: the plain fields
+            return (f"EMInfo(lower_bound={self.lower_bound!r}, n_iter={self.n_iter!r}, converged={self.converged!r}, "
+                    f"history={self.history!r})")
+        return (f"EMInfo(lower_bound={float(self.lower_bound):.8g}, n_iter={n}, converged={bool(self.converged)}, "
+                f"lower_bounds={np.array2string(self.lower_bounds, precision=6, separator=', ')}, "
+                f"max_iter={np.shape(self.history)[-1]})")
 
 
 # ----------------------------------------------------------------------------- densities

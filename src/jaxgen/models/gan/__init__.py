@@ -9,6 +9,9 @@ Networks, packing, sampling and latent paths: :mod:`.networks`; objectives and g
     state = trainer.init(jax.random.key(0), batch)
     state, metrics = jax.jit(trainer.update)(state, batch, jax.random.key(1))
     samples, z = trainer.sample(state, jax.random.key(2), 2500)                 # EMA generator
+    # training: fit_trainer returns a LoopState (step, key); its .model is the GANState
+    loop, history = jaxgen.train.fit_trainer(trainer, x, key=jax.random.key(3), steps=2000, batch_size=128)
+    samples = gan.ema_samples(trainer, loop, jax.random.key(4), 2500)        # or loop.model: the same
 """
 from jaxgen.models.gan.networks import (
     LATENTS,

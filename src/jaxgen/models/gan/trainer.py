@@ -57,6 +57,7 @@ from jaxgen.models.gan.objectives import (
     gradient_penalty,
     r1_penalty,
 )
+from jaxgen.train.state import LoopState
 from jaxgen.validation import check_choice, check_int_tuple, check_positive_float, check_positive_int
 
 __all__ = ["ARCHITECTURES", "GANState", "GANTrainer", "ema_samples"]
@@ -356,13 +357,27 @@ class GANTrainer:
         return GANState(g_vars=g_vars, d_params=d_params, g_opt=g_opt, d_opt=d_opt, ema_vars=ema_vars), metrics
 
     # ------------------------------------------------------------------------------ sampling
-    def sample(self, state: GANState, key: jax.Array, n: int, *, ema: bool = True) -> tuple[jax.Array, jax.Array]:
+    def sample(self, state: GANState | LoopState, key: jax.Array, n: int, *,
+               ema: bool = True) -> tuple[jax.Array, jax.Array]:
         """``(x (n, *data_shape), z (n, q))`` from the EMA generator (``ema=False``: the current one),
-        batch norm in evaluation mode."""
+        batch norm in evaluation mode. ``state``: a :class:`GANState`, or the :class:`LoopState` that
+        :func:`jaxgen.train.fit_trainer` returns (its ``model`` is the GANState)."""
+        state = _gan_state(state)
         return networks.sample(self.generator, state.ema_vars if ema else state.g_vars, key, n)
 
 
+def _gan_state(state) -> GANState:
+    if isinstance(state, LoopState):  # fit_trainer's state: the trainer's state is its model
+        state = state.model
+    if not isinstance(state, GANState):
+        raise ValueError(f"state must be a GANState (GANTrainer.init) or the LoopState of fit_trainer, whose .model "
+                         f"is one; got {type(state).__name__}.")
+    return state
+
+
 @functools.partial(jax.jit, static_argnums=(0, 3))
-def ema_samples(trainer: GANTrainer, state: GANState, key: jax.Array, n: int) -> jax.Array:
-    """``n`` samples ``(n, *data_shape)`` of the EMA generator, one compiled program per (trainer, n)."""
+def ema_samples(trainer: GANTrainer, state: GANState | LoopState, key: jax.Array, n: int) -> jax.Array:
+    """``n`` samples ``(n, *data_shape)`` of the EMA generator, one compiled program per (trainer, n).
+
+    ``state``: a :class:`GANState` or the :class:`LoopState` of :func:`jaxgen.train.fit_trainer`."""
     return trainer.sample(state, key, n)[0]
