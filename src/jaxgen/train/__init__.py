@@ -51,7 +51,7 @@ from jaxgen.train.checkpoint import Checkpointer
 from jaxgen.train.config import TrainConfig
 from jaxgen.train.described import DescribedTransformation, UnknownSettings, describe, settings_of
 from jaxgen.train.logs import TIMING_KEYS, MetricsLog
-from jaxgen.train.loop import TrainingDiverged, fit, fit_trainer
+from jaxgen.train.loop import TrainingDiverged, fit, fit_trainer, train_seconds
 from jaxgen.train.optimizers import optimizer
 from jaxgen.train.state import LoopState, TrainState, create_train_state
 from jaxgen.train.step import make_chunk_fn, make_train_step
@@ -60,6 +60,7 @@ from jaxgen.train.trainer import LossTrainer, ParamsState, split_batch
 __all__ = [
     "fit",
     "fit_trainer",
+    "train_seconds",
     "optimizer",
     "describe",
     "settings_of",

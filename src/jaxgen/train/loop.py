@@ -31,19 +31,19 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxgen import keys
-from jaxgen.runner import to_jsonable
+from jaxgen import interrupts, keys
+from jaxgen.runner import RunFolderConflict, active_run, to_jsonable
 from jaxgen.sharding import DATA_AXIS, data_mesh
 from jaxgen.train.checkpoint import Checkpointer
 from jaxgen.train.config import Schedule, TrainConfig
 from jaxgen.train.described import UnknownSettings
-from jaxgen.train.logs import MetricsLog, progress_bar
+from jaxgen.train.logs import MetricsLog, PeriodLines, progress_bar
 from jaxgen.train.state import LoopState, TrainState, as_typed_key
 from jaxgen.train.step import epoch_permutation, make_chunk_fn, make_loop_step, tree_all_finite
 from jaxgen.train.trainer import LossTrainer, accepts_step, data_fingerprint
 from jaxgen.validation import check_data
 
-__all__ = ["TrainingDiverged", "fit", "fit_trainer"]
+__all__ = ["TrainingDiverged", "fit", "fit_trainer", "train_seconds"]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -148,14 +148,14 @@ def _resume(ckpt: Checkpointer, state: LoopState, sharding, fingerprint: dict, s
     saved = ckpt.restore_meta().get("settings", {})
     run_dir = ckpt.directory.parent
     if "trainer" in saved and saved["trainer"] is None:
-        raise ValueError(
+        raise RunFolderConflict(
             f"The run folder {run_dir} holds a checkpoint of a run whose loss, optimizer or trainer had no description "
             "(its settings were not recorded), so nothing can tell whether this run is the same one; resuming it is "
             "refused. Use a new run folder, or delete the old one to start over."
         )
     problems = _differences(saved, fingerprint, "")
     if problems:
-        raise ValueError(
+        raise RunFolderConflict(
             f"The run folder {run_dir} holds a run with other settings ({'; '.join(problems)}); resuming it "
             "would not reproduce that run. Use a new run folder, or delete the old one to start over."
         )
@@ -163,7 +163,8 @@ def _resume(ckpt: Checkpointer, state: LoopState, sharding, fingerprint: dict, s
     done = int(meta["step"])
     if done > sched.total:
         held, asked = (done // steps_per_epoch, sched.total // steps_per_epoch) if sched.unit == "epochs" else (done, sched.total)
-        raise ValueError(f"The run folder {run_dir} already holds {held} {sched.unit}, more than {sched.unit}={asked}.")
+        raise RunFolderConflict(f"The run folder {run_dir} already holds {held} {sched.unit}, more than "
+                                f"{sched.unit}={asked}.")
     return state, list(meta["history"])
 
 
@@ -277,7 +278,7 @@ def fit_trainer(
             closing.callback(ckpt.close)
         if ckpt is not None and ckpt.latest_step() is not None:
             if unknown is not None:
-                raise ValueError(
+                raise RunFolderConflict(
                     f"The run folder {Path(run_dir).absolute()} holds a checkpoint (step {ckpt.latest_step()}), but "
                     f"this run's settings cannot be compared with it: {unknown} Resuming blindly could continue a run "
                     "with other settings, so it is refused: do as said, or use another run folder (or delete this one "
@@ -291,10 +292,17 @@ def fit_trainer(
         closing.callback(log.close)
         n_records = -(-sched.total // sched.log)
         unit = "epoch" if sched.log == n_batches else f"x{sched.log} steps"
-        bar = progress_bar(n_records, len(history), cfg.progress and done < sched.total, unit=unit)
+        run = active_run()  # inside `jaxgen run`: one line per log period into log.txt and stdout
+        lines = None if run is None else PeriodLines(run.log, _fit_name(run, run_dir), sched.total, n_batches, sched.unit)
+        if lines is not None and done:
+            lines.say(f"resumed from step {done} of {sched.total}" + (" (finished)" if done >= sched.total else ""))
+        bar = progress_bar(n_records, len(history), cfg.progress and done < sched.total and lines is None, unit=unit)
         closing.callback(bar.close)
         if done >= sched.total:
             return state, history
+        # the training time of this fit over all its sessions: what the checkpoint's history recorded, then this session
+        t_session = time.perf_counter()
+        seconds_before = train_seconds(history)
 
         t0 = time.perf_counter()
         loop_step = make_loop_step(trainer.update, mesh)
@@ -313,39 +321,91 @@ def fit_trainer(
         compile_s = time.perf_counter() - t0
 
         first_period = True
-        while done < sched.total:
-            length = min(sched.log, sched.total - done)
-            t0 = time.perf_counter()
-            state, metrics, state_ok = run_period(state, done, length)
-            metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
-            state_ok = bool(state_ok)
-            dt = time.perf_counter() - t0
-            # "loss" first, then the other losses (a GAN's d_loss, g_loss), then the rest: the bar shows the first ones
-            names = sorted(metrics, key=lambda k: (k != "loss", not k.endswith("loss"), k))
-            bad = _first_non_finite(metrics, names)
-            if bad is not None or not state_ok:
-                step = done + (bad[1] + 1 if bad is not None else length)
-                log.write({"event": "diverged", "epoch": (step - 1) // n_batches + 1, "step": step})
-                raise _diverged(metrics, bad, step, done, length, n_batches, ckpt)
-            done += length
-            record = {"epoch": _epochs(done, n_batches), "step": done}
-            for name in names:
-                record[name] = float(np.mean(metrics[name], dtype=np.float64))
-            if eval_fn is not None and (done % sched.eval == 0 or done == sched.total):
-                record.update(_evaluate(eval_fn, state.model, jax.random.fold_in(streams["eval"], len(history) + 1)))
-            record["examples_per_s"] = length * cfg.batch_size / dt
-            record["time_s"] = dt
-            if first_period:
-                record["compile_time_s"] = compile_s
-                first_period = False
-            record = to_jsonable(record)
-            history.append(record)
-            if ckpt is not None and (done % sched.checkpoint == 0 or done == sched.total):
-                ckpt.save(state, {"step": done, "history": history, "settings": fingerprint})
-            log.write(record)
-            bar.set_postfix(**{k: f"{record[k]:.4g}" for k in names[:2]}, ex_per_s=f"{record['examples_per_s']:.3g}")
-            bar.update(1)
+        start_step, t_periods = done, time.perf_counter()  # for the ETA: the pace of this session, compilation excluded
+        # SIGINT / SIGTERM (under `jaxgen run`): the period in flight finishes, a checkpoint is written, then the
+        # loop stops with RunInterrupted (jaxgen.interrupts); a second signal stops at once.
+        with interrupts.deferred():
+            while done < sched.total:
+                if interrupts.requested():  # e.g. received during compilation, or dropped by a gc callback
+                    raise _interrupted(ckpt, state, done, history, fingerprint)
+                length = min(sched.log, sched.total - done)
+                t0 = time.perf_counter()
+                state, metrics, state_ok = run_period(state, done, length)
+                metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+                state_ok = bool(state_ok)
+                dt = time.perf_counter() - t0
+                # "loss" first, then the other losses (a GAN's d_loss, g_loss), then the rest: the bar shows the first ones
+                names = sorted(metrics, key=lambda k: (k != "loss", not k.endswith("loss"), k))
+                bad = _first_non_finite(metrics, names)
+                if bad is not None or not state_ok:
+                    step = done + (bad[1] + 1 if bad is not None else length)
+                    log.write({"event": "diverged", "epoch": (step - 1) // n_batches + 1, "step": step})
+                    raise _diverged(metrics, bad, step, done, length, n_batches, ckpt)
+                done += length
+                record = {"epoch": _epochs(done, n_batches), "step": done}
+                for name in names:
+                    record[name] = float(np.mean(metrics[name], dtype=np.float64))
+                if eval_fn is not None and (done % sched.eval == 0 or done == sched.total):
+                    record.update(_evaluate(eval_fn, state.model, jax.random.fold_in(streams["eval"], len(history) + 1)))
+                record["examples_per_s"] = length * cfg.batch_size / dt
+                record["time_s"] = dt
+                if first_period:
+                    record["compile_time_s"] = compile_s
+                    first_period = False
+                record["train_s"] = seconds_before + time.perf_counter() - t_session
+                record = to_jsonable(record)
+                history.append(record)
+                saved = ckpt is not None and (done % sched.checkpoint == 0 or done == sched.total)
+                if saved:
+                    ckpt.save(state, {"step": done, "history": history, "settings": fingerprint})
+                log.write(record)
+                if lines is not None:
+                    lines.period(record, names, steps=done - start_step, seconds=time.perf_counter() - t_periods)
+                bar.set_postfix(**{k: f"{record[k]:.4g}" for k in names[:2]}, ex_per_s=f"{record['examples_per_s']:.3g}")
+                bar.update(1)
+                if interrupts.requested() and done < sched.total:
+                    raise _interrupted(ckpt, state, done, history, fingerprint)
         return state, history
+
+
+def train_seconds(history: list[dict]) -> float:
+    """The wall time of a fit in seconds, over every session of a resumed run.
+
+    Args:
+      history: the records :func:`fit_trainer` / :func:`fit` returned.
+
+    Returns:
+      ``train_s`` of the last record (compilation, the periods, evaluations and checkpoints of
+      each session); for records written before that field existed, the sum of the periods'
+      ``time_s`` and ``compile_time_s``. Time the fit with this rather than a clock around the
+      call: a resumed run's call only restores what earlier sessions did.
+    """
+    if not history:
+        return 0.0
+    if "train_s" in history[-1]:
+        return float(history[-1]["train_s"])
+    return float(sum(r.get("time_s", 0.0) + r.get("compile_time_s", 0.0) for r in history if "step" in r))
+
+
+def _fit_name(run, run_dir) -> str:
+    """How the period lines name a fit: its run folder relative to the experiment's (``train`` for the
+    experiment's own folder or none)."""
+    if run_dir is None:
+        return "train"
+    try:
+        rel = Path(run_dir).resolve().relative_to(run.dir.resolve())
+    except ValueError:
+        return f"train {run_dir}"
+    return "train" if str(rel) == "." else f"train {rel}"
+
+
+def _interrupted(ckpt, state, done: int, history: list, fingerprint: dict) -> interrupts.RunInterrupted:
+    """Write a checkpoint at step ``done`` (when the loop keeps them and it is not on disk yet) and
+    return the :class:`~jaxgen.interrupts.RunInterrupted` to raise."""
+    if ckpt is not None and done and ckpt.latest_step() != done:
+        ckpt.save(state, {"step": done, "history": history, "settings": fingerprint})
+    where = ckpt.directory / str(done) if ckpt is not None and ckpt.latest_step() == done else None
+    return interrupts.RunInterrupted(interrupts.requested() or "SIGINT", step=done, checkpoint=where)
 
 
 def _caller_level() -> int:
