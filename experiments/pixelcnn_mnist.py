@@ -346,11 +346,11 @@ def _vae(config, run, d, x_test, x_in, observed, key, key_inpaint):
     shape = d["shape"]
     cfg = vae.VAEConfig(image_shape=shape, latent_dim=v.latent_dim, hidden=tuple(v.hidden), likelihood="bernoulli")
     n = len(d["x_train"])
-    t0 = time.perf_counter()
-    state, _ = train.fit(vae.loss_fn("elbo", binarize=True), vae.init(k_init, cfg),
-                         train.optimizer("adam", v.lr), d["x_train"].reshape(n, -1), key=k_fit, epochs=v.epochs,
-                         batch_size=v.batch_size, progress=not run.quick, tensorboard=False)
-    seconds = time.perf_counter() - t0
+    state, hist = train.fit(vae.loss_fn("elbo", binarize=True), vae.init(k_init, cfg),
+                            train.optimizer("adam", v.lr), d["x_train"].reshape(n, -1), key=k_fit, epochs=v.epochs,
+                            batch_size=v.batch_size, run_dir=run.dir / "train" / "vae", progress=not run.quick,
+                            tensorboard=False)
+    seconds = train.train_seconds(hist)
     p = state.params
     elbo = float(np.mean(np.asarray(vae.elbo(p, x_test.reshape(len(x_test), -1), k_elbo))))
     t0 = time.perf_counter()

@@ -877,7 +877,8 @@ def _make_run_dir(out: Path) -> Path | None:
     try:
         out.mkdir(parents=True)
     except OSError as e:
-        raise ExperimentError(f"Cannot create the run folder {out}: {e.strerror or e}; choose another --out.") from None
+        raise ExperimentError(f"Cannot create the run folder {out} (in {top.parent}): {e.strerror or e}; choose "
+                              "another --out.") from None
     return top
 
 

@@ -32,7 +32,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxgen import interrupts, keys
-from jaxgen.runner import RunFolderConflict, active_run, to_jsonable
+from jaxgen.runner import ExperimentError, RunFolderConflict, active_run, to_jsonable
 from jaxgen.sharding import DATA_AXIS, data_mesh
 from jaxgen.train.checkpoint import Checkpointer
 from jaxgen.train.config import Schedule, TrainConfig
@@ -43,7 +43,13 @@ from jaxgen.train.step import epoch_permutation, make_chunk_fn, make_loop_step, 
 from jaxgen.train.trainer import LossTrainer, accepts_step, data_fingerprint
 from jaxgen.validation import check_data
 
-__all__ = ["TrainingDiverged", "fit", "fit_trainer", "train_seconds"]
+__all__ = ["TrainingDiverged", "TrainSettingsError", "fit", "fit_trainer", "train_seconds"]
+
+
+class TrainSettingsError(ExperimentError):
+    """Training settings the data cannot satisfy (a batch larger than the data set, or one the devices
+    cannot split): a ``ValueError`` raised before any work, which ``jaxgen run`` reports as a user
+    error (one line, exit status 2)."""
 
 
 class TrainingDiverged(FloatingPointError):
@@ -233,13 +239,14 @@ def fit_trainer(
         raise ValueError(f"eval_fn must be callable or None, got {type(eval_fn).__name__}.")
     leaves, treedef, n = _check_train_data(train_data)
     if cfg.batch_size > n:
-        raise ValueError(f"batch_size must be <= the number of examples N={n}, got {cfg.batch_size}.")
+        raise TrainSettingsError(f"batch_size must be <= the number of examples N={n}, got {cfg.batch_size}; "
+                                 "lower the batch size (or train on more examples).")
     mesh = data_mesh() if mesh is None else mesh
     if DATA_AXIS not in mesh.axis_names:
         raise ValueError(f"mesh must have a {DATA_AXIS!r} axis, got axes {mesh.axis_names}.")
     n_dev = mesh.shape[DATA_AXIS]
     if cfg.batch_size % n_dev:
-        raise ValueError(
+        raise TrainSettingsError(
             f"batch_size={cfg.batch_size} is not divisible by the {n_dev} devices of the mesh; use a multiple "
             f"of {n_dev} or a smaller mesh (mesh=jaxgen.sharding.data_mesh(jax.devices()[:k]))."
         )
