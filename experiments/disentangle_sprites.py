@@ -89,6 +89,10 @@ scale / orientation / x / y, on the whole data set); MIGs from disentanglement_l
 factors); the two give different numbers for one model, so a jaxgen number is comparable only with
 a paper that uses the same estimator.
 
+Each model (objective, weight, seed) trains in its own folder ``train/<objective>_<weight>_seed<s>/``
+of the run folder with a checkpoint every ``train.log_every`` steps: an interrupted run (Ctrl-C,
+SIGTERM) resumes every model where it stopped when the same command is run again.
+
 Differences of the default run from the papers (also in ``metrics.json``):
 
 {differences}

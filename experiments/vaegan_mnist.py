@@ -28,6 +28,10 @@ mean, standard deviation and per-seed values.
 Figures: ``samples`` (the three models, first seed, beside test images) and ``reconstructions``
 (test images on top, the VAE's reconstructions, then the VAE-GAN's).
 
+Each model and seed trains in its own folder ``train/<model>_seed<s>/`` of the run folder, logging
+and checkpointing about ten times per epoch: Ctrl-C stops within a tenth of an epoch and the same
+command resumes every fit where it stopped (``train_seconds`` counts every session).
+
 Configs: the default fits about 20 minutes on ONE CPU core ({cpu_budget}); :data:`ACCELERATOR`
 holds the fuller protocol (``jaxgen run vaegan_mnist {accelerator}``; not run: no accelerator was
 lent to the session that wrote this). The paper's settings are for 64 x 64 CelebA (5x5 convolutions

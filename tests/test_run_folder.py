@@ -54,7 +54,8 @@ def run(config, run):
     params = {"w": jnp.zeros((3, 1)), "b": jnp.zeros(1)}
     state, history = train.fit(train.describe(loss, name="toy_regression"), params,
                                train.optimizer("adam", config.lr), (x, y), key=run.key, epochs=config.epochs,
-                               batch_size=config.batch_size, run_dir=run.dir, eval_fn=eval_fn, tensorboard=False)
+                               batch_size=config.batch_size, run_dir=run.dir, eval_fn=eval_fn, tensorboard=False,
+                               checkpoint_every=5)  # an interrupt between two must write its own
     with run.figure("curve") as (fig, ax):
         ax.plot([h["loss"] for h in history])
         ax.set(xlabel="epoch", ylabel="loss")
@@ -196,6 +197,9 @@ def test_sigint_and_sigterm_stop_at_a_checkpoint_and_resume_to_the_same_numbers(
     # the training time of all three sessions: each of the 12 periods slept 0.25 s in its evaluation
     assert resumed["train_seconds"] >= 12 * 0.25
     assert [h["step"] for h in resumed["history"]] == [6 * e for e in range(1, 13)]  # the history of every session
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    seconds = [r["train_s"] for r in records]
+    assert len(seconds) == 12 and seconds == sorted(seconds)  # accumulated across the sessions, never reset
 
     ref = runner.run_experiment("toytrain", out=tmp_path / "ref", echo=False)  # uninterrupted, in-process
     for key in ("loss", "w", "history"):

@@ -214,7 +214,13 @@ def fit_trainer(
       restored from the checkpoint): ``epoch`` (epochs done, fractional for a period that ends
       inside an epoch), ``step``, each metric averaged over the period's steps, ``eval/<name>``,
       and the timings ``examples_per_s``, ``time_s`` (and ``compile_time_s`` in the first record
-      of a process).
+      of a process) and ``train_s`` (the fit's wall time up to the record, over every session of a
+      resumed run: :func:`train_seconds`).
+
+    Under ``jaxgen run`` (:func:`jaxgen.runner.active_run`), each log period is also logged as one
+    line (``log.txt`` and stdout, as it happens, with an ETA) instead of the progress bar, and
+    SIGINT / SIGTERM stop the loop after the period in flight: a checkpoint is written at that
+    step (with ``run_dir``) and :class:`jaxgen.interrupts.RunInterrupted` is raised.
 
     Each epoch has N // batch_size steps over a fresh shuffle; a log period may end inside an
     epoch, and the next continues that epoch's order. Checkpoints are written at the end of every
@@ -226,7 +232,10 @@ def fit_trainer(
         data, data whose shape the update cannot take, values ``check_train_data`` rejects, a run
         folder holding a checkpoint of another model or of a run with other settings (the message
         lists each differing setting by name, e.g. ``trainer.loss.beta was 1.0, now 8.0``), or any
-        checkpoint at all when this trainer's settings are unknown (or were when it was written).
+        checkpoint at all when this trainer's settings are unknown (or were when it was written);
+        the run-folder refusals are :class:`jaxgen.runner.RunFolderConflict` and the impossible
+        batch sizes :class:`TrainSettingsError` (both ``ValueError``; ``jaxgen run`` prints them
+        as one line and exits 2).
       TrainingDiverged: a metric or the state became non-finite; the message names the step, and
         the checkpoints on disk are the finite ones written before.
     """
