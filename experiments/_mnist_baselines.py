@@ -44,10 +44,12 @@ def n_params(tree) -> int:
 
 
 def log_every(steps_per_epoch: int) -> int:
-    """The divisor of ``steps_per_epoch`` nearest to a tenth of it: log periods (and checkpoints, and
-    the points where an interrupt is acted on) of equal length that tile each epoch."""
+    """Steps per log period (and checkpoint, and point where an interrupt is acted on): the divisor of
+    ``steps_per_epoch`` nearest to a tenth of it, but not below 50 steps (short epochs, quick runs: one
+    period per epoch), so that equal periods tile each epoch (781 steps: 71)."""
+    target = max(steps_per_epoch / 10, min(steps_per_epoch, 50))
     divisors = [d for d in range(1, steps_per_epoch + 1) if steps_per_epoch % d == 0]
-    return min(divisors, key=lambda d: (abs(d - steps_per_epoch / 10), d))
+    return min(divisors, key=lambda d: (abs(d - target), d))
 
 
 def last_epoch_mean(history: list[dict], name: str, steps_per_epoch: int) -> float:

@@ -205,3 +205,20 @@ def test_sigint_and_sigterm_stop_at_a_checkpoint_and_resume_to_the_same_numbers(
     for key in ("loss", "w", "history"):
         assert resumed[key] == ref.metrics[key], key
     assert "train_s" in TIMING_KEYS  # machine-dependent: not compared
+
+
+def assert_fits_checkpointed(run_dir: Path, names) -> None:
+    """Each fit ``train/<name>`` of an experiment's run folder holds a checkpoint of its last step with the
+    settings of its loss and optimizer (or trainer) recorded: what makes the same command resume an
+    interrupted run instead of starting it again (used by the experiments' quick tests)."""
+    from jaxgen.train import Checkpointer
+
+    found = sorted(p.parent.name for p in (run_dir / "train").glob("*/checkpoints"))
+    assert found == sorted(names)
+    for name in names:
+        ckpt = Checkpointer(run_dir / "train" / name / "checkpoints")
+        try:
+            meta = ckpt.restore_meta()
+        finally:
+            ckpt.close()
+        assert meta["step"] == meta["history"][-1]["step"] and meta["settings"]["trainer"], name

@@ -1033,8 +1033,22 @@ def _finished(exp: Experiment, out: Path, config, echo: bool) -> RunResult:
     if echo:
         print(f"{out} already holds this finished run of {exp.name} (started {info.get('started')}, "
               f"{info.get('wall_time_s', 0):.1f} s); nothing was run or changed. Add --fresh to run it again from "
-              "scratch.", flush=True)
+              "scratch." + _code_changed(exp, info), flush=True)
     return RunResult(exp.name, out, config, metrics, list(info.get("figures", [])), float(info.get("wall_time_s", 0)))
+
+
+def _code_changed(exp: Experiment, info: dict) -> str:
+    """A warning when the experiment file or jaxgen's commit differ from those that made the run in ``info``."""
+    changed = []
+    if info.get("file_sha256") and info["file_sha256"] != _sha256(exp.path):
+        changed.append(f"the experiment file {exp.path.name} has changed")
+    import jaxgen
+
+    then = (info.get("git") or {}).get("commit")
+    now = (_git_state(Path(jaxgen.__file__).resolve().parent) or {}).get("commit")
+    if then and now and then != now:
+        changed.append(f"jaxgen is at commit {now[:10]}, the run was made at {then[:10]}")
+    return f" Note: {'; '.join(changed)} since that run." if changed else ""
 
 
 def _snapshot(out: Path) -> dict[str, bytes | None]:
