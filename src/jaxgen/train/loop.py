@@ -404,15 +404,16 @@ def train_seconds(history: list[dict]) -> float:
 
 
 def _fit_name(run, run_dir) -> str:
-    """How the period lines name a fit: its run folder relative to the experiment's (``train`` for the
-    experiment's own folder or none)."""
+    """How the period lines name a fit: ``train``, then its run folder relative to the experiment's
+    (without a leading ``train/``: ``train vae_seed0``), if it has its own."""
     if run_dir is None:
         return "train"
     try:
-        rel = Path(run_dir).resolve().relative_to(run.dir.resolve())
+        parts = Path(run_dir).resolve().relative_to(run.dir.resolve()).parts
     except ValueError:
         return f"train {run_dir}"
-    return "train" if str(rel) == "." else f"train {rel}"
+    parts = parts[1:] if parts[:1] == ("train",) else parts
+    return " ".join(["train", "/".join(parts)]) if parts else "train"
 
 
 def _interrupted(ckpt, state, done: int, history: list, fingerprint: dict) -> interrupts.RunInterrupted:
