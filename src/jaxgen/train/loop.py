@@ -157,13 +157,14 @@ def _resume(ckpt: Checkpointer, state: LoopState, sharding, fingerprint: dict, s
         raise RunFolderConflict(
             f"The run folder {run_dir} holds a checkpoint of a run whose loss, optimizer or trainer had no description "
             "(its settings were not recorded), so nothing can tell whether this run is the same one; resuming it is "
-            "refused. Use a new run folder, or delete the old one to start over."
+            "refused. Use a new run folder, or delete the old one to start over (jaxgen run: --out elsewhere, or --fresh)."
         )
     problems = _differences(saved, fingerprint, "")
     if problems:
         raise RunFolderConflict(
             f"The run folder {run_dir} holds a run with other settings ({'; '.join(problems)}); resuming it "
-            "would not reproduce that run. Use a new run folder, or delete the old one to start over."
+            "would not reproduce that run. Use a new run folder, or delete the old one to start over (jaxgen run: --out "
+            "elsewhere, or --fresh)."
         )
     state, meta = ckpt.restore(state, sharding)
     done = int(meta["step"])
