@@ -222,3 +222,48 @@ def assert_fits_checkpointed(run_dir: Path, names) -> None:
         finally:
             ckpt.close()
         assert meta["step"] == meta["history"][-1]["step"] and meta["settings"]["trainer"], name
+
+
+DROPPED = '''
+import os
+import signal
+
+import ml_collections
+
+DESCRIPTION = "Receives SIGINT inside a finalizer, where Python drops the KeyboardInterrupt."
+
+
+class Finalized:
+    def __del__(self):  # like JAX's gc callback: an exception raised here is printed and dropped
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10_000):  # bytecode to run the Python-level handler on
+            pass
+
+
+def get_config():
+    return ml_collections.ConfigDict({"seed": 0})
+
+
+def run(config, run):
+    Finalized()
+    run.log("went on after the signal")
+    with run.figure("late") as (fig, ax):
+        ax.plot([0, 1], [0, 1])
+        ax.set(xlabel="x", ylabel="y")
+    return {}
+'''
+
+
+def test_a_signal_dropped_by_a_finalizer_still_stops_the_run(exp_dir, tmp_path, capsys, monkeypatch):
+    """The issue's `Exception ignored in: <function _xla_gc_callback ...> KeyboardInterrupt`: the run went on.
+    The signal stays pending and the next run.log stops the run."""
+    (exp_dir / "dropped.py").write_text(DROPPED)
+    dropped = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: dropped.append(u.exc_type))  # "Exception ignored in ..."
+    out = tmp_path / "d"
+    assert cli.main(["run", "dropped", "--out", str(out)]) == 130
+    captured = capsys.readouterr()
+    assert [t.__name__ for t in dropped] == ["RunInterrupted"]  # Python did drop it ...
+    assert "went on after the signal" not in captured.out  # ... but the run stopped at the next line
+    assert captured.err.strip().splitlines()[-1].startswith("jaxgen: interrupted (SIGINT)")
+    assert not out.exists()  # it had written nothing useful
