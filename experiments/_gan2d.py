@@ -80,7 +80,6 @@ and its samples into ``sweep_samples.npz``. The default row always runs.
 """
 from __future__ import annotations
 
-import time
 
 import jax
 import ml_collections
@@ -217,12 +216,11 @@ def _train_one(run, config, trainer, seed_key, ds, run_dir):
     state0 = trainer.init(keys.stream(k_fit, "init"), x[:rows])  # fit_trainer's starting state
     untrained = mode_metrics(trainer.sample(state0, k_eval, config.eval.n_samples, ema=config.eval.ema)[0], modes,
                              ds["std"])
-    t0 = time.perf_counter()
     state, history = train.fit_trainer(trainer, x, key=k_fit, steps=t.steps, batch_size=rows,
                                        log_every=t.log_every, checkpoint_every=t.steps, keep_checkpoints=1,
                                        run_dir=run_dir, eval_fn=eval_fn, progress=False, tensorboard=False)
     jax.block_until_ready(state.model)
-    seconds = time.perf_counter() - t0
+    seconds = train.train_seconds(history)  # over every session of a resumed run
     samples = np.asarray(trainer.sample(state.model, k_eval, config.eval.n_samples, ema=config.eval.ema)[0])
     return samples, mode_metrics(samples, modes, ds["std"]), untrained, seconds, history
 

@@ -4,9 +4,12 @@
 Both read the experiment's config: ``budget_epochs`` passes over the training images at
 ``batch_size``; ``config.vae`` (latent_dim, conv_features, conv_dense, lr) and ``config.gan`` (the
 fields of :class:`jaxgen.models.gan.GANTrainer`). See ``compare_vae_gan``'s docstring for the models.
+
+Each fit logs and checkpoints about ten times per epoch (:func:`log_every`) in its own folder
+under the run folder, so an interrupted run resumes where it stopped and a Ctrl-C is answered
+within a tenth of an epoch.
 """
 import functools
-import time
 
 import jax
 import ml_collections
@@ -40,17 +43,34 @@ def n_params(tree) -> int:
     return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
 
 
-def train_vae(config, key, x_train):
+def log_every(steps_per_epoch: int) -> int:
+    """Steps per log period (and checkpoint, and point where an interrupt is acted on): the divisor of
+    ``steps_per_epoch`` nearest to a tenth of it, but not below 50 steps (short epochs, quick runs: one
+    period per epoch), so that equal periods tile each epoch (781 steps: 71)."""
+    target = max(steps_per_epoch / 10, min(steps_per_epoch, 50))
+    divisors = [d for d in range(1, steps_per_epoch + 1) if steps_per_epoch % d == 0]
+    return min(divisors, key=lambda d: (abs(d - target), d))
+
+
+def last_epoch_mean(history: list[dict], name: str, steps_per_epoch: int) -> float:
+    """The mean of metric ``name`` over the last epoch's steps, from records of :func:`log_every`
+    steps each (equal lengths: the mean of their means)."""
+    per = steps_per_epoch // log_every(steps_per_epoch)
+    return float(np.mean([r[name] for r in history[-per:]]))
+
+
+def train_vae(config, key, x_train, run_dir=None):
     """The VAE trained on the ELBO of dynamically binarised ``x_train (N, 784)``; returns ``(params,
-    seconds, last log period's mean train ELBO)``. ``key``: parent of ``"init"`` and ``"fit"``."""
+    training seconds, last epoch's mean train ELBO)``. ``key``: parent of ``"init"`` and ``"fit"``;
+    ``run_dir``: its checkpoints (a rerun resumes), or None."""
     k_init, k_fit = keys.streams(key, "init", "fit").values()
     params = vae.init(k_init, vae_config(config))
-    t0 = time.perf_counter()
     optimizer = train.optimizer("adam", config.vae.lr)
+    per = len(x_train) // config.batch_size
     state, history = train.fit(vae.loss_fn("elbo", binarize=True), params, optimizer, x_train,
-                               key=k_fit, epochs=config.budget_epochs, batch_size=config.batch_size, progress=False,
-                               tensorboard=False)
-    return state.params, time.perf_counter() - t0, history[-1]["elbo"]
+                               key=k_fit, steps=config.budget_epochs * per, log_every=log_every(per),
+                               batch_size=config.batch_size, run_dir=run_dir, progress=False, tensorboard=False)
+    return state.params, train.train_seconds(history), last_epoch_mean(history, "elbo", per)
 
 
 @functools.partial(jax.jit, static_argnums=(2,))
@@ -59,15 +79,16 @@ def vae_samples(params, key, n: int):
     return vae.sample(key, params, n)[0].reshape(n, 28, 28, 1)
 
 
-def train_gan(config, key, x_train):
+def train_gan(config, key, x_train, run_dir=None):
     """The DCGAN of ``config.gan`` trained on ``x_train (N, 28, 28, 1)`` floats in [0, 1] for the same
-    number of images as the VAE; returns ``(trainer, state, seconds)``."""
+    number of images as the VAE; returns ``(trainer, state, training seconds)``; ``run_dir`` as in
+    :func:`train_vae`."""
     trainer = gan.GANTrainer.from_config(config.gan, architecture="dcgan", data_shape=(28, 28, 1))
-    steps = config.budget_epochs * (len(x_train) // config.batch_size)
-    t0 = time.perf_counter()
-    state, history = train.fit_trainer(trainer, x_train, key=key, steps=steps, batch_size=config.batch_size,
-                                       log_every=len(x_train) // config.batch_size, progress=False, tensorboard=False)
-    return trainer, state.model, time.perf_counter() - t0
+    per = len(x_train) // config.batch_size
+    state, history = train.fit_trainer(trainer, x_train, key=key, steps=config.budget_epochs * per,
+                                       batch_size=config.batch_size, log_every=log_every(per), run_dir=run_dir,
+                                       progress=False, tensorboard=False)
+    return trainer, state.model, train.train_seconds(history)
 
 
 def pick(m: dict) -> dict:

@@ -251,12 +251,13 @@ def _adam(group, n_train: int):
     return train.optimizer("adam", group.lr, schedule="cosine", decay_steps=max(1, steps), final_fraction=0.05)
 
 
-def _fit(run, loss, params, group, x_train, key):
-    t0 = time.perf_counter()
+def _fit(run, loss, params, group, x_train, key, tag: str):
+    """Train in ``<run dir>/train/<tag>`` (checkpoints: a rerun resumes); ``(params, training seconds, history)``."""
     state, history = train.fit(loss, params, _adam(group, len(x_train)), x_train, key=key, epochs=group.epochs,
-                               batch_size=group.batch_size, progress=not run.quick, tensorboard=False)
+                               batch_size=group.batch_size, run_dir=run.dir / "train" / tag, progress=not run.quick,
+                               tensorboard=False)
     params = jax.block_until_ready(state.params)
-    return params, time.perf_counter() - t0, history
+    return params, train.train_seconds(history), history
 
 
 def _n_params(tree) -> int:
@@ -291,7 +292,7 @@ def _vae(config, run, name, x_train, x_test, key):
                         likelihood="bernoulli")
     objective = vae.Objective("elbo", binarize=True) if name == "vae" else vae.Objective("iwae", k=config.iwae.k,
                                                                                          binarize=True)
-    params, seconds, history = _fit(run, vae.loss_fn(objective), vae.init(k["init"], cfg), v, x_train, k["fit"])
+    params, seconds, history = _fit(run, vae.loss_fn(objective), vae.init(k["init"], cfg), v, x_train, k["fit"], name)
     lp, t_nll = _timed(vae.log_prob, params, x_test, k["nll"], k=config.eval.nll_k, batch_size=config.eval.batch_size)
     sampler = lambda key, n: vae.sample(key, params, n, mean=False)[0]  # noqa: E731
     grey = lambda key, n: vae.sample(key, params, n, mean=True)[0]  # noqa: E731
@@ -304,7 +305,7 @@ def _vae(config, run, name, x_train, x_test, key):
 def _pixelcnn(config, run, x_train, x_test, key):
     k = keys.streams(key, "init", "fit")
     params = pixelcnn.init(k["init"], _pixelcnn_config(config))
-    params, seconds, history = _fit(run, pixelcnn.loss_fn(binarize=True), params, config.pixelcnn, x_train, k["fit"])
+    params, seconds, history = _fit(run, pixelcnn.loss_fn(binarize=True), params, config.pixelcnn, x_train, k["fit"], "pixelcnn")
     lp, t_nll = _timed(pixelcnn.log_prob, params, x_test, batch_size=config.eval.batch_size)
     sampler = lambda key, n: pixelcnn.sample(key, params, n)  # noqa: E731
     m = {**_nll_summary(-lp, NLL_KINDS["exact"], t_nll), "test_bits_per_dim": float(-lp.mean() / (784 * math.log(2))),
@@ -316,7 +317,7 @@ def _pixelvae(config, run, x_train, x_test, key):
     k = keys.streams(key, "init", "fit", "nll")
     p = config.pixelvae
     params = pixelvae.init(k["init"], _pixelvae_config(config))
-    params, seconds, history = _fit(run, pixelvae.loss_fn(binarize=True), params, p, x_train, k["fit"])
+    params, seconds, history = _fit(run, pixelvae.loss_fn(binarize=True), params, p, x_train, k["fit"], "pixelvae")
     lp, t_nll = _timed(pixelvae.log_prob, params, x_test, k["nll"], k=p.nll_k, batch_size=config.eval.batch_size)
     sampler = lambda key, n: pixelvae.sample(key, params, n)[0]  # noqa: E731
     m = {**_nll_summary(-lp, NLL_KINDS["is"].format(k=p.nll_k), t_nll), "nll_k": p.nll_k, "train_time_s": seconds,
@@ -327,11 +328,10 @@ def _pixelvae(config, run, x_train, x_test, key):
 def _gan(config, run, x_grey, key):
     trainer = gan.GANTrainer.from_config(config.gan.model, architecture="dcgan", data_shape=(28, 28, 1))
     g = config.gan
-    t0 = time.perf_counter()
-    state, _ = train.fit_trainer(trainer, x_grey, key=key, steps=g.steps, batch_size=g.batch_size,
-                                 progress=not run.quick, tensorboard=False)
+    state, history = train.fit_trainer(trainer, x_grey, key=key, steps=g.steps, batch_size=g.batch_size,
+                                       run_dir=run.dir / "train" / "gan", progress=not run.quick, tensorboard=False)
     gstate = jax.block_until_ready(state.model)
-    seconds = time.perf_counter() - t0
+    seconds = train.train_seconds(history)
     grey = functools.partial(gan.ema_samples, trainer, gstate)
 
     def sampler(key, n):  # the grey image binarised like the data: a sampler of binarised MNIST

@@ -89,7 +89,9 @@ def run(config, run) -> dict:
 
     results, shown = {"vae": [], "gan": []}, {}
     for s in range(config.n_seeds):  # seed s: the s-th member of each model's indexed family of keys
-        params, vae_s, elbo = B.train_vae(config, jax.random.fold_in(ks["vae"], s), x_train.reshape(len(x_train), -1))
+        fits = run.dir / "train"  # one folder of checkpoints per model and seed: an interrupted run resumes
+        params, vae_s, elbo = B.train_vae(config, jax.random.fold_in(ks["vae"], s), x_train.reshape(len(x_train), -1),
+                                          fits / f"vae_seed{s}")
         imgs = draw(functools.partial(B.vae_samples, params), jax.random.fold_in(ks["sample_vae"], s), n)
         nll = -float(jnp.mean(vae.log_prob(params, x_nll, jax.random.fold_in(ks["nll"], s), k=config.eval.nll_k)))
         m = image_metrics(imgs, real_stats, clf)
@@ -97,7 +99,7 @@ def run(config, run) -> dict:
                                "n_params": B.n_params((params.encoder, params.decoder))})
         run.log(f"seed {s} VAE: FID {m['fid']:.3f}, score {m['mnist_score']:.3f}, classes {m['classes_covered']}, "
                 f"NLL {nll:.2f} nats (k={config.eval.nll_k}), {vae_s:.1f} s")
-        trainer, gstate, gan_s = B.train_gan(config, jax.random.fold_in(ks["gan"], s), x_train)
+        trainer, gstate, gan_s = B.train_gan(config, jax.random.fold_in(ks["gan"], s), x_train, fits / f"gan_seed{s}")
         gimgs = draw(functools.partial(gan.ema_samples, trainer, gstate), jax.random.fold_in(ks["sample_gan"], s), n)
         m = image_metrics(gimgs, real_stats, clf)
         results["gan"].append({**B.pick(m), "test_nll_nats": None, "train_seconds": gan_s,

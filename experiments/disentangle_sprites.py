@@ -90,6 +90,10 @@ scale / orientation / x / y, on the whole data set); MIGs from disentanglement_l
 factors); the two give different numbers for one model, so a jaxgen number is comparable only with
 a paper that uses the same estimator.
 
+Each model (objective, weight, seed) trains in its own folder ``train/<objective>_<weight>_seed<s>/``
+of the run folder with a checkpoint every ``train.log_every`` steps: an interrupted run (Ctrl-C,
+SIGTERM) resumes every model where it stopped when the same command is run again.
+
 Differences of the default run from the papers (also in ``metrics.json``):
 
 {differences}
@@ -261,11 +265,12 @@ def _render(data: Sprites, index):
     return np.asarray(data.render(factors)), np.asarray(factors)
 
 
-def _train(config, name: str, weight: float, key, x_train):
-    """Train one model; returns ``(VAEParams, final-period metrics, seconds)``."""
+def _train(config, name: str, weight: float, key, x_train, run_dir):
+    """Train one model, checkpointing in ``run_dir`` (a rerun resumes it); returns ``(VAEParams,
+    final-period metrics, training seconds over every session)``."""
     cfg, bs, tr = _vae_config(config), config.train.batch_size, config.train
-    settings = dict(steps=tr.steps, log_every=min(tr.log_every, tr.steps), progress=False, tensorboard=False)
-    t0 = time.perf_counter()
+    settings = dict(steps=tr.steps, log_every=min(tr.log_every, tr.steps), run_dir=run_dir, progress=False,
+                    tensorboard=False)
     if name == "factor_vae":
         trainer = vae.FactorVAETrainer(vae=cfg, gamma=weight, d_hidden=tuple(config.factor.d_hidden),
                                        vae_lr=tr.lr, d_lr=config.factor.d_lr, d_betas=tuple(config.factor.d_betas))
@@ -280,7 +285,7 @@ def _train(config, name: str, weight: float, key, x_train):
                                    key=k_fit, batch_size=bs, **settings)
         params = state.params
     params = jax.block_until_ready(params)
-    return params, history[-1], time.perf_counter() - t0
+    return params, history[-1], train.train_seconds(history)
 
 
 @jax.jit
@@ -338,7 +343,8 @@ def run(config, run) -> dict:
             rows = []
             for s in range(config.n_seeds):  # an indexed family per objective: weight w_i, then seed s
                 key = jax.random.fold_in(jax.random.fold_in(ks[name], w_i), s)
-                params, last, seconds = _train(config, name, float(weight), key, x_train)
+                fit_dir = run.dir / "train" / f"{name}_{_weight_key(weight)}_seed{s}"  # checkpoints: a rerun resumes
+                params, last, seconds = _train(config, name, float(weight), key, x_train, fit_dir)
                 k_obj = jax.random.fold_in(ks["score"], OBJECTIVE_NAMES.index(name))
                 k_score = jax.random.fold_in(jax.random.fold_in(k_obj, w_i), s)
                 k_chen = jax.random.fold_in(jax.random.fold_in(

@@ -29,7 +29,6 @@ latent pairs (linear and spherical paths); FID and MNIST score against the train
 Randomness: ``run.key`` is the parent of the streams of :data:`STREAMS` (:func:`jaxgen.keys.streams`).
 """
 import functools
-import time
 
 import jax.numpy as jnp
 import ml_collections
@@ -41,7 +40,7 @@ from jaxgen.metrics import classifier as cls
 from jaxgen.metrics.classifier import prepare_images
 from jaxgen.metrics.samples import classifier_for, draw, image_metrics, real_floor, spread
 from jaxgen.models import gan
-from jaxgen.train import fit_trainer
+from jaxgen.train import fit_trainer, train_seconds
 
 DESCRIPTION = "DCGAN on MNIST: domain FID and MNIST score over training, sample grid, latent interpolation."
 
@@ -114,12 +113,11 @@ def run(config, run) -> dict:
         return {"fid": cls.domain_fid(monitor_stats, imgs, classifier=clf),
                 "mnist_score": cls.mnist_score(imgs, classifier=clf)}
 
-    t0 = time.perf_counter()
     state, history = fit_trainer(trainer, x_train, key=ks["fit"], steps=t.steps, batch_size=t.batch_size,
                                  log_every=t.log_every, eval_every=t.eval_every, checkpoint_every=t.checkpoint_every,
                                  use_scan=t.use_scan, run_dir=run.dir, eval_fn=eval_fn, progress=not run.quick,
                                  tensorboard=False)
-    train_s = time.perf_counter() - t0
+    train_s = train_seconds(history)  # over every session of a resumed run
     gstate = state.model
     curve = [(r["step"], r["eval/fid"], r["eval/mnist_score"]) for r in history if "eval/fid" in r]
     for step, fid, score in curve:

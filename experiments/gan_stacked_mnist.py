@@ -29,7 +29,6 @@ the default (first seed, last packing degree) as top-level ``modes`` / ``reverse
 samples and the mode histograms.
 """
 import functools
-import time
 
 import jax
 import ml_collections
@@ -40,7 +39,7 @@ from jaxgen.data import make_stacked_mnist
 from jaxgen.metrics import expected_coverage, stacked_mode_metrics
 from jaxgen.metrics.samples import classifier_for, draw
 from jaxgen.models import gan
-from jaxgen.train import fit_trainer
+from jaxgen.train import fit_trainer, train_seconds
 
 DESCRIPTION = "DCGAN vs PacDCGAN on stacked MNIST (1000 modes): modes covered and KL to uniform over seeds."
 
@@ -104,11 +103,11 @@ def run(config, run) -> dict:
         rows = []
         for s in range(config.n_seeds):
             trainer = _trainer(config, pack)
-            t0 = time.perf_counter()
             key = jax.random.fold_in(jax.random.fold_in(ks["fit"], pack), s)  # pack, then seed: an indexed family
             state, history = fit_trainer(trainer, x, key=key, steps=t.steps, batch_size=trainer.data_rows(t.batch_size),
-                                         log_every=t.log_every, progress=False, tensorboard=False)
-            seconds = time.perf_counter() - t0
+                                         log_every=t.log_every, run_dir=run.dir / "train" / f"pack{pack}_seed{s}",
+                                         progress=False, tensorboard=False)
+            seconds = train_seconds(history)  # over every session of a resumed run
             samples = draw(functools.partial(gan.ema_samples, trainer, state.model),
                            jax.random.fold_in(jax.random.fold_in(ks["eval"], pack), s), config.eval.n_samples)
             m = stacked_mode_metrics(samples, classifier=clf)

@@ -221,16 +221,12 @@ def run(config, run) -> dict:
     run.log(f"gated PixelCNN: {n_params} parameters, receptive field of the last pixel covers {100 * coverage:.1f}% "
             f"of the pixels before it; {t.epochs} epochs over {len(d['x_train'])} {config.data} images, "
             f"minibatch {t.batch_size}, Adam {t.lr:g} ({t.schedule})")
-    t0 = time.perf_counter()
     state, history = train.fit(pixelcnn.loss_fn(binarize=binary), params, optimizer, train_data, key=ks["fit"],
                                steps=steps, log_every=log_every, checkpoint_every=log_every * t.logs_per_epoch,
                                batch_size=t.batch_size, run_dir=run.dir, eval_fn=eval_fn, progress=not run.quick,
                                tensorboard=False)
     params = jax.block_until_ready(state.params)
-    train_seconds = time.perf_counter() - t0
-    for h in history:
-        run.log(f"epoch {h['epoch']:.3f}: train NLL {h['nll']:.2f} nats, monitor test NLL {h['eval/test_nll']:.2f}, "
-                f"{h['examples_per_s']:.0f} images/s")
+    train_seconds = train.train_seconds(history)  # over every session of a resumed run (the loop logged each period)
 
     # ---- the exact test NLL
     t0 = time.perf_counter()
@@ -350,11 +346,11 @@ def _vae(config, run, d, x_test, x_in, observed, key, key_inpaint):
     shape = d["shape"]
     cfg = vae.VAEConfig(image_shape=shape, latent_dim=v.latent_dim, hidden=tuple(v.hidden), likelihood="bernoulli")
     n = len(d["x_train"])
-    t0 = time.perf_counter()
-    state, _ = train.fit(vae.loss_fn("elbo", binarize=True), vae.init(k_init, cfg),
-                         train.optimizer("adam", v.lr), d["x_train"].reshape(n, -1), key=k_fit, epochs=v.epochs,
-                         batch_size=v.batch_size, progress=not run.quick, tensorboard=False)
-    seconds = time.perf_counter() - t0
+    state, hist = train.fit(vae.loss_fn("elbo", binarize=True), vae.init(k_init, cfg),
+                            train.optimizer("adam", v.lr), d["x_train"].reshape(n, -1), key=k_fit, epochs=v.epochs,
+                            batch_size=v.batch_size, run_dir=run.dir / "train" / "vae", progress=not run.quick,
+                            tensorboard=False)
+    seconds = train.train_seconds(hist)
     p = state.params
     elbo = float(np.mean(np.asarray(vae.elbo(p, x_test.reshape(len(x_test), -1), k_elbo))))
     t0 = time.perf_counter()

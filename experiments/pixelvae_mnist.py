@@ -158,13 +158,12 @@ def warmed_loss(loss, warmup: int):
 def _fit(run, loss, params, config, x_train, key, run_dir):
     t = config.train
     steps_per_epoch = len(x_train) // t.batch_size
-    t0 = time.perf_counter()
     optimizer = train.optimizer("adam", t.lr)
     state, history = train.fit(loss, params, optimizer, x_train, key=key, steps=t.epochs * steps_per_epoch,
                                batch_size=t.batch_size, log_every=max(1, steps_per_epoch // t.logs_per_epoch),
                                run_dir=run_dir, progress=not run.quick, tensorboard=False)
     params = jax.block_until_ready(state.params)
-    return params, time.perf_counter() - t0, history
+    return params, train.train_seconds(history), history
 
 
 def _summary(lp, elbo, kl, means, seconds, history, n_params, k) -> dict:
@@ -221,7 +220,8 @@ def run(config, run) -> dict:
     pv = vae.init(kv["init"], cfg_v)
     n_v = vae.num_params(pv)
     x_flat = x_train.reshape(len(x_train), -1)
-    pv, sec_v, hist_v = _fit(run, vae.loss_fn(vae.Objective("elbo", warmup_steps=warmup, binarize=True)), pv, config, x_flat, kv["fit"], None)
+    pv, sec_v, hist_v = _fit(run, vae.loss_fn(vae.Objective("elbo", warmup_steps=warmup, binarize=True)), pv, config, x_flat, kv["fit"],
+                             run.dir / "train" / "vae")
     xt_flat = x_test.reshape(len(x_test), -1)
     rec_v, kl_v = (np.asarray(a, np.float64) for a in vae.elbo_terms(pv, xt_flat, kv["elbo"]))
     lp_v = np.asarray(vae.log_prob(pv, xt_flat, kv["nll"], k=e.k_vae, batch_size=e.batch_size), np.float64)

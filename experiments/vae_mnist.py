@@ -244,15 +244,11 @@ def run(config, run) -> dict:
     run.log(f"{vae.num_params(params)['total']} parameters; objective {objective.name} (k={objective.k}); "
             f"{epochs} epochs over {len(x_train)} images, protocol {config.protocol}")
 
-    t0 = time.perf_counter()
     state, history = train.fit(loss, params, opt, x_train, key=ks["fit"], epochs=epochs, batch_size=bs,
                                run_dir=run.dir, eval_fn=elbo_fn, use_scan=config.train.use_scan, shuffle=proto["shuffle"],
                                progress=not run.quick, checkpoint_every=config.train.checkpoint_every, tensorboard=False)
     params = jax.block_until_ready(state.params)
-    train_seconds = time.perf_counter() - t0
-    for h in history[:: max(1, len(history) // 10)] + ([history[-1]] if len(history) > 1 else []):
-        run.log(f"epoch {h['epoch']}: loss {h['loss']:.2f}, monitor ELBO {h.get('eval/test_elbo', float('nan')):.2f}, "
-                f"{h['examples_per_s']:.0f} images/s")
+    train_seconds = train.train_seconds(history)  # over every session of a resumed run (each epoch was logged live)
 
     # ---- test log-likelihood
     xt = x_test_bin[: proto["n_test"]]
@@ -356,11 +352,11 @@ def _latent2d(config, run, x_train, x_test, y_test, key) -> dict:
     cfg = vae.VAEConfig(image_shape=(28, 28, 1), latent_dim=2, hidden=tuple(config.model.hidden),
                         activation=config.model.activation)
     opt = train.optimizer("adam", config.train.lr, eps=config.train.adam_eps)
-    t0 = time.perf_counter()
-    state, _ = train.fit(vae.loss_fn("elbo", binarize=True), vae.init(k_init, cfg), opt, x_train, key=k_fit,
-                         epochs=config.latent2d.epochs, batch_size=config.train.batch_size, progress=not run.quick, tensorboard=False)
+    state, hist2 = train.fit(vae.loss_fn("elbo", binarize=True), vae.init(k_init, cfg), opt, x_train, key=k_fit,
+                             epochs=config.latent2d.epochs, batch_size=config.train.batch_size,
+                             run_dir=run.dir / "train" / "latent2d", progress=not run.quick, tensorboard=False)
     p = state.params
-    seconds = time.perf_counter() - t0
+    seconds = train.train_seconds(hist2)
     mu = np.asarray(vae.encode(p, x_test)[0])
     n = config.latent2d.grid
     q = stats.norm.ppf(np.linspace(0.03, 0.97, n))  # even steps in prior probability (Kingma & Welling)

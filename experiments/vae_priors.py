@@ -239,8 +239,9 @@ def _vae_config(config, prior: str) -> vae.VAEConfig:
                          n_components=config.n_components)
 
 
-def _train(config, prior: str, key, x_train):
-    """Train one VAE; ``key`` gives the same init and fit streams to every prior (common random numbers)."""
+def _train(config, prior: str, key, x_train, run_dir):
+    """Train one VAE in ``run_dir`` (checkpoints: a rerun resumes); ``key`` gives the same init and fit
+    streams to every prior (common random numbers). Returns ``(params, training seconds, last ELBO)``."""
     k_init, k_fit, k_pseudo = keys.streams(key, "init", "fit", "pseudo_inputs").values()
     params = vae.init(k_init, _vae_config(config, prior))
     if prior == "vamp" and config.vamp_init == "data":  # K distinct training images, grey values in [0, 1]
@@ -249,13 +250,12 @@ def _train(config, prior: str, key, x_train):
         params = params.replace(prior={"pseudo_inputs": u})
     bs = config.train.batch_size
     objective = vae.Objective("elbo", binarize=True, warmup_steps=config.train.warmup_epochs * (len(x_train) // bs))
-    t0 = time.perf_counter()
     optimizer = train.optimizer("adam", config.train.lr, eps=config.train.adam_eps)
     state, history = train.fit(vae.loss_fn(objective), params, optimizer,
-                               x_train, key=k_fit, epochs=config.train.epochs, batch_size=bs, progress=False,
-                               tensorboard=False)
+                               x_train, key=k_fit, epochs=config.train.epochs, batch_size=bs, run_dir=run_dir,
+                               progress=False, tensorboard=False)
     params = jax.block_until_ready(state.params)
-    return params, time.perf_counter() - t0, float(history[-1]["elbo"])
+    return params, train.train_seconds(history), float(history[-1]["elbo"])
 
 
 @functools.partial(jax.jit, static_argnums=(2,))
@@ -319,7 +319,8 @@ def _select(config, run, priors, key, x_train, x_valid) -> dict:
             for prior in scored:
                 tag = (prior, epochs, warmup, init if prior == "vamp" else None)
                 if tag not in trained:
-                    params, secs, train_elbo = _train(c, prior, k_train, x_train)
+                    fit_dir = run.dir / "train" / "select" / "_".join(str(x) for x in tag if x is not None)
+                    params, secs, train_elbo = _train(c, prior, k_train, x_train, fit_dir)
                     nll = -float(jnp.mean(vae.log_prob(params, x_valid, k_nll, k=s.k, batch_size=config.eval.batch_size)))
                     rec, kl = vae.elbo_terms(params, x_valid, k_elbo)
                     trained[tag] = {"valid_nll_nats": nll, "valid_elbo_nats": float(jnp.mean(rec - kl)),
@@ -388,7 +389,7 @@ def run(config, run) -> dict:
         k_train = jax.random.fold_in(ks["train"], s)
         k_nll, k_elbo = jax.random.fold_in(ks["nll"], s), jax.random.fold_in(ks["elbo"], s)
         for prior in priors:
-            params, secs, train_elbo = _train(config, prior, k_train, x_train)
+            params, secs, train_elbo = _train(config, prior, k_train, x_train, run.dir / "train" / f"{prior}_seed{s}")
             m = _evaluate(config, params, x_nll, x_active, k_nll, k_elbo)
             var = m.pop("unit_variances")
             n_params = vae.num_params(params)["total"]

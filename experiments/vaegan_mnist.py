@@ -28,6 +28,10 @@ mean, standard deviation and per-seed values.
 Figures: ``samples`` (the three models, first seed, beside test images) and ``reconstructions``
 (test images on top, the VAE's reconstructions, then the VAE-GAN's).
 
+Each model and seed trains in its own folder ``train/<model>_seed<s>/`` of the run folder, logging
+and checkpointing about ten times per epoch: Ctrl-C stops within a tenth of an epoch and the same
+command resumes every fit where it stopped (``train_seconds`` counts every session).
+
 Configs: the default fits about 20 minutes on ONE CPU core ({cpu_budget}); :data:`ACCELERATOR`
 holds the fuller protocol (``jaxgen run vaegan_mnist {accelerator}``; not run: no accelerator was
 lent to the session that wrote this). The paper's settings are for 64 x 64 CelebA (5x5 convolutions
@@ -38,8 +42,6 @@ conv networks of ``compare_vae_gan`` at MNIST's size. Differences from the paper
 
 {differences}
 """
-import time
-
 import jax
 import ml_collections
 import numpy as np
@@ -132,14 +134,16 @@ def check_config(config) -> None:
         raise ValueError(f"batch_size ({config.batch_size}) exceeds n_train ({config.n_train}).")
 
 
-def _train_vaegan(config, key, x_train):
+def _train_vaegan(config, key, x_train, run_dir):
+    """Train the VAE-GAN in ``run_dir`` (checkpoints about ten times per epoch: a rerun resumes);
+    returns ``(state, training seconds, {metric: mean over the last epoch})``."""
     trainer = _trainer(config)
-    steps = config.budget_epochs * (len(x_train) // config.batch_size)  # the images of compare_vae_gan's budget
-    t0 = time.perf_counter()
+    per = len(x_train) // config.batch_size
+    steps = config.budget_epochs * per  # the images of compare_vae_gan's budget
     state, history = train.fit_trainer(trainer, x_train, key=key, steps=steps, batch_size=config.batch_size,
-                                       log_every=max(1, min(steps, len(x_train) // config.batch_size)),
-                                       progress=False, tensorboard=False)
-    return state.model, time.perf_counter() - t0, history[-1]
+                                       log_every=B.log_every(per), run_dir=run_dir, progress=False, tensorboard=False)
+    last = {k: B.last_epoch_mean(history, k, per) for k in ("dec_updated", "dis_updated")}
+    return state.model, train.train_seconds(history), last
 
 
 def _recon_batches(fn, x, batch: int = 1000) -> np.ndarray:
@@ -160,7 +164,8 @@ def run(config, run) -> dict:
 
     results, shown = {"vaegan": [], "vae": [], "gan": []}, {}
     for s in range(config.n_seeds):  # seed s: the s-th member of each model's indexed family of keys
-        state, vg_s, last = _train_vaegan(config, jax.random.fold_in(ks["vaegan"], s), x_train)
+        fits = run.dir / "train"  # one folder of checkpoints per model and seed: an interrupted run resumes
+        state, vg_s, last = _train_vaegan(config, jax.random.fold_in(ks["vaegan"], s), x_train, fits / f"vaegan_seed{s}")
         imgs = draw(lambda k, b: vaegan.sample(k, state, b)[0], jax.random.fold_in(ks["sample_vaegan"], s), n)
         rec_vg = _recon_batches(lambda xb: vaegan.reconstruct(state, xb), x_rec)
         m = image_metrics(imgs, real_stats, clf)
@@ -171,10 +176,11 @@ def run(config, run) -> dict:
                                   "dec_updated_last_epoch": float(last["dec_updated"]),
                                   "dis_updated_last_epoch": float(last["dis_updated"])})
         run.log(f"seed {s} VAE-GAN: FID {m['fid']:.3f}, score {m['mnist_score']:.3f}, classes {m['classes_covered']}, "
-                f"recon MSE {mse:.4f}, {vg_s:.1f} s; last log period: D updated {last['dis_updated']:.2f}, "
+                f"recon MSE {mse:.4f}, {vg_s:.1f} s; last epoch: D updated {last['dis_updated']:.2f}, "
                 f"decoder updated {last['dec_updated']:.2f} of the steps")
 
-        params, vae_s, elbo = B.train_vae(config, jax.random.fold_in(ks["vae"], s), x_train.reshape(len(x_train), -1))
+        params, vae_s, elbo = B.train_vae(config, jax.random.fold_in(ks["vae"], s), x_train.reshape(len(x_train), -1),
+                                          fits / f"vae_seed{s}")
         vimgs = draw(lambda k, b: B.vae_samples(params, k, b), jax.random.fold_in(ks["sample_vae"], s), n)
         rec_v = _recon_batches(lambda xb: vae.reconstruct(params, xb.reshape(len(xb), -1)), x_rec).reshape(x_rec.shape)
         m = image_metrics(vimgs, real_stats, clf)
@@ -185,7 +191,7 @@ def run(config, run) -> dict:
         run.log(f"seed {s} VAE: FID {m['fid']:.3f}, score {m['mnist_score']:.3f}, classes {m['classes_covered']}, "
                 f"recon MSE {vmse:.4f}, {vae_s:.1f} s")
 
-        trainer, gstate, gan_s = B.train_gan(config, jax.random.fold_in(ks["gan"], s), x_train)
+        trainer, gstate, gan_s = B.train_gan(config, jax.random.fold_in(ks["gan"], s), x_train, fits / f"gan_seed{s}")
         gimgs = draw(lambda k, b: gan.ema_samples(trainer, gstate, k, b), jax.random.fold_in(ks["sample_gan"], s), n)
         m = image_metrics(gimgs, real_stats, clf)
         results["gan"].append({**B.pick(m), "recon_mse": None, "train_seconds": gan_s,

@@ -20,6 +20,7 @@ from jaxgen import keys, runner, tour
 from jaxgen.data import SPRITE_FACTORS
 
 from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_run_folder
+from test_run_folder import assert_fits_checkpointed
 
 NAME = "disentangle_sprites"
 OBJECTIVES = ("beta_vae", "beta_tcvae", "factor_vae")
@@ -34,6 +35,8 @@ def test_quick_run(tmp_path):
         r = runner.run_experiment(NAME, quick=True, out=tmp_path / "q", echo=False, directory=EXPERIMENTS)
     _check_run_folder(r)
     m = r.metrics
+    # every model checkpoints in its own folder: an interrupted run resumes (issue 17)
+    assert_fits_checkpointed(r.dir, [f"{n}_{w}_seed0" for n in OBJECTIVES for w in m["runs"][n]])
     assert {"traversals.png", "mig_per_factor.png"} <= set(r.figures)
     assert (r.dir / "table.md").is_file()
     table = (r.dir / "table.md").read_text()

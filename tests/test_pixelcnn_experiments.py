@@ -49,6 +49,11 @@ def test_quick_run(tmp_path):
     assert m["history"]["epoch"] == [0.5, 1.0, 1.5, 2.0] == [x["epoch"] for x in lines]
     assert m["history"]["monitor_test_nll"] == [x["eval/test_nll"] for x in lines]
     assert m["history"]["train_nll"][-1] < m["history"]["train_nll"][0] - 100
+    # progress as it happens (issue 17): the loop logged each period (with an ETA) before the test NLL was computed
+    log = (r.dir / "log.txt").read_text().splitlines()
+    periods = [i for i, line in enumerate(log) if line.startswith("train: step ")]
+    assert len(periods) == 4 and "ETA" in log[periods[0]]
+    assert periods[-1] < next(i for i, line in enumerate(log) if line.startswith("test NLL"))
     assert m["n_params"] == 6393 and 0 < m["receptive_field_coverage"] < 1 and not m["receptive_field_covers_image"]
     assert m["vae"]["gibbs_iters"] == 5 and m["protocol_differences"][0].startswith("budget: 2 epochs over 512")
     # Pinned to the seeded quick run (see the module docstring).

@@ -203,6 +203,8 @@ def test_every_repo_experiment_rejects_a_negative_seed_and_checks_its_keys(monke
         assert getattr(exp.module, "CHECKS", None), f"{exp.name} states no valid ranges"
         runner.resolve_config(exp)  # the full and quick settings satisfy their own rules
         runner.resolve_config(exp, quick=True)
+        # `jaxgen list` reads the description without importing the file: the same text
+        assert runner.read_description(exp.path) == exp.description, exp.name
         with pytest.raises(runner.ExperimentError, match="seed"):
             runner.resolve_config(exp, overrides={"seed": -1})
         fractions = [k for k, rule in exp.module.CHECKS.items() if rule.describe == "in [0, 1)"]
@@ -250,3 +252,14 @@ def test_seed_summary_means_stds_dicts_and_missing_values():
     assert "name" not in s  # strings stay in per_seed only
     one = runner.seed_summary(rows[:1])
     assert one["fid"] == 10.0 and one["fid_std"] == 0.0  # one seed: no spread, not NaN
+
+
+def test_jaxgen_list_imports_neither_jax_nor_the_experiments():
+    """`jaxgen list` was 6 s (issue 17): every experiment file, so JAX and every model family, was imported."""
+    script = ("import sys\nfrom jaxgen import cli\nassert cli.main(['list']) == 0\n"
+              "assert 'jax' not in sys.modules, 'jax imported'\n"
+              "assert not [m for m in sys.modules if m.startswith('jaxgen_experiments')], 'experiments imported'\n")
+    env = {k: v for k, v in os.environ.items() if k != runner.EXPERIMENTS_ENV}
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "vaegan_mnist" in res.stdout and "VAE-GAN" in res.stdout

@@ -8,6 +8,7 @@ import pytest
 from jaxgen import keys, runner
 
 from test_experiments import EXPERIMENTS, assert_refused_before_folder, _check_run_folder
+from test_run_folder import assert_fits_checkpointed
 
 pytestmark = pytest.mark.needs_data("mnist")
 NAME = "vaegan_mnist"
@@ -25,6 +26,8 @@ def test_quick_run_metrics(quick):
     r, rec = quick
     _check_run_folder(r)
     m = r.metrics
+    # each model checkpoints in its own folder: an interrupted run resumes (issue 17)
+    assert_fits_checkpointed(r.dir, ["vaegan_seed0", "vae_seed0", "gan_seed0"])
     assert set(r.figures) >= {"samples.png", "reconstructions.png"}
     for name in ("vaegan", "vae", "gan"):
         row = m[name]

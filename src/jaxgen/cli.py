@@ -17,9 +17,18 @@ Examples::
 Compiled XLA programs are cached on disk across runs (``$JAXGEN_COMPILATION_CACHE``, default
 ``~/.cache/jaxgen/xla``; set it to 0 to disable).
 
-Exit status: 0 on success; 2 on a user error, printed as one message without a traceback (unknown
-experiment or config key, a value out of range, a missing or corrupted data file, a bad command
-line); 1 when an experiment itself fails (with its traceback) or a tour section fails.
+Run folders are never damaged by a rerun: the same command in the same ``--out`` resumes an
+unfinished run (from its checkpoints) or reports a finished one and changes nothing; other settings
+are refused, naming each one (``train.lr: 0.005 in the folder, 0.001 now``), before anything is
+written; ``--fresh`` discards the old run instead. Ctrl-C or SIGTERM stops a run at the end of the
+current log period with a checkpoint and one line (``interrupted at step N; rerun the same command
+to resume``); a second one stops at once.
+
+Exit status: 0 on success (or a finished run found in ``--out``); 2 on a user error, printed as one
+message without a traceback (unknown experiment or config key, a value out of range, a run folder
+holding another run or that cannot be created, a missing or corrupted data file, training settings
+the data cannot satisfy, a bad command line); 130 when interrupted (SIGINT or SIGTERM); 1 when an
+experiment itself fails (with its traceback) or a tour section fails.
 """
 from __future__ import annotations
 
@@ -69,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="config overrides (anywhere on the line); dotted keys, values parsed to the type "
                    "of the current value")
     r.add_argument("--quick", action="store_true", help="apply the experiment's QUICK settings (seconds on CPU)")
-    r.add_argument("--out", default=None, help="run folder (default runs/<name>-<timestamp>)")
+    r.add_argument("--out", default=None,
+                   help="run folder (default runs/<name>-<timestamp>; missing parent folders are created). A folder "
+                   "holding an unfinished run of the same config resumes it; a finished one is reported and left "
+                   "unchanged; one of other settings is refused, unchanged")
+    r.add_argument("--fresh", action="store_true",
+                   help="discard the run held in --out (its files are deleted) and start over in that folder")
 
     c = sub.add_parser("config", help="print an experiment's resolved config as JSON")
     c.add_argument("name")
@@ -137,7 +151,7 @@ def _list() -> int:
     width = max((len(n) for n in names), default=0)
     for name in names:
         try:  # one broken file must not hide the others
-            description = runner.load_experiment(name, directory).description
+            description = runner.read_description(directory / f"{name}.py")
         except Exception as e:  # noqa: BLE001
             description = f"(cannot be loaded: {type(e).__name__}: {e})"
         print(f"{name:<{width}}  {description}")
@@ -161,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(e.code or 0)
     try:
         return _dispatch(args)
+    except KeyboardInterrupt as e:  # SIGINT / SIGTERM (jaxgen.interrupts): one line, no traceback
+        print(f"jaxgen: {runner.interrupt_message(e, getattr(e, 'run_dir', None))}", file=sys.stderr, flush=True)
+        return 130
     except Exception as e:  # noqa: BLE001 - re-raised below unless it is an expected user error
         if not _is_user_error(e):
             raise
@@ -193,7 +210,8 @@ def _dispatch(args) -> int:
     runner.enable_compilation_cache()
     if args.command == "run":
         # The config is resolved and checked inside run_experiment before the run folder is created.
-        result = runner.run_experiment(args.name, quick=args.quick, overrides=args.overrides, out=args.out)
+        result = runner.run_experiment(args.name, quick=args.quick, overrides=args.overrides, out=args.out,
+                                       fresh=args.fresh)
         print(f"done: {result.dir}")
         return 0
     assert args.command == "tour", args.command

@@ -25,6 +25,13 @@ A run that fails (an exception, Ctrl-C) removes the folder it created if the exp
 nothing into it beyond ``config.json``, ``log.txt`` and ``run.json``; a folder that holds more
 (figures, ``metrics.jsonl``, checkpoints to resume from) or that existed before is kept, with the
 traceback at the end of ``log.txt`` and ``"status": "failed"`` and the error in ``run.json``.
+
+A run folder is never damaged by a second run (see :func:`run_experiment`): a rerun of the same
+experiment and config resumes an unfinished run or reports a finished one without changing it; a
+run of other settings is refused before anything is written (``--fresh`` discards the old run).
+SIGINT and SIGTERM stop a run at the next safe point (:mod:`jaxgen.interrupts`): the training loop
+finishes its log period and writes a checkpoint, ``run.json`` says ``"interrupted"``, and the same
+command resumes it.
 """
 from __future__ import annotations
 
@@ -68,6 +75,7 @@ __all__ = [
     "experiments_dir",
     "list_experiments",
     "experiment_names",
+    "read_description",
     "load_experiment",
     "sibling_module",
     "seed_summary",
@@ -77,6 +85,9 @@ __all__ = [
     "flatten_config",
     "default_out",
     "run_experiment",
+    "active_run",
+    "RunFolderConflict",
+    "interrupt_message",
     "to_jsonable",
     "stderr_is_terminal",
 ]
@@ -235,6 +246,21 @@ def seed_summary(per_seed: Sequence[Mapping]) -> dict:
             out[name] = {k: m for k, (m, _) in stats.items()}
             out[f"{name}_std"] = {k: sd for k, (_, sd) in stats.items()}
     return out
+
+
+def read_description(path: Path) -> str:
+    """The ``DESCRIPTION`` of the experiment file ``path``, read without importing it when it is a
+    string literal (what ``jaxgen list`` needs: importing every experiment means importing JAX and
+    every model family, seconds instead of milliseconds); else the file is imported."""
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "DESCRIPTION" for t in node.targets):
+            try:
+                return str(ast.literal_eval(node.value)).strip()
+            except ValueError:  # computed: import the file
+                break
+    path = Path(path)
+    return load_experiment(path.stem, path.parent).description
 
 
 def experiment_names(directory: Path | None = None) -> list[str]:
@@ -563,7 +589,8 @@ class Run:
       quick: whether the quick settings were applied.
     """
 
-    def __init__(self, name: str, directory: Path, config: ml_collections.ConfigDict, *, quick: bool, echo: bool = True):
+    def __init__(self, name: str, directory: Path, config: ml_collections.ConfigDict, *, quick: bool, echo: bool = True,
+                 append: bool = False):
         import jax
 
         self.name = name
@@ -573,10 +600,16 @@ class Run:
         self.key = jax.random.key(int(config.seed))
         self.figures: list[str] = []
         self._echo = echo
-        self._log = open(self.dir / "log.txt", "w", encoding="utf-8")
+        self._log = open(self.dir / "log.txt", "a" if append else "w", encoding="utf-8")
 
     def log(self, *parts, sep: str = " ") -> None:
-        """Print a line and append it to ``log.txt``."""
+        """Print a line and append it to ``log.txt`` (written through at once: ``tail -f`` follows it).
+
+        Also the place where a pending SIGINT / SIGTERM stops the run (see :mod:`jaxgen.interrupts`).
+        """
+        from jaxgen import interrupts
+
+        interrupts.check()
         line = sep.join(str(p) for p in parts)
         if self._echo:
             print(line, flush=True)
@@ -598,8 +631,11 @@ class Run:
 
             iterable = tqdm(iterable, desc=f"{self.name}: {label}", total=total, leave=False,
                             dynamic_ncols=True, file=sys.stderr)
+        from jaxgen import interrupts
+
         try:
             for item in iterable:
+                interrupts.check()
                 n += 1
                 yield item
         finally:
@@ -615,8 +651,9 @@ class Run:
         raises :class:`jaxgen.plotting.FigureRuleError` in a quick run (the tests run every
         experiment quick) and is logged as a warning in a full run, whose results it must not lose.
         """
-        from jaxgen import plotting
+        from jaxgen import interrupts, plotting
 
+        interrupts.check()
         path = self.dir / (name if name.endswith(".png") else f"{name}.png")
         problems = plotting.check_figure(fig)
         plotting.save(fig, path)
@@ -730,16 +767,118 @@ def _sha256(path: Path) -> str:
 _BOOKKEEPING = {"config.json", "log.txt", "run.json"}  # what the runner itself writes into a run folder
 
 
+class RunFolderConflict(ExperimentError):
+    """The run folder holds another run (other settings, another experiment or model, or foreign files).
+
+    Raised before anything in the folder is changed; the command line prints it as one message and
+    exits with status 2.
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class _Folder:
+    """What ``--out`` holds before a run: ``kind`` is "new" (missing or empty), "finished" or "resume"."""
+
+    kind: str
+    info: dict
+
+
+def _clean_json(value):
+    """``value`` as it reads back from a JSON file (tuples as lists, non-finite floats as None)."""
+    return json.loads(json.dumps(to_jsonable(value)))
+
+
+def _config_differences(saved: Mapping, now: Mapping) -> list[str]:
+    """``["train.lr: 0.005 in the folder, 0.001 now", ...]`` for the leaves that differ, sorted by key."""
+    a, b = flatten_config(saved), flatten_config(now)
+    missing = "(not set)"
+    return [f"{k}: {a.get(k, missing)!r} in the folder, {b.get(k, missing)!r} now".replace("'(not set)'", missing)
+            for k in sorted(set(a) | set(b)) if a.get(k, missing) != b.get(k, missing)]
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError, TypeError):
+        return False
+    return True
+
+
+def _inspect_folder(out: Path, exp: Experiment, config: ml_collections.ConfigDict, fresh: bool) -> _Folder:
+    """Decide what to do with ``out`` before writing anything into it.
+
+    Raises:
+      RunFolderConflict: ``out`` is a file, holds files that are not a jaxgen run, holds a run of
+        another experiment or with other settings (without ``fresh``), or a live process is writing it.
+    """
+    if out.exists() and not out.is_dir():
+        raise RunFolderConflict(f"The run folder {out} exists and is not a directory; choose another --out.")
+    if not out.exists():
+        return _Folder("new", {})
+    try:
+        entries = sorted(p.name for p in out.iterdir())
+    except OSError as e:
+        raise RunFolderConflict(f"Cannot read the run folder {out}: {e.strerror or e}; choose another --out.") from None
+    if not entries:
+        return _Folder("new", {})
+    hint = f"Choose another folder with --out (e.g. --out {default_out(exp.name)})"
+    if not {"config.json", "run.json"} <= set(entries):
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise RunFolderConflict(f"The folder {out} is not empty ({shown}) and holds no jaxgen run (no config.json and "
+                                f"run.json), so it is left alone. {hint}.")
+    try:
+        saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        info = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RunFolderConflict(f"The run folder {out} has an unreadable config.json or run.json ({e}). {hint}, "
+                                "or repair or delete that folder.") from None
+    status = info.get("status")
+    if status == "running" and info.get("host") == platform.node() and _pid_alive(info.get("pid")) \
+            and int(info.get("pid")) != os.getpid():
+        raise RunFolderConflict(f"The run folder {out} is being written by another jaxgen process (pid {info['pid']}, "
+                                f"started {info.get('started')}); wait for it or stop it. {hint}.")
+    other = info.get("experiment") != exp.name
+    problems = ([f"experiment: {info.get('experiment')!r} in the folder, {exp.name!r} now"] if other
+                else _config_differences(saved, _clean_json(config.to_dict())))
+    if problems and not fresh:
+        status_text = {"completed": "finished", "interrupted": "interrupted", "failed": "failed"}.get(status, str(status))
+        raise RunFolderConflict(
+            f"The run folder {out} holds a {status_text} run of {info.get('experiment')} with other settings:\n  "
+            + "\n  ".join(problems)
+            + f"\nNothing was changed. {hint}, rerun with the folder's settings to "
+            + ("see it" if status == "completed" else "resume it")
+            + ", or add --fresh to discard that run and start over in this folder.")
+    if fresh:
+        return _Folder("fresh", info)
+    return _Folder("finished" if status == "completed" else "resume", info)
+
+
+def _clear_folder(out: Path) -> None:
+    """Delete everything inside the run folder ``out`` (``--fresh``), keeping the folder itself."""
+    for p in out.iterdir():
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
 def _make_run_dir(out: Path) -> Path | None:
-    """Create ``out`` (and missing parents); return the topmost folder created, None if ``out`` existed."""
-    if out.exists():
-        if not out.is_dir():
-            raise ExperimentError(f"The run folder {out} exists and is not a directory; choose another --out.")
+    """Create ``out`` (and missing parents); return the topmost folder created, None if ``out`` existed.
+
+    Raises:
+      ExperimentError: the folder cannot be created (no permission, read-only file system, a file
+        in the way), with the reason.
+    """
+    if out.is_dir():
         return None
     top = out
     while not top.parent.exists():
         top = top.parent
-    out.mkdir(parents=True)
+    try:
+        out.mkdir(parents=True)
+    except OSError as e:
+        raise ExperimentError(f"Cannot create the run folder {out} (in {top.parent}): {e.strerror or e}; choose "
+                              "another --out.") from None
     return top
 
 
@@ -752,6 +891,15 @@ def _remove_created(out: Path, top: Path) -> None:
         folder = folder.parent
 
 
+_ACTIVE: list[Run] = []  # the run being executed (a stack: an experiment may run another in-process)
+
+
+def active_run() -> Run | None:
+    """The :class:`Run` of the experiment executing now (its ``log`` is where the training loop
+    writes its per-period lines), or None outside :func:`run_experiment`."""
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
 def run_experiment(
     experiment: str | Experiment,
     *,
@@ -760,23 +908,49 @@ def run_experiment(
     out: Path | str | None = None,
     echo: bool = True,
     directory: Path | None = None,
+    fresh: bool = False,
 ) -> RunResult:
     """Resolve the config, create the run folder, run the experiment and write its outputs.
+
+    What happens depends on what ``out`` holds, and is decided before anything is written:
+
+    * nothing (missing or empty folder): a new run;
+    * a finished run of the same experiment and config: nothing is run or changed; the result is
+      read back from ``metrics.json`` (``wall_time_s`` is the recorded one);
+    * an interrupted, failed or killed run of the same experiment and config: it resumes (the
+      training loop continues from its checkpoints; ``log.txt`` is appended to, ``run.json`` keeps
+      the first start, counts the sessions and accumulates ``wall_time_s``);
+    * anything else (other settings, another experiment, files that are not a run, a live process
+      writing it): :class:`RunFolderConflict` naming the differing settings, the folder untouched;
+      ``fresh=True`` instead deletes the old run's files and starts over (never a folder that is not
+      a jaxgen run).
 
     Args:
       experiment: an experiment name (looked up in ``directory`` / :func:`experiments_dir`) or a loaded one.
       quick: apply the experiment's ``QUICK`` settings.
       overrides: ``["key=value", ...]`` or ``{"key": value}``, applied after ``QUICK``.
-      out: run folder; default :func:`default_out`. Created (after every config check) if missing;
-        removed again if the run fails having written nothing beyond the runner's own files.
+      out: run folder; default :func:`default_out`. Created with its missing parents (after every config
+        check; ``log.txt`` says which were created) and removed again if the run fails having written
+        nothing beyond the runner's own files.
       echo: print log lines and show progress bars (bars only when stderr is a terminal).
+      fresh: discard a run of other settings held in ``out`` (see above).
 
     Returns:
       :class:`RunResult` with the metrics the experiment returned (also in ``metrics.json``).
+
+    Raises:
+      ExperimentError: a bad config or run folder (:class:`RunFolderConflict`), before any change.
+      jaxgen.interrupts.RunInterrupted: SIGINT / SIGTERM stopped the run (``run.json`` says
+        ``"interrupted"`` and the step; a rerun resumes).
     """
+    from jaxgen import interrupts
+
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment, directory)
     config = resolve_config(exp, quick=quick, overrides=overrides)  # every check before any folder exists
     out = Path(out) if out is not None else default_out(exp.name)
+    folder = _inspect_folder(out, exp, config, fresh)  # refusals before anything is written
+    if folder.kind == "finished":
+        return _finished(exp, out, config, echo)
     import jax
 
     info = {
@@ -787,49 +961,147 @@ def run_experiment(
         "overrides": list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides),
         "status": "running",
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "pid": os.getpid(),
         **provenance(),
     }
+    resumed = folder.kind == "resume"
+    if resumed:  # keep how the run began; count the sessions; the wall time accumulates (see below)
+        info["started"] = folder.info.get("started", info["started"])
+        info["sessions"] = int(folder.info.get("sessions", 1)) + 1
+    previous_wall = float(folder.info.get("wall_time_s") or 0.0) if resumed else 0.0
+    snapshot = _snapshot(out) if resumed else {}
+    if folder.kind == "fresh":
+        _clear_folder(out)
     created = _make_run_dir(out)
-    _write_json(out / "config.json", config.to_dict())
+    if not resumed:
+        _write_json(out / "config.json", config.to_dict())
     _write_json(out / "run.json", info)  # written now too, so that a killed run still says how it ran
-    run = Run(exp.name, out, config, quick=quick, echo=echo)
+    run = Run(exp.name, out, config, quick=quick, echo=echo, append=resumed)
     run.log(f"== {exp.name}{' (quick)' if quick else ''}: {exp.description}")
-    run.log(f"run folder: {out}")
+    if resumed:
+        run.log(f"run folder: {out} (resuming its {folder.info.get('status', 'unfinished')} run, session "
+                f"{info['sessions']}; the training loops continue from their checkpoints)")
+    elif created is not None and created != out:
+        run.log(f"run folder: {out} (created, with its missing parent folder {created})")
+    else:
+        run.log(f"run folder: {out}")
     start = time.perf_counter()
+    _ACTIVE.append(run)
     try:
-        x64 = bool(config.get("x64", False))
-        with jax.enable_x64(x64):
-            metrics = exp.module.run(config, run)
-        if not isinstance(metrics, Mapping):
-            raise ExperimentError(f"Experiment {exp.name!r}: run() must return a dict of metrics, got {type(metrics).__name__}.")
-        wall = time.perf_counter() - start
-        metrics = to_jsonable(metrics)
-        _write_json(out / "metrics.json", metrics)
-        info.update(status="completed", wall_time_s=round(wall, 3), figures=run.figures)
-        _write_json(out / "run.json", info)
-        run.log(f"metrics written to {out / 'metrics.json'} ({wall:.1f} s)")
+        with interrupts.handled():
+            x64 = bool(config.get("x64", False))
+            with jax.enable_x64(x64):
+                metrics = exp.module.run(config, run)
+            late = interrupts.requested()
+            if late is not None:  # arrived as run() returned (or was dropped by a gc callback): the results are whole
+                interrupts.clear()
+                run.log(f"({late} received as the run finished; its results are complete and written)")
+            if not isinstance(metrics, Mapping):
+                raise ExperimentError(f"Experiment {exp.name!r}: run() must return a dict of metrics, "
+                                      f"got {type(metrics).__name__}.")
+            wall = time.perf_counter() - start + previous_wall
+            metrics = to_jsonable(metrics)
+            _write_json(out / "metrics.json", metrics)
+            info.update(status="completed", wall_time_s=round(wall, 3), figures=run.figures)
+            _write_json(out / "run.json", info)
+            run.log(f"metrics written to {out / 'metrics.json'} ({wall:.1f} s"
+                    + (f" over {info['sessions']} sessions)" if resumed else ")"))
     except BaseException as e:
-        _record_failure(run, info, e, start, created)
+        if isinstance(e, KeyboardInterrupt):
+            e.run_dir = out  # for the command line's one-line message
+        if isinstance(e, RunFolderConflict) and resumed:
+            run.close()
+            _restore(out, snapshot)  # a refusal changes nothing
+        else:
+            _record_failure(run, info, e, start, created, previous_wall)
         raise
     finally:
+        _ACTIVE.remove(run)
         run.close()
     return RunResult(exp.name, out, config, metrics, run.figures, wall)
 
 
-def _record_failure(run: Run, info: dict, error: BaseException, start: float, created: Path | None) -> None:
-    """Remove a run folder this run created and left with nothing useful; otherwise record the failure in it."""
+def _finished(exp: Experiment, out: Path, config, echo: bool) -> RunResult:
+    """The result of the finished run in ``out`` (same experiment and config), read back; nothing is written."""
+    info = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    try:
+        metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RunFolderConflict(f"The run folder {out} says its run finished but its metrics.json cannot be read "
+                                f"({e}); add --fresh to run it again from scratch.") from None
+    if echo:
+        print(f"{out} already holds this finished run of {exp.name} (started {info.get('started')}, "
+              f"{info.get('wall_time_s', 0):.1f} s); nothing was run or changed. Add --fresh to run it again from "
+              "scratch." + _code_changed(exp, info), flush=True)
+    return RunResult(exp.name, out, config, metrics, list(info.get("figures", [])), float(info.get("wall_time_s", 0)))
+
+
+def _code_changed(exp: Experiment, info: dict) -> str:
+    """A warning when the experiment file or jaxgen's commit differ from those that made the run in ``info``."""
+    changed = []
+    if info.get("file_sha256") and info["file_sha256"] != _sha256(exp.path):
+        changed.append(f"the experiment file {exp.path.name} has changed")
+    import jaxgen
+
+    then = (info.get("git") or {}).get("commit")
+    now = (_git_state(Path(jaxgen.__file__).resolve().parent) or {}).get("commit")
+    if then and now and then != now:
+        changed.append(f"jaxgen is at commit {now[:10]}, the run was made at {then[:10]}")
+    return f" Note: {'; '.join(changed)} since that run." if changed else ""
+
+
+def _snapshot(out: Path) -> dict[str, bytes | None]:
+    """The runner's own files in ``out`` (bytes, None if absent), to put back if a resume is refused."""
+    return {name: (out / name).read_bytes() if (out / name).is_file() else None for name in _BOOKKEEPING}
+
+
+def _restore(out: Path, snapshot: dict[str, bytes | None]) -> None:
+    for name, data in snapshot.items():
+        if data is None:
+            (out / name).unlink(missing_ok=True)
+        else:
+            (out / name).write_bytes(data)
+
+
+def _record_failure(run: Run, info: dict, error: BaseException, start: float, created: Path | None,
+                    previous_wall: float = 0.0) -> None:
+    """Remove a run folder this run created and left with nothing useful; otherwise record the failure in it.
+
+    An interrupt (SIGINT / SIGTERM) is recorded as ``"status": "interrupted"`` with the step and one
+    line in ``log.txt``; anything else as ``"failed"`` with its traceback in ``log.txt``.
+    """
+    from jaxgen.interrupts import RunInterrupted
+
     out = run.dir
     useful = [p.name for p in out.iterdir() if p.name not in _BOOKKEEPING] if out.is_dir() else []
     if created is not None and not useful:
         run.close()
         _remove_created(out, created)
         return
-    info.update(status="interrupted" if isinstance(error, KeyboardInterrupt) else "failed",
-                error=f"{type(error).__name__}: {error}", wall_time_s=round(time.perf_counter() - start, 3),
-                figures=run.figures)
+    interrupted = isinstance(error, KeyboardInterrupt)
+    info.update(status="interrupted" if interrupted else "failed",
+                error=f"{type(error).__name__}: {error}",
+                wall_time_s=round(time.perf_counter() - start + previous_wall, 3), figures=run.figures)
+    if isinstance(error, RunInterrupted) and error.step is not None:
+        info["interrupted_at_step"] = error.step
     try:
         _write_json(out / "run.json", info)
-        run._log.write("".join(traceback.format_exception(error)))
+        if interrupted:
+            run._log.write(interrupt_message(error, out) + "\n")
+        else:
+            run._log.write("".join(traceback.format_exception(error)))
         run._log.flush()
     except (OSError, ValueError):  # a full disk or a closed log must not hide the original error
         pass
+
+
+def interrupt_message(error: BaseException, out: Path | None = None) -> str:
+    """The one line an interrupted run ends with: where it stopped and what a rerun does."""
+    step = getattr(error, "step", None)
+    name = getattr(error, "signal_name", "SIGINT")
+    where = f"interrupted at step {step}" if step is not None else "interrupted"
+    if getattr(error, "checkpoint", None) is not None or (
+            out is not None and out.is_dir() and any(out.rglob("checkpoints"))):
+        return f"{where} ({name}); rerun the same command to resume"
+    return f"{where} ({name}); no checkpoint was kept: rerun the same command to start again"

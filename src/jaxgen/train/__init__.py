@@ -43,7 +43,13 @@ metrics)``; :func:`fit_trainer` does the rest. A model with one loss and one opt
   fields. Hand-built losses and optax chains are described with :func:`describe`; a run whose
   settings are unknown trains and checkpoints, but resuming it is refused with a message that says
   what to describe.
-* **Logs** (:mod:`.logs`): ``<run_dir>/metrics.jsonl``, TensorBoard when installed, a tqdm bar.
+* **Logs** (:mod:`.logs`): ``<run_dir>/metrics.jsonl``, TensorBoard when installed, a tqdm bar. Under
+  ``jaxgen run`` each log period is also one line in the run's ``log.txt`` and on stdout as it
+  happens (metrics, examples/s, time so far, ETA), and a resumed fit says ``resumed from step N``.
+  :func:`train_seconds` is a fit's wall time over all the sessions of a resumed run.
+* **Interrupts** (:mod:`jaxgen.interrupts`): under ``jaxgen run``, SIGINT / SIGTERM let the log
+  period in flight finish, write a checkpoint at that step and raise ``RunInterrupted``; the same
+  command resumes.
 * **Divergence**: a non-finite metric or state raises :class:`TrainingDiverged` naming the step;
   finiteness is checked on the host once per log period, never inside the scan.
 """
@@ -51,7 +57,7 @@ from jaxgen.train.checkpoint import Checkpointer
 from jaxgen.train.config import TrainConfig
 from jaxgen.train.described import DescribedTransformation, UnknownSettings, describe, settings_of
 from jaxgen.train.logs import TIMING_KEYS, MetricsLog
-from jaxgen.train.loop import TrainingDiverged, fit, fit_trainer
+from jaxgen.train.loop import TrainingDiverged, fit, fit_trainer, train_seconds
 from jaxgen.train.optimizers import optimizer
 from jaxgen.train.state import LoopState, TrainState, create_train_state
 from jaxgen.train.step import make_chunk_fn, make_train_step
@@ -60,6 +66,7 @@ from jaxgen.train.trainer import LossTrainer, ParamsState, split_batch
 __all__ = [
     "fit",
     "fit_trainer",
+    "train_seconds",
     "optimizer",
     "describe",
     "settings_of",

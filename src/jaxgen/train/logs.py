@@ -16,10 +16,11 @@ from pathlib import Path
 
 from jaxgen.runner import to_jsonable
 
-__all__ = ["TIMING_KEYS", "MetricsLog", "progress_bar"]
+__all__ = ["TIMING_KEYS", "MetricsLog", "PeriodLines", "progress_bar", "duration"]
 
-TIMING_KEYS = ("examples_per_s", "time_s", "compile_time_s")
-"""Record fields that depend on the machine's speed (everything else is reproducible)."""
+TIMING_KEYS = ("examples_per_s", "time_s", "compile_time_s", "train_s")
+"""Record fields that depend on the machine's speed (everything else is reproducible). ``train_s`` is the
+wall time of the fit up to the record, summed over the sessions of a resumed run."""
 
 
 def _tensorboard_writer(directory: Path):
@@ -103,6 +104,47 @@ class _PlainLines:
 
     def close(self) -> None:
         pass
+
+
+def duration(seconds: float) -> str:
+    """``"42 s"``, ``"3 min 05 s"``, ``"1 h 02 min"``: a duration for people."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    m, sec = divmod(int(round(seconds)), 60)
+    if m < 60:
+        return f"{m} min {sec:02d} s"
+    h, m = divmod(m, 60)
+    return f"{h} h {m:02d} min"
+
+
+class PeriodLines:
+    """One line per log period through ``say`` (a run's ``log``: ``log.txt`` and stdout, as it happens).
+
+    ``train vae/seed0: epoch 3/20 loss=98.12 eval/test_nll=101.3 | 1.52e+04 ex/s, 12 s so far, ETA 57 s``:
+    where the fit is (epochs for an epoch-length run, else steps), the first metrics and every
+    evaluation, the speed, the fit's training time over all its sessions and the time left at this
+    session's pace (compilation excluded).
+    """
+
+    def __init__(self, say, name: str, total_steps: int, steps_per_epoch: int, unit: str):
+        self._say, self.name, self.total, self.per_epoch, self.unit = say, name, total_steps, steps_per_epoch, unit
+
+    def say(self, text: str) -> None:
+        self._say(f"{self.name}: {text}")
+
+    def period(self, record: dict, names, *, steps: int, seconds: float) -> None:
+        """Log ``record`` (a history record); ``steps`` and ``seconds``: done in this session so far."""
+        step = int(record["step"])
+        if self.unit == "epochs":
+            where = f"epoch {record['epoch']:g}/{self.total // self.per_epoch}"
+        else:
+            where = f"step {step}/{self.total} (epoch {record['epoch']:.4g})"
+        shown = list(names[:4]) + sorted(k for k in record if k.startswith("eval/"))
+        values = " ".join(f"{k}={record[k]:.5g}" for k in shown if isinstance(record.get(k), (int, float)))
+        eta = seconds / steps * (self.total - step) if steps else float("nan")
+        left = f"ETA {duration(eta)}" if step < self.total else "done"
+        self.say(f"{where} {values} | {record['examples_per_s']:.3g} ex/s, {duration(record['train_s'])} so far, {left}")
 
 
 def progress_bar(total: int, initial: int, enabled: bool, *, interval_s: float = 30.0, unit: str = "epoch"):

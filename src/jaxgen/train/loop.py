@@ -31,19 +31,25 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxgen import keys
-from jaxgen.runner import to_jsonable
+from jaxgen import interrupts, keys
+from jaxgen.runner import ExperimentError, RunFolderConflict, active_run, to_jsonable
 from jaxgen.sharding import DATA_AXIS, data_mesh
 from jaxgen.train.checkpoint import Checkpointer
 from jaxgen.train.config import Schedule, TrainConfig
 from jaxgen.train.described import UnknownSettings
-from jaxgen.train.logs import MetricsLog, progress_bar
+from jaxgen.train.logs import MetricsLog, PeriodLines, progress_bar
 from jaxgen.train.state import LoopState, TrainState, as_typed_key
 from jaxgen.train.step import epoch_permutation, make_chunk_fn, make_loop_step, tree_all_finite
 from jaxgen.train.trainer import LossTrainer, accepts_step, data_fingerprint
 from jaxgen.validation import check_data
 
-__all__ = ["TrainingDiverged", "fit", "fit_trainer"]
+__all__ = ["TrainingDiverged", "TrainSettingsError", "fit", "fit_trainer", "train_seconds"]
+
+
+class TrainSettingsError(ExperimentError):
+    """Training settings the data cannot satisfy (a batch larger than the data set, or one the devices
+    cannot split): a ``ValueError`` raised before any work, which ``jaxgen run`` reports as a user
+    error (one line, exit status 2)."""
 
 
 class TrainingDiverged(FloatingPointError):
@@ -148,22 +154,24 @@ def _resume(ckpt: Checkpointer, state: LoopState, sharding, fingerprint: dict, s
     saved = ckpt.restore_meta().get("settings", {})
     run_dir = ckpt.directory.parent
     if "trainer" in saved and saved["trainer"] is None:
-        raise ValueError(
+        raise RunFolderConflict(
             f"The run folder {run_dir} holds a checkpoint of a run whose loss, optimizer or trainer had no description "
             "(its settings were not recorded), so nothing can tell whether this run is the same one; resuming it is "
-            "refused. Use a new run folder, or delete the old one to start over."
+            "refused. Use a new run folder, or delete the old one to start over (jaxgen run: --out elsewhere, or --fresh)."
         )
     problems = _differences(saved, fingerprint, "")
     if problems:
-        raise ValueError(
+        raise RunFolderConflict(
             f"The run folder {run_dir} holds a run with other settings ({'; '.join(problems)}); resuming it "
-            "would not reproduce that run. Use a new run folder, or delete the old one to start over."
+            "would not reproduce that run. Use a new run folder, or delete the old one to start over (jaxgen run: --out "
+            "elsewhere, or --fresh)."
         )
     state, meta = ckpt.restore(state, sharding)
     done = int(meta["step"])
     if done > sched.total:
         held, asked = (done // steps_per_epoch, sched.total // steps_per_epoch) if sched.unit == "epochs" else (done, sched.total)
-        raise ValueError(f"The run folder {run_dir} already holds {held} {sched.unit}, more than {sched.unit}={asked}.")
+        raise RunFolderConflict(f"The run folder {run_dir} already holds {held} {sched.unit}, more than "
+                                f"{sched.unit}={asked}.")
     return state, list(meta["history"])
 
 
@@ -207,7 +215,13 @@ def fit_trainer(
       restored from the checkpoint): ``epoch`` (epochs done, fractional for a period that ends
       inside an epoch), ``step``, each metric averaged over the period's steps, ``eval/<name>``,
       and the timings ``examples_per_s``, ``time_s`` (and ``compile_time_s`` in the first record
-      of a process).
+      of a process) and ``train_s`` (the fit's wall time up to the record, over every session of a
+      resumed run: :func:`train_seconds`).
+
+    Under ``jaxgen run`` (:func:`jaxgen.runner.active_run`), each log period is also logged as one
+    line (``log.txt`` and stdout, as it happens, with an ETA) instead of the progress bar, and
+    SIGINT / SIGTERM stop the loop after the period in flight: a checkpoint is written at that
+    step (with ``run_dir``) and :class:`jaxgen.interrupts.RunInterrupted` is raised.
 
     Each epoch has N // batch_size steps over a fresh shuffle; a log period may end inside an
     epoch, and the next continues that epoch's order. Checkpoints are written at the end of every
@@ -219,7 +233,10 @@ def fit_trainer(
         data, data whose shape the update cannot take, values ``check_train_data`` rejects, a run
         folder holding a checkpoint of another model or of a run with other settings (the message
         lists each differing setting by name, e.g. ``trainer.loss.beta was 1.0, now 8.0``), or any
-        checkpoint at all when this trainer's settings are unknown (or were when it was written).
+        checkpoint at all when this trainer's settings are unknown (or were when it was written);
+        the run-folder refusals are :class:`jaxgen.runner.RunFolderConflict` and the impossible
+        batch sizes :class:`TrainSettingsError` (both ``ValueError``; ``jaxgen run`` prints them
+        as one line and exits 2).
       TrainingDiverged: a metric or the state became non-finite; the message names the step, and
         the checkpoints on disk are the finite ones written before.
     """
@@ -232,13 +249,14 @@ def fit_trainer(
         raise ValueError(f"eval_fn must be callable or None, got {type(eval_fn).__name__}.")
     leaves, treedef, n = _check_train_data(train_data)
     if cfg.batch_size > n:
-        raise ValueError(f"batch_size must be <= the number of examples N={n}, got {cfg.batch_size}.")
+        raise TrainSettingsError(f"batch_size must be <= the number of examples N={n}, got {cfg.batch_size}; "
+                                 "lower the batch size (or train on more examples).")
     mesh = data_mesh() if mesh is None else mesh
     if DATA_AXIS not in mesh.axis_names:
         raise ValueError(f"mesh must have a {DATA_AXIS!r} axis, got axes {mesh.axis_names}.")
     n_dev = mesh.shape[DATA_AXIS]
     if cfg.batch_size % n_dev:
-        raise ValueError(
+        raise TrainSettingsError(
             f"batch_size={cfg.batch_size} is not divisible by the {n_dev} devices of the mesh; use a multiple "
             f"of {n_dev} or a smaller mesh (mesh=jaxgen.sharding.data_mesh(jax.devices()[:k]))."
         )
@@ -277,7 +295,7 @@ def fit_trainer(
             closing.callback(ckpt.close)
         if ckpt is not None and ckpt.latest_step() is not None:
             if unknown is not None:
-                raise ValueError(
+                raise RunFolderConflict(
                     f"The run folder {Path(run_dir).absolute()} holds a checkpoint (step {ckpt.latest_step()}), but "
                     f"this run's settings cannot be compared with it: {unknown} Resuming blindly could continue a run "
                     "with other settings, so it is refused: do as said, or use another run folder (or delete this one "
@@ -291,10 +309,17 @@ def fit_trainer(
         closing.callback(log.close)
         n_records = -(-sched.total // sched.log)
         unit = "epoch" if sched.log == n_batches else f"x{sched.log} steps"
-        bar = progress_bar(n_records, len(history), cfg.progress and done < sched.total, unit=unit)
+        run = active_run()  # inside `jaxgen run`: one line per log period into log.txt and stdout
+        lines = None if run is None else PeriodLines(run.log, _fit_name(run, run_dir), sched.total, n_batches, sched.unit)
+        if lines is not None and done:
+            lines.say(f"resumed from step {done} of {sched.total}" + (" (finished)" if done >= sched.total else ""))
+        bar = progress_bar(n_records, len(history), cfg.progress and done < sched.total and lines is None, unit=unit)
         closing.callback(bar.close)
         if done >= sched.total:
             return state, history
+        # the training time of this fit over all its sessions: what the checkpoint's history recorded, then this session
+        t_session = time.perf_counter()
+        seconds_before = train_seconds(history)
 
         t0 = time.perf_counter()
         loop_step = make_loop_step(trainer.update, mesh)
@@ -313,39 +338,92 @@ def fit_trainer(
         compile_s = time.perf_counter() - t0
 
         first_period = True
-        while done < sched.total:
-            length = min(sched.log, sched.total - done)
-            t0 = time.perf_counter()
-            state, metrics, state_ok = run_period(state, done, length)
-            metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
-            state_ok = bool(state_ok)
-            dt = time.perf_counter() - t0
-            # "loss" first, then the other losses (a GAN's d_loss, g_loss), then the rest: the bar shows the first ones
-            names = sorted(metrics, key=lambda k: (k != "loss", not k.endswith("loss"), k))
-            bad = _first_non_finite(metrics, names)
-            if bad is not None or not state_ok:
-                step = done + (bad[1] + 1 if bad is not None else length)
-                log.write({"event": "diverged", "epoch": (step - 1) // n_batches + 1, "step": step})
-                raise _diverged(metrics, bad, step, done, length, n_batches, ckpt)
-            done += length
-            record = {"epoch": _epochs(done, n_batches), "step": done}
-            for name in names:
-                record[name] = float(np.mean(metrics[name], dtype=np.float64))
-            if eval_fn is not None and (done % sched.eval == 0 or done == sched.total):
-                record.update(_evaluate(eval_fn, state.model, jax.random.fold_in(streams["eval"], len(history) + 1)))
-            record["examples_per_s"] = length * cfg.batch_size / dt
-            record["time_s"] = dt
-            if first_period:
-                record["compile_time_s"] = compile_s
-                first_period = False
-            record = to_jsonable(record)
-            history.append(record)
-            if ckpt is not None and (done % sched.checkpoint == 0 or done == sched.total):
-                ckpt.save(state, {"step": done, "history": history, "settings": fingerprint})
-            log.write(record)
-            bar.set_postfix(**{k: f"{record[k]:.4g}" for k in names[:2]}, ex_per_s=f"{record['examples_per_s']:.3g}")
-            bar.update(1)
+        start_step, t_periods = done, time.perf_counter()  # for the ETA: the pace of this session, compilation excluded
+        # SIGINT / SIGTERM (under `jaxgen run`): the period in flight finishes, a checkpoint is written, then the
+        # loop stops with RunInterrupted (jaxgen.interrupts); a second signal stops at once.
+        with interrupts.deferred():
+            while done < sched.total:
+                if interrupts.requested():  # e.g. received during compilation, or dropped by a gc callback
+                    raise _interrupted(ckpt, state, done, history, fingerprint)
+                length = min(sched.log, sched.total - done)
+                t0 = time.perf_counter()
+                state, metrics, state_ok = run_period(state, done, length)
+                metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+                state_ok = bool(state_ok)
+                dt = time.perf_counter() - t0
+                # "loss" first, then the other losses (a GAN's d_loss, g_loss), then the rest: the bar shows the first ones
+                names = sorted(metrics, key=lambda k: (k != "loss", not k.endswith("loss"), k))
+                bad = _first_non_finite(metrics, names)
+                if bad is not None or not state_ok:
+                    step = done + (bad[1] + 1 if bad is not None else length)
+                    log.write({"event": "diverged", "epoch": (step - 1) // n_batches + 1, "step": step})
+                    raise _diverged(metrics, bad, step, done, length, n_batches, ckpt)
+                done += length
+                record = {"epoch": _epochs(done, n_batches), "step": done}
+                for name in names:
+                    record[name] = float(np.mean(metrics[name], dtype=np.float64))
+                if eval_fn is not None and (done % sched.eval == 0 or done == sched.total):
+                    record.update(_evaluate(eval_fn, state.model, jax.random.fold_in(streams["eval"], len(history) + 1)))
+                record["examples_per_s"] = length * cfg.batch_size / dt
+                record["time_s"] = dt
+                if first_period:
+                    record["compile_time_s"] = compile_s
+                    first_period = False
+                record["train_s"] = seconds_before + time.perf_counter() - t_session
+                record = to_jsonable(record)
+                history.append(record)
+                saved = ckpt is not None and (done % sched.checkpoint == 0 or done == sched.total)
+                if saved:
+                    ckpt.save(state, {"step": done, "history": history, "settings": fingerprint})
+                log.write(record)
+                if lines is not None:
+                    lines.period(record, names, steps=done - start_step, seconds=time.perf_counter() - t_periods)
+                bar.set_postfix(**{k: f"{record[k]:.4g}" for k in names[:2]}, ex_per_s=f"{record['examples_per_s']:.3g}")
+                bar.update(1)
+                if interrupts.requested() and done < sched.total:
+                    raise _interrupted(ckpt, state, done, history, fingerprint)
         return state, history
+
+
+def train_seconds(history: list[dict]) -> float:
+    """The wall time of a fit in seconds, over every session of a resumed run.
+
+    Args:
+      history: the records :func:`fit_trainer` / :func:`fit` returned.
+
+    Returns:
+      ``train_s`` of the last record (compilation, the periods, evaluations and checkpoints of
+      each session); for records written before that field existed, the sum of the periods'
+      ``time_s`` and ``compile_time_s``. Time the fit with this rather than a clock around the
+      call: a resumed run's call only restores what earlier sessions did.
+    """
+    if not history:
+        return 0.0
+    if "train_s" in history[-1]:
+        return float(history[-1]["train_s"])
+    return float(sum(r.get("time_s", 0.0) + r.get("compile_time_s", 0.0) for r in history if "step" in r))
+
+
+def _fit_name(run, run_dir) -> str:
+    """How the period lines name a fit: ``train``, then its run folder relative to the experiment's
+    (without a leading ``train/``: ``train vae_seed0``), if it has its own."""
+    if run_dir is None:
+        return "train"
+    try:
+        parts = Path(run_dir).resolve().relative_to(run.dir.resolve()).parts
+    except ValueError:
+        return f"train {run_dir}"
+    parts = parts[1:] if parts[:1] == ("train",) else parts
+    return " ".join(["train", "/".join(parts)]) if parts else "train"
+
+
+def _interrupted(ckpt, state, done: int, history: list, fingerprint: dict) -> interrupts.RunInterrupted:
+    """Write a checkpoint at step ``done`` (when the loop keeps them and it is not on disk yet) and
+    return the :class:`~jaxgen.interrupts.RunInterrupted` to raise."""
+    if ckpt is not None and done and ckpt.latest_step() != done:
+        ckpt.save(state, {"step": done, "history": history, "settings": fingerprint})
+    where = ckpt.directory / str(done) if ckpt is not None and ckpt.latest_step() == done else None
+    return interrupts.RunInterrupted(interrupts.requested() or "SIGINT", step=done, checkpoint=where)
 
 
 def _caller_level() -> int:
