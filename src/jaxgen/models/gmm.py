@@ -1015,9 +1015,11 @@ def init_params(
 # on the covariance type: one program serves a grid over types and, with K padded, over K) and EM of
 # every restart with the choice of the best and its labels (one per covariance type). Restarts run one
 # after another inside each program (``lax.map``): the compiled loop body is that of one run.
-def _init_runs(keys, X, w, k, n_trials, *, kp, init):
-    """Initial responsibilities of each restart: (aux (R, N) or (R, N, kp), centres (R, kp, D))."""
-    return _map(lambda key: _init_resp(key, X, w, k, init, kp, n_trials), keys)
+def _init_runs(key, X, w, k, n_trials, *, n_init, kp, init):
+    """Initial responsibilities of the restarts, keys ``split(key, n_init)``: (aux (R, N) or
+    (R, N, kp), centres (R, kp, D)). (Splitting here, not eagerly: one program fewer to compile.)"""
+    keys = jax.random.split(key, n_init)
+    return _map(lambda key_r: _init_resp(key_r, X, w, k, init, kp, n_trials), keys)
 
 
 def _em_runs(X, w, aux, centres, k, tol, reg_covar, *, kp, covariance_type, chunk, max_iter):
@@ -1043,7 +1045,7 @@ def _em_runs(X, w, aux, centres, k, tol, reg_covar, *, kp, covariance_type, chun
     return params, info, labels, finite
 
 
-_INIT_STATIC, _EM_STATIC = ("kp", "init"), ("kp", "covariance_type", "chunk", "max_iter")
+_INIT_STATIC, _EM_STATIC = ("n_init", "kp", "init"), ("kp", "covariance_type", "chunk", "max_iter")
 _init_runs_quick = jax.jit(_init_runs, static_argnames=_INIT_STATIC, compiler_options=_QUICK_COMPILE)
 _em_runs_quick = jax.jit(_em_runs, static_argnames=_EM_STATIC, compiler_options=_QUICK_COMPILE)
 _init_runs = jax.jit(_init_runs, static_argnames=_INIT_STATIC)
@@ -1062,11 +1064,10 @@ def _fit_runs(key, X, w, k, covariance_type, n_init, init, max_iter, tol, reg_co
         if _quick_compile():
             init_runs, em_runs = _init_runs_quick, _em_runs_quick
     chunk = _default_chunk(n_pad, kp, d) if chunk_size is None else min(chunk_size, n_pad)
-    keys = jax.random.split(key, n_init)
     # scalars as transfers (jnp.asarray would compile a conversion program for each)
     k_arr, trials, tol, reg_covar = jax.device_put((np.int32(k), np.int32(2 + int(np.log(k))),
                                                     np.asarray(tol, dt), np.asarray(reg_covar, dt)))
-    aux, centres = init_runs(keys, X, w, k_arr, trials, kp=kp, init=init)
+    aux, centres = init_runs(key, X, w, k_arr, trials, n_init=n_init, kp=kp, init=init)
     params, info, labels, finite = em_runs(X, w, aux, centres, k_arr, tol, reg_covar, kp=kp,
                                            covariance_type=covariance_type, chunk=chunk, max_iter=max_iter)
     if not bool(finite):
