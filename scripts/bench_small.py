@@ -9,7 +9,8 @@ Two tasks on Old Faithful (272 x 2, float64):
 "cold" is the first call in a fresh Python process with JAX's persistent compilation cache off
 (``JAXGEN_COMPILATION_CACHE=0``; jaxgen's estimators never turn it on, only the CLI does): for jaxgen
 that is tracing and compiling every program the call needs; for scikit-learn its first-call
-overheads. Imports are timed apart. "warm" is the median of ``--repeats`` further identical calls in
+overheads. Imports are timed apart; "cold CPU" is the process's user + system time during the cold
+call, the figure to compare on a loaded machine. "warm" is the median of ``--repeats`` further identical calls in
 the same process. Each (library, task) gets its own child process, run one after another, each
 pinned to the cores of ``--cpus`` (default: the first core, so that the ratio is not the load's).
 jaxgen's column also counts the XLA compilations of the cold call and their summed time (from
@@ -70,16 +71,22 @@ def _child(lib: str, task: str, repeats: int) -> dict:
                 return GridSearchCV(Estimator(), GRID, cv=2).fit(X).best_params_
             return Estimator(2, random_state=0).fit(X).lower_bound_
 
-    t = time.perf_counter()
+    import resource
+
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    t, c = time.perf_counter(), cpu()
     call()
-    cold = time.perf_counter() - t
+    cold, cold_cpu = time.perf_counter() - t, cpu() - c
     cold_compiles = dict(compiles)
     warm = []
     for _ in range(repeats):
         t = time.perf_counter()
         call()
         warm.append(time.perf_counter() - t)
-    return {"import_s": import_s, "cold_s": cold, "warm_s": statistics.median(warm),
+    return {"import_s": import_s, "cold_s": cold, "cold_cpu_s": cold_cpu, "warm_s": statistics.median(warm),
             "compiles": cold_compiles["n"], "compile_s": cold_compiles["s"],
             "warm_compiles": compiles["n"] - cold_compiles["n"]}
 
@@ -118,6 +125,8 @@ def main(argv=None) -> None:
                                 else "GaussianMixture(2).fit, full covariances"))
         print(f"  {'':8s} {'jaxgen':>10s} {'sklearn':>10s} {'ratio':>7s}")
         print(f"  {'cold':8s} {j['cold_s']:9.2f}s {s['cold_s']:9.2f}s {j['cold_s'] / s['cold_s']:6.1f}x")
+        print(f"  {'cold CPU':8s} {j['cold_cpu_s']:9.2f}s {s['cold_cpu_s']:9.2f}s {j['cold_cpu_s'] / s['cold_cpu_s']:6.1f}x"
+              "   (user + system time of the process: less sensitive to the machine's load)")
         print(f"  {'warm':8s} {j['warm_s']:9.3f}s {s['warm_s']:9.3f}s {j['warm_s'] / s['warm_s']:6.1f}x")
         print(f"  {'import':8s} {j['import_s']:9.2f}s {s['import_s']:9.2f}s")
         print(f"  jaxgen cold call: {j['compiles']} XLA compilations, {j['compile_s']:.2f} s compiling; "
