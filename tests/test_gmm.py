@@ -1,6 +1,7 @@
 """Pure-function GMM: parity with scikit-learn iteration by iteration, EM properties, sharding."""
 import warnings
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -183,8 +184,7 @@ def test_sharded_equals_unsharded():
     p_ref, i_ref = G.fit_em(X, p0, max_iter=N_ITER, tol=0.0)
     p_sh, i_sh = G.fit_em(Xs, p0, max_iter=N_ITER, tol=0.0, sample_weight=w, chunk_size=16)
     np.testing.assert_allclose(float(i_sh.lower_bound), float(i_ref.lower_bound), rtol=1e-6)
-    for a, b in zip(jax.tree.leaves(p_sh), jax.tree.leaves(p_ref)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=2e-5)
+    chex.assert_trees_all_close(p_sh, p_ref, rtol=2e-5, atol=2e-5)  # every leaf, same structure and shapes
     # initialisation on sharded rows works too (padding rows never become seeds)
     p_init = G.init_params(jax.random.key(0), Xs, 3, ct, init="random_from_data", sample_weight=w)
     assert all(np.any(np.all(X == np.asarray(m), axis=1)) for m in p_init.means)
@@ -283,7 +283,7 @@ def test_fit_n_init_keeps_best_and_is_deterministic():
         singles.append(float(G.fit_em(X, p0, max_iter=N_ITER, tol=0.0)[1].lower_bound))
     np.testing.assert_allclose(float(info.lower_bound), max(singles), rtol=1e-5)
     p_again, info_again = G.fit(key, X, 3, "diag", n_init=4, init="random", max_iter=N_ITER, tol=0.0, warn=False)
-    np.testing.assert_array_equal(np.asarray(p_again.means), np.asarray(p.means))
+    chex.assert_trees_all_equal((p_again, info_again), (p, info))  # bitwise, every leaf
 
 
 def test_convergence_warning_and_max_iter_zero():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import shlex
 import time
 import traceback
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Callable, Mapping, Sequence
 
 from jaxgen import runner
 
-__all__ = ["Section", "SECTIONS", "run_tour", "write_report"]
+__all__ = ["Section", "SECTIONS", "run_tour", "write_report", "reproduce_argv"]
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -445,6 +446,24 @@ class _Outcome:
     wall_time_s: float
 
 
+def _override_text(value) -> str:
+    """A config value as the CLI's ``key=value`` parser reads it back (``runner.apply_overrides``):
+    sequences as comma-separated elements (``(256, 128)`` -> ``256,128``, ``(64,)`` -> ``64``)."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def reproduce_argv(section: Section, quick: bool) -> list[str]:
+    """The command line that reruns ``section`` as the tour ran it: ``["jaxgen", "run", NAME, ...]``.
+
+    The report prints it through ``shlex.join``, so that it pastes into a shell as these words."""
+    argv = ["jaxgen", "run", section.experiment]
+    if quick:
+        return argv + ["--quick"]
+    return argv + [f"{k}={_override_text(v)}" for k, v in section.overrides.items()]
+
+
 def _section_md(i: int, o: _Outcome, quick: bool) -> str:
     s = o.section
     lines = [f"## {i}. {s.title}", "", s.intro, ""]
@@ -465,9 +484,7 @@ def _section_md(i: int, o: _Outcome, quick: bool) -> str:
     lines += ["**Key numbers**", "", "| quantity | value |", "|---|---|"]
     cell = lambda t: str(t).replace("|", "\\|")  # noqa: E731  (a bare | would end the table cell)
     lines += [f"| {cell(q)} | {cell(v)} |" for q, v in rows]
-    cmd = f"jaxgen run {s.experiment}" + (" --quick" if quick else "")
-    if not quick:
-        cmd += "".join(f" {k}={v}" for k, v in s.overrides.items())
+    cmd = shlex.join(reproduce_argv(s, quick))
     lines += ["", f"Ran in {o.wall_time_s:.1f} s. Everything is in `{o.folder}/` (`config.json`, `metrics.json`, "
               f"`log.txt`); reproduce with `{cmd}`.", ""]
     return "\n".join(lines)

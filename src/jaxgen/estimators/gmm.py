@@ -196,12 +196,15 @@ class GaussianMixture(FittedStateMixin, DensityMixin, BaseEstimator):
         key = key_from(self.random_state)
         fixed_init = all(u is not None for u in user)
         common = dict(max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar, chunk_size=self.chunk_size)
+        labels = None
         if warm:
             start = jax.tree.map(lambda a: jnp.asarray(a, X.dtype), self.params_)  # the new data's dtype
             params, info = G.fit_em(X, start, lower_bound0=self.lower_bound_, **common)
-        elif self.n_init > 1 and not any(u is not None for u in user):
-            params, info = G.fit(key, X, self.n_components, self.covariance_type, n_init=self.n_init,
-                                 init=self.init_params, warn=False, **common)
+        elif not any(u is not None for u in user):
+            # the restarts' keys are split(key, n_init), as in the loop below: the same fits. Two
+            # compiled programs (init, EM + labels), shared across n_components on small data.
+            params, info, labels = G._fit(key, X, self.n_components, self.covariance_type, n_init=self.n_init,
+                                          init=self.init_params, warn=False, sample_weight=None, **common)
         else:
             best = None
             for i, k in enumerate(jax.random.split(key, self.n_init)):
@@ -220,8 +223,11 @@ class GaussianMixture(FittedStateMixin, DensityMixin, BaseEstimator):
             print(f"Initialization {'converged' if self.converged_ else 'did not converge'}. lower bound {self.lower_bound_:.6f}")
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(G._CONVERGENCE_MSG, ConvergenceWarning, stacklevel=2)
-        # Final E-step with the returned parameters, so that fit(X).predict(X) == fit_predict(X).
-        return np.asarray(G.predict(self.params_, X, chunk_size=self.chunk_size))
+        # Final E-step with the returned parameters, so that fit(X).predict(X) == fit_predict(X)
+        # (computed inside the fit's program when it went through G._fit).
+        if labels is None:
+            labels = G.predict(self.params_, X, chunk_size=self.chunk_size)
+        return np.asarray(labels)
 
     def _set_fitted(self, params: G.GMMParams, info: G.EMInfo):
         self.n_features_in_ = int(params.means.shape[1])
@@ -230,7 +236,8 @@ class GaussianMixture(FittedStateMixin, DensityMixin, BaseEstimator):
         self.means_ = np.asarray(params.means)
         self.covariances_ = np.asarray(params.covariances)
         self.precisions_cholesky_ = np.asarray(params.precisions_cholesky)
-        self.precisions_ = np.asarray(params.precisions)
+        u = self.precisions_cholesky_  # U Uᵀ (full/tied) or U² on the host: no compiled program per K
+        self.precisions_ = u @ np.swapaxes(u, -1, -2) if params.covariance_type in ("full", "tied") else u**2
         self.converged_ = bool(info.converged)
         self.n_iter_ = int(info.n_iter)
         self.lower_bound_ = float(info.lower_bound)

@@ -23,6 +23,16 @@ processed under ``jax.shard_map``: each device scans its own rows and the statis
 ``psum``-ed, so EM never gathers the data on one device (multi-host: see :mod:`jaxgen.sharding`).
 Initialisation (k-means++ seeding picks rows) and the inference functions (``log_prob``,
 ``predict``, ...) are plain SPMD programs: XLA may gather rows for them.
+
+Small data: compiling, not computing, is the cost (a fit of Old Faithful runs in microseconds and
+compiles in about a second). When N * K * D <= 2^20, :func:`fit`, :func:`log_prob` and
+:func:`predict` pad K to a bucket (8, then powers of two) with inert components (weight exactly 0,
+identity covariance) and N to a power of two (at least 512) with rows of weight 0, and on a CPU
+compile those programs with LLVM's optimisations off; a fit is two programs (the restarts'
+initialisations, shared by the four covariance types; EM, the choice of the best restart and the
+labels, one per type). A grid over K, covariance types and cross-validation folds on a few hundred
+rows thus compiles about ten programs, where every (K, type, N) used to compile its own. The
+results are those of the exact-shape programs up to float rounding (tests/test_compile_counts.py).
 """
 from __future__ import annotations
 
@@ -38,6 +48,7 @@ from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import logsumexp
 from jax.sharding import PartitionSpec as P
 
+from jaxgen.padding import power_of_two_at_least
 from jaxgen.sharding import row_sharding_of
 from jaxgen.validation import (
     check_choice,
@@ -270,15 +281,25 @@ def _default_chunk(n_rows: int, n_components: int, n_features: int) -> int:
     return int(max(1, min(n_rows, target)))
 
 
-@partial(jax.jit, static_argnames=("fn", "chunk"))
-def _map_rows(fn, params, X, chunk):
+def _map(f, xs):
+    """``jax.lax.map(f, xs)``, or ``f`` once when ``xs`` has one element: a loop of one trip still
+    costs its compiled loop (the small problems, one block of rows, one restart, compile faster)."""
+    if jax.tree.leaves(xs)[0].shape[0] == 1:
+        return jax.tree.map(lambda a: a[None], f(jax.tree.map(lambda a: a[0], xs)))
+    return jax.lax.map(f, xs)
+
+
+def _rows(fn, params, X, chunk):
     """Apply ``fn(params, x_block) -> (block, ...)`` over row blocks of X, output rows = N."""
     n = X.shape[0]
     n_chunks = -(-n // chunk)
     pad = n_chunks * chunk - n
     Xp = jnp.pad(X, ((0, pad), (0, 0)))
-    out = jax.lax.map(lambda xb: fn(params, xb), Xp.reshape(n_chunks, chunk, X.shape[1]))
+    out = _map(lambda xb: fn(params, xb), Xp.reshape(n_chunks, chunk, X.shape[1]))
     return out.reshape((n_chunks * chunk,) + out.shape[2:])[:n]
+
+
+_map_rows = partial(jax.jit, static_argnames=("fn", "chunk"))(_rows)
 
 
 def _check_layout(weights, means, mats, covariance_type: str, what: str) -> None:
@@ -331,6 +352,92 @@ def _chunk_for(params, X, chunk_size):
     return _default_chunk(n, params.n_components, params.n_features) if chunk_size is None else min(n, chunk_size)
 
 
+# Small problems spend their time compiling, one program per number of components K and rows N. There,
+# K is padded to a bucket (8, then powers of two) with inert components -- weight exactly 0, so log w =
+# -inf and their responsibilities are exactly 0; identity covariance, so everything stays finite -- and
+# N to a power of two (at least 512) with rows of weight 0: one compiled program serves K = 1..8 and
+# N <= 512 (a BIC grid over K, a GridSearchCV over n_components, its folds and its refit). On a CPU
+# these programs are also compiled with LLVM's optimisations off (``_QUICK_COMPILE``): compiling them
+# takes half the time, running them microseconds more. Above the threshold the work of the padding
+# would show, and each shape gets its own fully optimised program, as before.
+_BUCKET_WORK = 1 << 20  # N * K * D below which K and N are padded
+_MIN_BUCKET = 8
+_MIN_ROWS = 512
+_QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+_map_rows_quick = partial(jax.jit, static_argnames=("fn", "chunk"), compiler_options=_QUICK_COMPILE)(_rows)
+
+
+def _is_small(n_rows: int, n_components: int, n_features: int) -> bool:
+    return n_rows * n_components * n_features <= _BUCKET_WORK
+
+
+def _k_bucket(n_rows: int, n_components: int, n_features: int) -> int:
+    """The padded number of components for a problem of this size: ``(int, int, int) -> int``."""
+    if not _is_small(n_rows, n_components, n_features):
+        return n_components
+    return max(_MIN_BUCKET, 1 << (n_components - 1).bit_length())
+
+
+def _quick_compile() -> bool:
+    """Whether small problems get the quick-to-compile programs (CPU only: the options are LLVM's)."""
+    return jax.default_backend() == "cpu"
+
+
+def _pad_rows(a, n_pad: int):
+    """``a`` (N, ...) with zero rows appended up to ``n_pad``, built on the host (no program per N)."""
+    a = np.asarray(a)
+    out = np.zeros((n_pad,) + a.shape[1:], a.dtype)
+    out[: a.shape[0]] = a
+    return jax.device_put(out)
+
+
+def _pad_params(params: GMMParams, kp: int) -> GMMParams:
+    """``params`` with ``kp - K`` inert components appended (weight 0, mean 0, identity covariance).
+
+    Built with NumPy on the host (no compiled program per K); returns ``params`` unchanged when
+    ``kp == K`` or when the parameters are traced (inside a user's jit)."""
+    leaves = (params.weights, params.means, params.covariances, params.precisions_cholesky)
+    k = params.n_components
+    if kp == k or any(isinstance(a, jax.core.Tracer) for a in leaves):
+        return params
+    w, m, c, u = (np.asarray(a) for a in leaves)
+    d, ct, extra = m.shape[1], params.covariance_type, kp - k
+
+    def grow(a, fill):
+        return np.concatenate([a, np.broadcast_to(np.asarray(fill, a.dtype), (extra,) + a.shape[1:])])
+
+    eye = np.eye(d, dtype=c.dtype)
+    if ct == "full":
+        c, u = grow(c, eye), grow(u, eye)
+    elif ct in ("diag", "spherical"):
+        c, u = grow(c, 1.0), grow(u, 1.0)
+    return GMMParams(*jax.device_put((grow(w, 0.0), grow(m, 0.0), c, u)), ct)
+
+
+def _unpad_params(params: GMMParams, k: int) -> GMMParams:
+    """The first ``k`` components of padded parameters (sliced on the host: no program per K)."""
+    ct = params.covariance_type
+    w, m, c, u = (np.asarray(a) for a in (params.weights, params.means, params.covariances, params.precisions_cholesky))
+    if ct != "tied":
+        c, u = c[:k], u[:k]
+    return GMMParams(*jax.device_put((w[:k], m[:k], c, u)), ct)
+
+
+def _map_bucketed(fn, params: GMMParams, X, chunk_size):
+    """``_map_rows`` for the functions with one output per row (``log_prob``, ``predict``): a small
+    problem runs padded in K and N (see ``_k_bucket``), so that one program serves many shapes."""
+    n, k, d = X.shape[0], params.n_components, params.n_features
+    traced = any(isinstance(a, jax.core.Tracer) for a in (X, *jax.tree.leaves(params)))
+    if traced or not _is_small(n, k, d) or row_sharding_of(X) is not None:
+        return _map_rows(fn, params, jnp.asarray(X), _chunk_for(params, X, chunk_size))
+    n_pad = power_of_two_at_least(n, _MIN_ROWS)
+    kp = _k_bucket(n, k, d)
+    chunk = _default_chunk(n_pad, kp, d) if chunk_size is None else min(check_positive_int(chunk_size, "chunk_size"), n_pad)
+    run = _map_rows_quick if _quick_compile() else _map_rows
+    out = run(fn, _pad_params(params, kp), _pad_rows(X, n_pad), chunk)
+    return jax.device_put(np.asarray(out)[:n])
+
+
 def estimate_weighted_log_prob(params: GMMParams, X, *, chunk_size=None) -> jax.Array:
     """log w_k + log N(x_n | μ_k, Σ_k): (N, K) (scikit-learn's ``_estimate_weighted_log_prob``)."""
     X = _check_params(params, X)
@@ -358,7 +465,7 @@ def _log_prob_block(params, x):
 def log_prob(params: GMMParams, X, *, chunk_size=None) -> jax.Array:
     """Per-sample log density of the mixture: (N,) (scikit-learn's ``score_samples``)."""
     X = _check_params(params, X)
-    return _map_rows(_log_prob_block, params, jnp.asarray(X), _chunk_for(params, X, chunk_size))
+    return _map_bucketed(_log_prob_block, params, X, chunk_size)
 
 
 def _resp_block(params, x):
@@ -379,7 +486,7 @@ def _predict_block(params, x):
 def predict(params: GMMParams, X, *, chunk_size=None) -> jax.Array:
     """Most probable component of each row: (N,) int."""
     X = _check_params(params, X)
-    return _map_rows(_predict_block, params, jnp.asarray(X), _chunk_for(params, X, chunk_size))
+    return _map_bucketed(_predict_block, params, X, chunk_size)
 
 
 @partial(jax.jit, static_argnames=("n",))
@@ -412,12 +519,18 @@ def _sample(key, params: GMMParams, n):
 
 
 def sample(key, params: GMMParams, n: int):
-    """Draw ``n`` samples: returns ``(x (n, D), labels (n,))`` with labels ~ Categorical(weights)."""
+    """Draw ``n`` samples: returns ``(x (n, D), labels (n,))`` with labels ~ Categorical(weights).
+
+    The program is compiled for ``n`` rounded up to a power of two (at least 64) and the first ``n``
+    draws are kept: the same numbers as a program for ``n`` itself (JAX's counter-based draws of a
+    longer array start with those of a shorter one), one compilation for many sizes."""
     n = check_positive_int(n, "n")
     key = check_key(key)
     if not isinstance(params, GMMParams):
         raise ValueError(f"params must be a GMMParams, got {type(params).__name__}.")
-    return _sample(key, params, n)
+    n_pad = power_of_two_at_least(n, 64)
+    x, labels = _sample(key, params, n_pad)
+    return (x, labels) if n_pad == n else (x[:n], labels[:n])
 
 
 def n_parameters(params: GMMParams) -> int:
@@ -494,7 +607,10 @@ def _accumulate(Xc, Wc, auxc, resp_fn, centres, covariance_type, axis_name):
     init = (jnp.zeros((), dt), jnp.zeros((k,), dt), jnp.zeros((k, d), dt), jnp.zeros(s2_shape, dt))
     if axis_name is not None:  # per-device partial sums vary over the data axis until the psum
         init = jax.lax.pcast(init, (axis_name,), to="varying")
-    tot, _ = jax.lax.scan(body, init, (Xc, Wc, auxc))
+    if Xc.shape[0] == 1:  # one block: no loop (see _map)
+        tot, _ = body(init, jax.tree.map(lambda a: a[0], (Xc, Wc, auxc)))
+    else:
+        tot, _ = jax.lax.scan(body, init, (Xc, Wc, auxc))
     if axis_name is not None:
         tot = jax.lax.psum(tot, axis_name)
     ll, nk, s1, s2 = tot
@@ -548,11 +664,18 @@ class _GivenResp:
         return jnp.zeros(r.shape[:1], r.dtype), r
 
 
-def _m_step(nk_raw, s1, s2, centres, covariance_type, reg_covar):
-    """Parameters from statistics about ``centres`` (scikit-learn's M-step, shifted-data form)."""
+def _m_step(nk_raw, s1, s2, centres, covariance_type, reg_covar, valid=None):
+    """Parameters from statistics about ``centres`` (scikit-learn's M-step, shifted-data form).
+
+    ``valid``: (K,) bool, False for padding components (see ``_k_bucket``): they get weight 0,
+    keep their mean and get an identity covariance; None when there is no padding."""
     dt = centres.dtype
     nk = nk_raw + 10 * jnp.finfo(dt).eps  # keeps empty components finite, as scikit-learn
-    delta = s1 / nk[:, None]  # new mean - centre
+    if valid is not None:
+        nk = jnp.where(valid, nk, 0.0)
+        delta = s1 / jnp.where(valid, nk, 1.0)[:, None]
+    else:
+        delta = s1 / nk[:, None]  # new mean - centre
     means = centres + delta
     d = centres.shape[1]
     eye = jnp.eye(d, dtype=dt)
@@ -566,12 +689,16 @@ def _m_step(nk_raw, s1, s2, centres, covariance_type, reg_covar):
         cov = s2 / nk[:, None] - delta**2 + reg_covar
         if covariance_type == "spherical":
             cov = jnp.mean(cov, axis=1)
+    if valid is not None and covariance_type != "tied":
+        pad_value = eye if covariance_type == "full" else 1.0
+        cov = jnp.where(valid.reshape((-1,) + (1,) * (cov.ndim - 1)), cov, pad_value)
     return GMMParams(nk / jnp.sum(nk), means, cov, _precision_chol_from_cov(cov, covariance_type), covariance_type)
 
 
 # ----------------------------------------------------------------------------- EM
-def _em_local(X, w, params0, tol, reg_covar, lb0, *, max_iter, chunk, axis_name):
-    """EM on this device's rows; statistics are summed over ``axis_name`` (None: one device)."""
+def _em_local(X, w, params0, tol, reg_covar, lb0, *, max_iter, chunk, axis_name, valid=None):
+    """EM on this device's rows; statistics are summed over ``axis_name`` (None: one device).
+    ``valid``: (K,) bool mask of the real components when K is padded (see ``_m_step``)."""
     Xc, Wc, _ = _to_chunks(X, w, chunk)
     total_w = jnp.sum(w)
     if axis_name is not None:
@@ -584,7 +711,7 @@ def _em_local(X, w, params0, tol, reg_covar, lb0, *, max_iter, chunk, axis_name)
         i, params, lb, _, hist = state
         ll, nk, s1, s2 = _accumulate(Xc, Wc, dummy, _EStep(params), params.means, ct, axis_name)
         new_lb = ll / total_w
-        new_params = _m_step(nk, s1, s2, params.means, ct, reg_covar)
+        new_params = _m_step(nk, s1, s2, params.means, ct, reg_covar, valid)
         converged = jnp.abs(new_lb - lb) < tol
         hist = hist.at[i].set(new_lb) if max_iter > 0 else hist
         return i + 1, new_params, new_lb, converged, hist
@@ -623,7 +750,7 @@ def _prepare(X, sample_weight, *, min_samples=1, name="X"):
             warnings.warn("X is row-sharded but no sample_weight was given: every row counts. If X comes from "
                           "jaxgen.sharding.shard_rows, pass the weights it returned so the padding rows count 0.",
                           stacklevel=3)
-        w = jnp.ones((X.shape[0],), dt)
+        w = jax.device_put(np.ones((X.shape[0],), dt))  # a transfer (jnp.ones would compile a program per N)
     else:
         w_np = sample_weight
         if not isinstance(w_np, jax.Array):
@@ -637,7 +764,7 @@ def _prepare(X, sample_weight, *, min_samples=1, name="X"):
         w = jax.device_put(w, jax.sharding.NamedSharding(mesh, P(axis)))
         n_local = X.shape[0] // mesh.shape[axis]
     else:
-        X = jnp.asarray(X)
+        X = X if isinstance(X, jax.Array) else jax.device_put(X)  # (jnp.asarray: a program per shape)
         n_local = X.shape[0]
     return X, w, mesh, axis, n_local
 
@@ -651,13 +778,17 @@ def _check_hyper(max_iter, tol, reg_covar, chunk_size):
     return max_iter, tol, reg_covar, chunk_size
 
 
+def _raise_ill_defined(dtype):
+    msg = _ILL_DEFINED_MSG
+    if dtype == jnp.float32:
+        msg += " The numerical accuracy can also be improved by passing float64 data instead of float32."
+    raise ValueError(msg)
+
+
 def _check_finite_params(params: GMMParams):
     leaves = (params.weights, params.means, params.precisions_cholesky)
     if not all(bool(jnp.all(jnp.isfinite(a))) for a in leaves):
-        msg = _ILL_DEFINED_MSG
-        if params.means.dtype == jnp.float32:
-            msg += " The numerical accuracy can also be improved by passing float64 data instead of float32."
-        raise ValueError(msg)
+        _raise_ill_defined(params.means.dtype)
 
 
 def fit_em(
@@ -725,30 +856,39 @@ def _draw_rows(key, weights, n: int):
     return jnp.minimum(jnp.searchsorted(cum, u, side="right"), weights.shape[0] - 1)
 
 
-def _kmeanspp(key, Xs, xx, w, k):
-    """Greedy k-means++ seeding (2 + log k candidates per step, as scikit-learn): (k,) row indices."""
-    n_trials = 2 + int(np.log(k))
+def _kmeanspp(key, Xs, xx, w, k, kp=None, n_trials=None):
+    """Greedy k-means++ seeding (2 + log k candidates per step, as scikit-learn): (kp,) row indices,
+    the first ``k`` valid.
+
+    ``k`` may be traced when ``kp`` (static, >= k) is given with ``n_trials = 2 + int(log k)``: the
+    candidates are drawn for ``2 + int(log kp)`` trials and the extra ones masked out (the first
+    draws of a longer array are those of a shorter one), so a padded K seeds as the exact one."""
+    kp = k if kp is None else kp
+    n_max = 2 + int(np.log(kp))
+    n_trials = n_max if n_trials is None else n_trials
+    trial_ok = jnp.arange(n_max) < n_trials
     dt = Xs.dtype
     key0, key = jax.random.split(key)
     first = _draw_rows(key0, w, 1)[0]
     d2 = _sq_dists(Xs, xx, Xs[first][None])[:, 0]
-    idx = jnp.zeros((k,), jnp.int32).at[0].set(first.astype(jnp.int32))
+    idx = jnp.zeros((kp,), jnp.int32).at[0].set(first.astype(jnp.int32))
 
     def step(j, carry):
         idx, d2, key = carry
         key, sub = jax.random.split(key)
         pot = w * d2
-        cand = _draw_rows(sub, jnp.where(jnp.sum(pot) > 0, pot, w), n_trials)
+        cand = _draw_rows(sub, jnp.where(jnp.sum(pot) > 0, pot, w), n_max)
         new_d2 = jnp.minimum(d2[:, None], _sq_dists(Xs, xx, Xs[cand]))
-        best = jnp.argmin(jnp.sum(w[:, None] * new_d2, axis=0))
+        best = jnp.argmin(jnp.where(trial_ok, jnp.sum(w[:, None] * new_d2, axis=0), jnp.inf))
         return idx.at[j].set(cand[best].astype(jnp.int32)), new_d2[:, best], key
 
     idx, _, _ = jax.lax.fori_loop(1, k, step, (idx, d2.astype(dt), key))
     return idx
 
 
-def _lloyd(Xs, w, centres, max_iter=100):
-    """Weighted Lloyd iterations until the centre shift is below scikit-learn's default tol."""
+def _lloyd(Xs, w, centres, max_iter=100, valid=None):
+    """Weighted Lloyd iterations until the centre shift is below scikit-learn's default tol.
+    ``valid``: (K,) bool, False for padding centres (never assigned a row, never moved)."""
     k = centres.shape[0]
     total = jnp.sum(w)
     var = jnp.sum(w[:, None] * Xs * Xs, axis=0) / total - (jnp.sum(w[:, None] * Xs, axis=0) / total) ** 2
@@ -758,7 +898,8 @@ def _lloyd(Xs, w, centres, max_iter=100):
     scatter = jax.default_backend() == "cpu"
 
     def assign(c):  # argmin of |x - c|^2 over c: |x|^2 is the same for every c
-        return jnp.argmin(jnp.sum(c * c, axis=1)[None, :] - 2.0 * Xs @ c.T, axis=1)
+        dist = jnp.sum(c * c, axis=1)[None, :] - 2.0 * Xs @ c.T
+        return jnp.argmin(dist if valid is None else jnp.where(valid, dist, jnp.inf), axis=1)
 
     def body(state):
         i, c, _ = state
@@ -780,34 +921,50 @@ def _lloyd(Xs, w, centres, max_iter=100):
     return c, assign(c)
 
 
-def _init_resp(key, X, w, k, init):
-    """(aux per row, centres): labels (N,) int (-1 = no component) or a responsibility matrix (N, K)."""
+def _init_resp(key, X, w, k, init, kp=None, n_trials=None):
+    """(aux per row, centres (kp, D)): labels (N,) int (-1 = no component) or a responsibility matrix (N, kp).
+
+    ``k`` may be traced when the static ``kp`` (>= k, see ``_k_bucket``) and ``n_trials`` (k-means++)
+    are given: components k..kp-1 are padding, never assigned a row; the first k are the exact-K init."""
+    valid = None if kp is None else jnp.arange(kp) < k
+    kp = k if kp is None else kp
     total = jnp.sum(w)
     mean = jnp.sum(w[:, None] * X, axis=0) / total
     Xs = X - mean  # centred copy: better-conditioned distances
     n = X.shape[0]
+    seeds = jnp.arange(kp, dtype=jnp.int32)
+
+    def seed_labels(idx):  # only the seeds carry responsibility (padding seeds point past the end: dropped)
+        idx = idx if valid is None else jnp.where(valid, idx, n)
+        return jnp.full((n,), -1, jnp.int32).at[idx].set(seeds, mode="drop")
+
     if init in ("kmeans++", "kmeans", "k-means++"):
         xx = jnp.sum(Xs * Xs, axis=1)
-        idx = _kmeanspp(key, Xs, xx, w, k)
+        idx = _kmeanspp(key, Xs, xx, w, k, kp, n_trials)
         if init == "k-means++":  # scikit-learn: only the seeds carry responsibility
-            return jnp.full((n,), -1, jnp.int32).at[idx].set(jnp.arange(k, dtype=jnp.int32)), X[idx]
-        centres, labels = _lloyd(Xs, w, Xs[idx])
+            return seed_labels(idx), X[idx]
+        centres, labels = _lloyd(Xs, w, Xs[idx], valid=valid)
         return labels.astype(jnp.int32), centres + mean
     if init == "random_from_data":
-        idx = jax.random.choice(key, n, (k,), replace=False, p=w / total)
-        return jnp.full((n,), -1, jnp.int32).at[idx].set(jnp.arange(k, dtype=jnp.int32)), X[idx]
-    r = jax.random.uniform(key, (n, k), dtype=X.dtype)
-    return r / jnp.sum(r, axis=1, keepdims=True), jnp.broadcast_to(mean, (k, X.shape[1]))
+        idx = jax.random.choice(key, n, (kp,), replace=False, p=w / total)  # its first k: the draws for k
+        return seed_labels(idx), X[idx]
+    if valid is None:
+        r = jax.random.uniform(key, (n, k), dtype=X.dtype)
+    else:  # the (n, k) draws laid out row-major in a longer vector: the same numbers as for the exact k
+        flat = jax.random.uniform(key, (n * kp,), dtype=X.dtype)
+        pos = jnp.arange(n)[:, None] * k + seeds[None, :]
+        r = jnp.where(valid, flat[jnp.minimum(pos, n * kp - 1)], 0.0)
+    return r / jnp.sum(r, axis=1, keepdims=True), jnp.broadcast_to(mean, (kp, X.shape[1]))
 
 
-def _init_mstep_local(X, w, aux, centres, reg_covar, *, covariance_type, chunk, axis_name):
+def _init_mstep_local(X, w, aux, centres, reg_covar, *, covariance_type, chunk, axis_name, valid=None):
     k = centres.shape[0]
     Xc, Wc, (auxc,) = _to_chunks(X, w, chunk, aux)
     _, nk, s1, s2 = _accumulate(Xc, Wc, auxc, _GivenResp(centres, k, covariance_type), centres, covariance_type, axis_name)
     # Weights N_k / Σ N_k. (scikit-learn divides by n_samples here, which leaves the weights of the
     # "k-means++" / "random_from_data" inits summing to K / N; normalising changes only the first
     # lower bound, not the responsibilities, so the EM path is the same.)
-    return _m_step(nk, s1, s2, centres, covariance_type, reg_covar)
+    return _m_step(nk, s1, s2, centres, covariance_type, reg_covar, valid)
 
 
 @partial(jax.jit, static_argnames=("k", "covariance_type", "init", "chunk", "mesh", "axis_name"))
@@ -870,20 +1027,100 @@ def init_params(
 
 
 # ----------------------------------------------------------------------------- restarts
-@partial(jax.jit, static_argnames=("k", "covariance_type", "init", "chunk", "max_iter"))
-def _fit_many(keys, X, w, tol, reg_covar, *, k, covariance_type, init, chunk, max_iter):
-    """n_init restarts vectorised with vmap (small data): stacked (params, info)."""
-
-    def one(key):
-        aux, centres = _init_resp(key, X, w, k, init)
-        p0 = _init_mstep_local(X, w, aux, centres, reg_covar, covariance_type=covariance_type, chunk=chunk, axis_name=None)
-        return _em_local(X, w, p0, tol, reg_covar, jnp.asarray(-jnp.inf, X.dtype),
-                         max_iter=max_iter, chunk=chunk, axis_name=None)
-
-    return jax.vmap(one)(keys)
+# An unsharded fit is two compiled programs: the initialisations of all restarts (which do not depend
+# on the covariance type: one program serves a grid over types and, with K padded, over K) and EM of
+# every restart with the choice of the best and its labels (one per covariance type). Restarts run one
+# after another inside each program (``lax.map``): the compiled loop body is that of one run.
+def _init_runs(key, X, w, k, n_trials, *, n_init, kp, init):
+    """Initial responsibilities of the restarts, keys ``split(key, n_init)``: (aux (R, N) or
+    (R, N, kp), centres (R, kp, D)). (Splitting here, not eagerly: one program fewer to compile.)"""
+    keys = jax.random.split(key, n_init)
+    return _map(lambda key_r: _init_resp(key_r, X, w, k, init, kp, n_trials), keys)
 
 
-_VMAP_LIMIT = 1 << 24  # n_init * N * K * D floats of simultaneous work above which restarts run one by one
+def _em_runs(X, w, aux, centres, k, tol, reg_covar, *, kp, covariance_type, chunk, max_iter):
+    """Initial M-step and EM of each restart; the best run (first on ties, NaN last).
+
+    Returns ``(params (kp components), info, labels (N,), finite)``: ``labels`` the most probable
+    component of each row under the returned parameters, ``finite`` whether they are all finite."""
+    valid = jnp.arange(kp) < k
+    lb0 = jnp.asarray(-jnp.inf, X.dtype)
+
+    def one(start):
+        aux_r, centres_r = start
+        p0 = _init_mstep_local(X, w, aux_r, centres_r, reg_covar, covariance_type=covariance_type,
+                               chunk=chunk, axis_name=None, valid=valid)
+        return _em_local(X, w, p0, tol, reg_covar, lb0, max_iter=max_iter, chunk=chunk, axis_name=None, valid=valid)
+
+    ps, infos = _map(one, (aux, centres))
+    lbs = infos.lower_bound
+    best = jnp.argmax(jnp.where(jnp.isnan(lbs), -jnp.inf, lbs)) if max_iter > 0 else 0
+    params, info = jax.tree.map(lambda a: a[best], (ps, infos))
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(params)]))
+    labels = _rows(_predict_block, params, X, chunk)
+    return params, info, labels, finite
+
+
+_INIT_STATIC, _EM_STATIC = ("n_init", "kp", "init"), ("kp", "covariance_type", "chunk", "max_iter")
+_init_runs_quick = jax.jit(_init_runs, static_argnames=_INIT_STATIC, compiler_options=_QUICK_COMPILE)
+_em_runs_quick = jax.jit(_em_runs, static_argnames=_EM_STATIC, compiler_options=_QUICK_COMPILE)
+_init_runs = jax.jit(_init_runs, static_argnames=_INIT_STATIC)
+_em_runs = jax.jit(_em_runs, static_argnames=_EM_STATIC)
+
+
+def _fit_runs(key, X, w, k, covariance_type, n_init, init, max_iter, tol, reg_covar, chunk_size):
+    """Unsharded ``fit``: ``(params, info, labels)`` through ``_init_runs`` and ``_em_runs``, padded in
+    K and N when the problem is small (see ``_k_bucket``)."""
+    n, d = X.shape
+    dt = X.dtype
+    init_runs, em_runs, n_pad, kp = _init_runs, _em_runs, n, k
+    if _is_small(n, k, d):
+        kp, n_pad = _k_bucket(n, k, d), power_of_two_at_least(n, _MIN_ROWS)
+        X, w = _pad_rows(X, n_pad), _pad_rows(w, n_pad)  # rows of weight 0: no part in any sum or draw
+        if _quick_compile():
+            init_runs, em_runs = _init_runs_quick, _em_runs_quick
+    chunk = _default_chunk(n_pad, kp, d) if chunk_size is None else min(chunk_size, n_pad)
+    # scalars as transfers (jnp.asarray would compile a conversion program for each)
+    k_arr, trials, tol, reg_covar = jax.device_put((np.int32(k), np.int32(2 + int(np.log(k))),
+                                                    np.asarray(tol, dt), np.asarray(reg_covar, dt)))
+    aux, centres = init_runs(key, X, w, k_arr, trials, n_init=n_init, kp=kp, init=init)
+    params, info, labels, finite = em_runs(X, w, aux, centres, k_arr, tol, reg_covar, kp=kp,
+                                           covariance_type=covariance_type, chunk=chunk, max_iter=max_iter)
+    if not bool(finite):
+        _raise_ill_defined(dt)
+    if n_pad != n:
+        labels = jax.device_put(np.asarray(labels)[:n])
+    return (params if kp == k else _unpad_params(params, k)), info, labels
+
+
+def _fit(key, X, n_components, covariance_type, *, n_init, init, max_iter, tol, reg_covar, chunk_size, sample_weight, warn):
+    """``fit`` that also returns the labels of the rows under the fitted parameters: (N,) int."""
+    key = check_key(key)
+    n_init = check_positive_int(n_init, "n_init")
+    max_iter, tol, reg_covar, chunk_size = _check_hyper(max_iter, tol, reg_covar, chunk_size)
+    X, w, mesh, axis, n_local = _prepare(X, sample_weight)
+    n_real = X.shape[0] if sample_weight is None else int(jnp.sum(w > 0))
+    k = _check_model_args(n_components, covariance_type, init, n_real)
+    # "random" keeps an (N, K) responsibility matrix per restart between the two programs: bounded
+    big_resp = init == "random" and n_init * X.shape[0] * k > _RESP_LIMIT
+    if mesh is None and not big_resp:
+        params, info, labels = _fit_runs(key, X, w, k, covariance_type, n_init, init, max_iter, tol, reg_covar, chunk_size)
+    else:  # sharded rows: each restart's init and EM in turn, each under shard_map
+        params = info = None
+        for i, key_i in enumerate(jax.random.split(key, n_init)):
+            p0 = init_params(key_i, X, k, covariance_type, init=init, reg_covar=reg_covar, sample_weight=w, chunk_size=chunk_size)
+            p, inf = fit_em(X, p0, max_iter=max_iter, tol=tol, reg_covar=reg_covar, chunk_size=chunk_size, sample_weight=w)
+            if info is None or float(inf.lower_bound) > float(info.lower_bound):
+                params, info = p, inf
+        labels = None
+    if warn and max_iter > 0 and not bool(info.converged):
+        from sklearn.exceptions import ConvergenceWarning
+
+        warnings.warn(_CONVERGENCE_MSG, ConvergenceWarning, stacklevel=3)
+    return params, info, labels
+
+
+_RESP_LIMIT = 1 << 24  # n_init * N * K floats of initial responsibilities above which restarts run one by one
 
 
 def fit(
@@ -903,38 +1140,15 @@ def fit(
 ) -> tuple[GMMParams, EMInfo]:
     """Initialise and run EM ``n_init`` times; keep the run with the best final lower bound.
 
-    Restarts are vectorised with ``jax.vmap`` over ``jax.random.split(key, n_init)`` when the data
-    are small and unsharded, else run one after another. Emits a
-    ``sklearn.exceptions.ConvergenceWarning`` (outside jit) when the best run did not converge.
+    The restarts use the keys ``jax.random.split(key, n_init)`` and run one after another inside
+    two compiled programs (initialisation, then EM); on small data the number of components is
+    padded with inert components so that those programs serve many K (see ``_k_bucket``). Rows
+    sharded over devices run each restart's :func:`init_params` and :func:`fit_em` in turn. Emits
+    a ``sklearn.exceptions.ConvergenceWarning`` (outside jit) when the best run did not converge.
 
     Returns:
       ``(params, info)`` of the best run (first one on ties, as scikit-learn).
     """
-    key = check_key(key)
-    n_init = check_positive_int(n_init, "n_init")
-    max_iter, tol, reg_covar, chunk_size = _check_hyper(max_iter, tol, reg_covar, chunk_size)
-    X, w, mesh, axis, n_local = _prepare(X, sample_weight)
-    k = _check_model_args(n_components, covariance_type, init, int(jnp.sum(w > 0)))
-    d = X.shape[1]
-    chunk = _default_chunk(n_local, k, d) if chunk_size is None else min(chunk_size, n_local)
-    keys = jax.random.split(key, n_init)
-    dt = X.dtype
-    if mesh is None and n_init > 1 and n_init * X.shape[0] * k * d <= _VMAP_LIMIT:
-        ps, infos = _fit_many(keys, X, w, jnp.asarray(tol, dt), jnp.asarray(reg_covar, dt), k=k,
-                              covariance_type=covariance_type, init=init, chunk=chunk, max_iter=max_iter)
-        lbs = np.asarray(infos.lower_bound)
-        best = int(np.argmax(np.where(np.isnan(lbs), -np.inf, lbs))) if max_iter > 0 else 0
-        params, info = jax.tree.map(lambda a: a[best], (ps, infos))
-        _check_finite_params(params)
-    else:
-        params = info = None
-        for i in range(n_init):
-            p0 = init_params(keys[i], X, k, covariance_type, init=init, reg_covar=reg_covar, sample_weight=w, chunk_size=chunk_size)
-            p, inf = fit_em(X, p0, max_iter=max_iter, tol=tol, reg_covar=reg_covar, chunk_size=chunk_size, sample_weight=w)
-            if info is None or float(inf.lower_bound) > float(info.lower_bound):
-                params, info = p, inf
-    if warn and max_iter > 0 and not bool(info.converged):
-        from sklearn.exceptions import ConvergenceWarning
-
-        warnings.warn(_CONVERGENCE_MSG, ConvergenceWarning, stacklevel=2)
+    params, info, _ = _fit(key, X, n_components, covariance_type, n_init=n_init, init=init, max_iter=max_iter,
+                           tol=tol, reg_covar=reg_covar, chunk_size=chunk_size, sample_weight=sample_weight, warn=warn)
     return params, info
