@@ -41,6 +41,7 @@ test: $(VENV)/.installed
 # machine add --threads 1 (one thread each, pinned): default thread pools collapse under contention.
 bench: $(VENV)/.installed
 	$(BIN)/python scripts/bench_gmm.py
+	$(BIN)/python scripts/bench_small.py   # small data: GridSearchCV of 40 GMM fits and one fit, cold and warm, vs scikit-learn
 	$(BIN)/python scripts/bench_ppca.py
 	$(BIN)/python scripts/bench_bayes.py
 	$(BIN)/python scripts/bench_vae.py --threads 1    # PyTorch eager and torch.compile columns: pip install -e '.[bench]'
