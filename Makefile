@@ -30,12 +30,13 @@ data: $(VENV)/.installed
 
 # `make data` first; where that fails (no network), the tests that need a missing data set skip, each with the
 # one reason "data set 'mnist' is not in the data folder ...: run `make data`", and the run stays green.
-# Two workers (pytest-xdist), one test file each at a time: the suite is compile-bound and mostly
-# single-threaded, so two workers use both cores of a CI machine (times in README, Development).
+# Three workers (pytest-xdist), one test file each at a time: the suite is compile-bound and mostly
+# single-threaded; a third worker fills the gaps where a worker waits on a subprocess or the disk
+# (2 cores: 10 min 35 s with three workers, 11 min 06 s with two; times in README, Development).
 # TESTS: optional test files or pytest arguments (default: the whole suite).
 test: $(VENV)/.installed
 	@($(FETCH_DATA)) || echo "make test: the data sets above could not be fetched; the tests that need them will skip"
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(TESTS)
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile $(TESTS)
 
 # Each benchmark prints the machine and library versions beside its ratios. On a shared or loaded
 # machine add --threads 1 (one thread each, pinned): default thread pools collapse under contention.
