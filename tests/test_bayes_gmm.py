@@ -271,7 +271,8 @@ def test_nuts_small(nuts_fit, faithful_std):
     # occupied weights (measured R-hat 1.00, 1.00, 1.00 with 300 warm-up steps and 150 draws per chain;
     # 150 warm-up steps left one chain unconverged, R-hat 1.48). The empty third
     # weight, at the scale exp(-1 / alpha0) under alpha0 = 0.05, mixes far more slowly (R-hat 2.2, ESS 3
-    # here; the known limit of NUTS under a sparse Dirichlet, README): it is reported, not asserted.
+    # here; the known limit of NUTS under a sparse Dirichlet, README): its R-hat is not asserted, only
+    # that the diagnostics see it as the least mixed quantity.
     identified = ["data_loglik", "sorted_weights[0]", "sorted_weights[1]"]
     assert diag.loc[identified, "r_hat"].max() < 1.05, diag
     assert diag.loc["sorted_weights[2]", "ess_bulk"] < diag.loc["sorted_weights[0]", "ess_bulk"]
