@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from jaxgen import cli, runner
-from jaxgen.train import TIMING_KEYS
 
 TRAIN = '''
 import time
@@ -203,8 +202,7 @@ def test_sigint_and_sigterm_stop_at_a_checkpoint_and_resume_to_the_same_numbers(
 
     ref = runner.run_experiment("toytrain", out=tmp_path / "ref", echo=False)  # uninterrupted, in-process
     for key in ("loss", "w", "history"):
-        assert resumed[key] == ref.metrics[key], key
-    assert "train_s" in TIMING_KEYS  # machine-dependent: not compared
+        assert resumed[key] == ref.metrics[key], key  # train_s (in TIMING_KEYS) is machine-dependent: not compared
 
 
 def assert_fits_checkpointed(run_dir: Path, names) -> None:

@@ -993,21 +993,24 @@ def run_experiment(
             x64 = bool(config.get("x64", False))
             with jax.enable_x64(x64):
                 metrics = exp.module.run(config, run)
-            late = interrupts.requested()
-            if late is not None:  # arrived as run() returned (or was dropped by a gc callback): the results are whole
-                interrupts.clear()
-                run.log(f"({late} received as the run finished; its results are complete and written)")
             if not isinstance(metrics, Mapping):
                 raise ExperimentError(f"Experiment {exp.name!r}: run() must return a dict of metrics, "
                                       f"got {type(metrics).__name__}.")
-            wall = time.perf_counter() - start + previous_wall
-            metrics = to_jsonable(metrics)
-            _write_json(out / "metrics.json", metrics)
-            info.update(status="completed", wall_time_s=round(wall, 3), figures=run.figures)
-            _write_json(out / "run.json", info)
-            run.log(f"metrics written to {out / 'metrics.json'} ({wall:.1f} s"
-                    + (f" over {info['sessions']} sessions)" if resumed else ")"))
+            with interrupts.deferred():  # a signal now must not cut metrics.json short or undo "completed"
+                wall = time.perf_counter() - start + previous_wall
+                metrics = to_jsonable(metrics)
+                _write_json(out / "metrics.json", metrics)
+                info.update(status="completed", wall_time_s=round(wall, 3), figures=run.figures)
+                _write_json(out / "run.json", info)
+                run.log(f"metrics written to {out / 'metrics.json'} ({wall:.1f} s"
+                        + (f" over {info['sessions']} sessions)" if resumed else ")"))
+            late = interrupts.requested()
+            if late is not None:  # arrived as the run finished (or was dropped by a gc callback): the results are whole
+                interrupts.clear()
+                run.log(f"({late} received as the run finished; its results are complete and written)")
     except BaseException as e:
+        if info.get("status") == "completed":  # e.g. a second Ctrl-C after the results were written
+            raise
         if isinstance(e, KeyboardInterrupt):
             e.run_dir = out  # for the command line's one-line message
         if isinstance(e, RunFolderConflict) and resumed:

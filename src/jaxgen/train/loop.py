@@ -380,8 +380,6 @@ def fit_trainer(
                     lines.period(record, names, steps=done - start_step, seconds=time.perf_counter() - t_periods)
                 bar.set_postfix(**{k: f"{record[k]:.4g}" for k in names[:2]}, ex_per_s=f"{record['examples_per_s']:.3g}")
                 bar.update(1)
-                if interrupts.requested() and done < sched.total:
-                    raise _interrupted(ckpt, state, done, history, fingerprint)
         return state, history
 
 
