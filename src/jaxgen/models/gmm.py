@@ -368,14 +368,17 @@ _map_rows_quick = partial(jax.jit, static_argnames=("fn", "chunk"), compiler_opt
 
 
 def _is_small(n_rows: int, n_components: int, n_features: int) -> bool:
-    return n_rows * n_components * n_features <= _BUCKET_WORK
+    """Whether the problem is run padded: judged on the padded work, so that padding (K to at least 8,
+    N to a power of two) never multiplies the work of a problem near the threshold."""
+    padded = power_of_two_at_least(n_rows, _MIN_ROWS) * power_of_two_at_least(n_components, _MIN_BUCKET)
+    return padded * n_features <= _BUCKET_WORK
 
 
 def _k_bucket(n_rows: int, n_components: int, n_features: int) -> int:
     """The padded number of components for a problem of this size: ``(int, int, int) -> int``."""
     if not _is_small(n_rows, n_components, n_features):
         return n_components
-    return max(_MIN_BUCKET, 1 << (n_components - 1).bit_length())
+    return power_of_two_at_least(n_components, _MIN_BUCKET)
 
 
 def _quick_compile() -> bool:
@@ -530,7 +533,9 @@ def sample(key, params: GMMParams, n: int):
         raise ValueError(f"params must be a GMMParams, got {type(params).__name__}.")
     n_pad = power_of_two_at_least(n, 64)
     x, labels = _sample(key, params, n_pad)
-    return (x, labels) if n_pad == n else (x[:n], labels[:n])
+    if n_pad == n:
+        return x, labels
+    return jax.device_put((np.asarray(x)[:n], np.asarray(labels)[:n]))  # a device slice would compile per n
 
 
 def n_parameters(params: GMMParams) -> int:
