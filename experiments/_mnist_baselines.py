@@ -46,9 +46,10 @@ def n_params(tree) -> int:
 def log_every(steps_per_epoch: int) -> int:
     """Steps per log period (and checkpoint, and point where an interrupt is acted on): the divisor of
     ``steps_per_epoch`` nearest to a tenth of it, but not below 50 steps (short epochs, quick runs: one
-    period per epoch), so that equal periods tile each epoch (781 steps: 71)."""
+    period per epoch), so that equal periods tile each epoch (781 steps: 71). Divisors below half that
+    target are never taken: a prime number of steps gets one period per epoch, not one per step."""
     target = max(steps_per_epoch / 10, min(steps_per_epoch, 50))
-    divisors = [d for d in range(1, steps_per_epoch + 1) if steps_per_epoch % d == 0]
+    divisors = [d for d in range(1, steps_per_epoch + 1) if steps_per_epoch % d == 0 and d >= target / 2]
     return min(divisors, key=lambda d: (abs(d - target), d))
 
 

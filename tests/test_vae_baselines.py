@@ -60,3 +60,12 @@ def test_diagonal_gaussian_is_the_per_pixel_normal_with_floored_variances(exp):
     expected = (stats.norm.logpdf(X_test[:, :2], X_train[:, :2].mean(0), X_train[:, :2].std(0)).sum(1)
                 + stats.norm.logpdf(X_test[:, 2], 0.5, 0.1))
     np.testing.assert_allclose(exp.diagonal_gaussian(X_train, X_test, 0.01), expected, rtol=1e-12)
+
+
+def test_mnist_baselines_log_periods_tile_the_epoch_and_are_never_one_step():
+    """Equal log periods near a tenth of an epoch (781 steps: 71); a prime step count gets one period
+    per epoch instead of one per step (a checkpoint every step)."""
+    base = runner.sibling_module(EXPERIMENTS / "vaegan_mnist.py", "_mnist_baselines")
+    for per, expected in [(781, 71), (500, 50), (101, 101), (254, 127), (8, 8), (100, 50)]:
+        assert base.log_every(per) == expected, per
+        assert per % base.log_every(per) == 0
