@@ -59,8 +59,9 @@ these rows): grid default 25 / 25 on all 5 seeds (HQ 93.6, 92.6, 90.1, 93.9, 90.
 0.007); grid non-saturating with pack 4: 24, 25, 25, 25, 25 modes, HQ 20.2, 38.1, 71.6, 59.3, 58.6 %
 (KL 0.278; with the old split, seeds 0-4: 15-22 modes, HQ under 7 %): the released packing recovers
 the modes but not the sample quality at this budget, so the goal is still missed; ring
-non-saturating with pack 2: 8 / 8 on all 5 seeds, HQ 97.0-97.6 %; grid WGAN-GP as published, seed 5
-only: 24 / 25, HQ 22.6 %, climbing steadily (stable but slow at lr 1e-4 and 12 000 generator steps).
+non-saturating with pack 2: 8 / 8 on all 5 seeds, HQ 97.0-97.6 %; grid WGAN-GP as published, seeds 5
+and 6: 24 and 20 / 25, HQ 22.6 and 1.9 %; seed 5 climbed steadily, seed 6 never settled (EMA modes
+between 7 and 15 from step 1 000 on), so the published settings do not cure the old row's instability.
 
 ``metrics.json`` also holds, per row, the metrics of each seed's zero-step generator
 (``untrained_modes``, ``untrained_high_quality_pct``: the state ``fit_trainer`` starts from, sampled
